@@ -92,3 +92,15 @@ def write_metrics(stage: str, metrics: dict[str, Any], metrics_dir: str | Path =
     path = Path(metrics_dir) / f"{stage}.json"
     write_json(path, metrics)
     return path
+
+
+RUNTIME_DIR = Path("runtime")
+
+
+def write_runtime(stage: str, runtime: dict[str, Any], runtime_dir: str | Path = RUNTIME_DIR) -> Path:
+    """Write `runtime/<stage>.json`: how a run went (seconds, throughput, requests sent, cache hits,
+    dollars paid this time). Not a DVC metric nor an out, and ignored by git, so `dvc metrics diff`
+    and `dvc.lock` move only with results; MLflow gets the same figures where a run is tracked."""
+    path = Path(runtime_dir) / f"{stage}.json"
+    write_json(path, runtime)
+    return path
