@@ -384,6 +384,13 @@ class BenchSection(Section):
     preference set, as in the training data), a reference answer per system message and one 1-5
     rubric per preference dimension."""
 
+    # The published Multifaceted-Bench (`hub:kaist-ai/Multifaceted-Bench`, or a local
+    # .parquet/.jsonl/.json in its layout) imported row by row instead of building a bench;
+    # None builds one from `sources` as C.1 describes.
+    published: str | None
+    published_split: str
+    # Data file mapping each fine-grained `source` to its Table 2 column (a BENCH_SOURCE_NAMES key).
+    source_columns_path: str
     sources: dict[str, BenchSourceConfig] = Field(default_factory=dict)
     instructions_per_source: int = Field(63, ge=1)  # paper: 315 instructions over 5 sources
     # paper: 3 (945 rows); >= 2 because response diversity compares a model's answers to them
@@ -537,7 +544,13 @@ class JudgeSection(Section):
     # [RESULT] N", parsed strictly; auto: structured unless the judge endpoint has no
     # structured-output mode (llm.judge.structured_output: prompt).
     format: Literal["auto", "structured", "text"] = "auto"
-    max_parse_retries: int = Field(2, ge=0)  # new samples asked for after an unparseable answer
+    # Show the judge the system message too (F.2 and the official script: no; Table 8 compares).
+    include_system_message: bool
+    # Steerability (beyond the paper): repeats of grading each system-condition response against
+    # the rubrics of another system message of the same instruction; 0 turns it off.
+    steerability_repeats: int = Field(ge=0)
+    bootstrap_resamples: int = Field(ge=1)  # 95% CIs: resamples of bench items
+    bootstrap_seed: int
     feedback_max_chars: int = Field(1000, ge=10)  # schema maxLength; keeps CPU judging short
     generation: GenerationParams = Field(
         default_factory=lambda: GenerationParams(temperature=1.0, max_tokens=1024)

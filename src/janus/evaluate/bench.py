@@ -7,20 +7,31 @@ Self-Instruct; local files or hub datasets). Any instruction that the training d
 exactly as the training ones are (a preference set, then a system message written from it, with
 the data stage's own functions and templates), one reference answer per system message (the gold
 response step), and one 1-5 score rubric per preference dimension (one structured call returns
-all of them). Rows keep the published Multifaceted-Bench columns plus stable ids.
+all of them).
 
-A row that misses a field, or a rubric that misses a score level, is counted and dropped, never
-passed on half-made. The train-test ROUGE-L of system messages (Figure 5) is measured here.
+Or, with `bench.published` set, the published Multifaceted-Bench (hub or a local file) is
+imported instead: validated row by row (`rows.PublishedBenchRow`), given a stable content-derived
+id, bad rows counted by reason.
+
+Either way rows are written in the published layout (`rows.BenchRow`: `rubrics` as
+``{criteria, score_descriptions: {"1".."5"}}``) plus `id`, `instruction_id` and `benchmark`, the
+Table 2 column its fine-grained `source` counts in (the mapping is a data file,
+`bench.source_columns_path`). A row that misses a field, or a rubric that misses a score level,
+is counted and dropped, never passed on half-made. The train-test ROUGE-L of system messages
+(Figure 5) is measured here.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from janus.config import (
     BENCH_SOURCE_NAMES,
@@ -48,6 +59,16 @@ from janus.data.system_messages import (
 )
 from janus.data.taxonomy import Taxonomy, load_taxonomy
 from janus.evaluate.diversity import max_rouge_l_each
+from janus.evaluate.rows import (
+    BenchRow,
+    PublishedBenchRow,
+    Rubric,
+    content_id,
+    instruction_key,
+    llm_schema,
+    rubric_set_model,
+    validate_rows,
+)
 from janus.io import read_jsonl
 from janus.logging_utils import get_logger
 from janus.prompts import render_messages
@@ -57,11 +78,7 @@ log = get_logger(__name__)
 BENCH_PATH = Path("data/bench.jsonl")  # what infer reads (janus.infer.responses.BENCH_PATH)
 TRAIN_TEST_ROUGE_PATH = Path("reports/plots/train_test_rouge.json")
 
-# The published Multifaceted-Bench columns, after our stable ids.
-BENCH_COLUMNS = ("source", "system", "prompt", "reference_answer", "rubrics", "preference_set")
-ID_COLUMNS = ("id", "instruction_id")
-SCORE_LEVELS = tuple(f"score{level}_description" for level in range(1, 6))
-RUBRIC_FIELDS = ("criteria", *SCORE_LEVELS)
+UNMAPPED = "unmapped"  # the column of a source the mapping file does not name
 
 
 def normalize_instruction(text: str) -> str:
@@ -70,64 +87,114 @@ def normalize_instruction(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# row validation (also used by the judge on whatever bench file it is given)
+# rows in the published layout (also used by the judge and report on whatever file they get)
 # ---------------------------------------------------------------------------------------------
 
 
-def _nonempty_text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def rubric_problems(rubric: Any, where: str) -> list[str]:
-    """What is wrong with one rubric: not an object, no criteria, a missing score level."""
-    if not isinstance(rubric, dict):
-        return [f"{where}: not an object"]
-    problems = []
-    for field in RUBRIC_FIELDS:
-        if not _nonempty_text(rubric.get(field)):
-            kind = "missing_score_level" if field in SCORE_LEVELS else "missing_criteria"
-            problems.append(f"{kind}: {where} lacks {field}")
-    return problems
-
-
-def bench_row_problems(row: Any) -> list[str]:
-    """Every reason a bench row is unusable, each prefixed by its metrics key; [] when valid."""
-    if not isinstance(row, dict):
-        return ["not_an_object: row is not a JSON object"]
-    problems = []
-    for field in ("id", "source", "system", "prompt", "reference_answer"):
-        if not _nonempty_text(row.get(field)):
-            problems.append(f"missing_field: {field} is missing or empty")
-    rubrics = row.get("rubrics")
-    if not isinstance(rubrics, list) or not rubrics:
-        problems.append("missing_field: rubrics is missing or empty")
-    else:
-        for index, rubric in enumerate(rubrics):
-            problems += rubric_problems(rubric, f"rubric {index}")
-    if not isinstance(row.get("preference_set"), list):
-        problems.append("missing_field: preference_set is missing or not a list")
-    return problems
-
-
-def problem_key(problem: str) -> str:
-    return problem.split(":", 1)[0]
-
-
 def read_bench(path: Path | str) -> tuple[list[dict[str, Any]], Counter]:
-    """The valid rows of a bench file, and the count of dropped rows by reason (logged)."""
+    """The valid rows of a bench file (as dicts), and the count of dropped rows by reason."""
     rows, dropped = [], Counter()
     seen_ids: set[str] = set()
-    for number, row in enumerate(read_jsonl(path), start=1):
-        problems = bench_row_problems(row)
-        if not problems and row["id"] in seen_ids:
-            problems = [f"duplicate_id: id {row['id']!r} appears more than once"]
-        if problems:
-            dropped[problem_key(problems[0])] += 1
-            log.warning("%s:%d: bench row dropped: %s", path, number, "; ".join(problems))
+    valid, reasons, messages = validate_rows(BenchRow, list(read_jsonl(path)))
+    dropped.update(reasons)
+    for message in messages:
+        log.warning("%s: bench %s (dropped)", path, message)
+    for row in valid:
+        if row.id in seen_ids:
+            dropped["duplicate_id"] += 1
+            log.warning("%s: bench id %r appears more than once (dropped)", path, row.id)
             continue
-        seen_ids.add(row["id"])
-        rows.append(row)
+        seen_ids.add(row.id)
+        rows.append(row.dump())
     return rows, dropped
+
+
+def _label_key(label: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", label.casefold())
+
+
+@dataclass(frozen=True)
+class SourceColumns:
+    """Fine-grained `source` -> Table 2 column (a BENCH_SOURCE_NAMES key), from the data file."""
+
+    columns: dict[str, str]  # normalised label -> column
+    default: str | None
+
+    @classmethod
+    def load(cls, path: Path | str) -> SourceColumns:
+        data = yaml.safe_load(Path(path).read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
+            raise ValueError(f"{path}: expected `columns: {{benchmark: [labels]}}` and `default`")
+        default = data.get("default")
+        columns: dict[str, str] = {}
+        for column, labels in data["columns"].items():
+            if column not in BENCH_SOURCE_NAMES:
+                raise ValueError(f"{path}: unknown column {column!r} ({list(BENCH_SOURCE_NAMES)})")
+            for label in [column, *labels]:
+                key = _label_key(str(label))
+                if columns.get(key, column) != column:
+                    raise ValueError(f"{path}: {label!r} is listed under two columns")
+                columns[key] = column
+        if default is not None and default not in BENCH_SOURCE_NAMES:
+            raise ValueError(f"{path}: default {default!r} is not one of {list(BENCH_SOURCE_NAMES)}")
+        return cls(columns, default)
+
+    def column(self, source: str) -> str:
+        return self.columns.get(_label_key(source), self.default or UNMAPPED)
+
+
+def import_published(
+    config: BenchSection, columns: SourceColumns, root: Path
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The published Multifaceted-Bench as bench rows, and the import's counts."""
+    assert config.published is not None
+    raw_rows, unreadable = [], 0
+    for raw in read_rows(config.published, config.published_split, root=root):
+        if raw.data is None:
+            unreadable += 1
+            log.warning("published bench row %d unreadable: %s", raw.number, raw.error)
+            continue
+        raw_rows.append(raw.data)
+    valid, dropped, messages = validate_rows(PublishedBenchRow, raw_rows)
+    for message in messages[:20]:
+        log.warning("published bench %s (dropped)", message)
+    if unreadable:
+        dropped["unreadable"] += unreadable
+    rows, seen = [], set()
+    unmapped: Counter = Counter()
+    for row in valid:
+        row_id = content_id(row.source, row.system, row.prompt)
+        if row_id in seen:
+            dropped["duplicate_row"] += 1
+            continue
+        seen.add(row_id)
+        benchmark = columns.column(row.source)
+        if benchmark == UNMAPPED:
+            unmapped[row.source] += 1
+        bench_row = BenchRow(
+            id=row_id,
+            instruction_id=instruction_key(row.prompt),
+            source=row.source,
+            benchmark=benchmark,
+            system=row.system,
+            prompt=row.prompt,
+            reference_answer=row.reference_answer,
+            rubrics=row.rubrics,
+            preference_set=row.preference_set,
+        )
+        rows.append(bench_row.dump())
+    if unmapped:
+        log.warning(
+            "published bench: %d rows of %d source label(s) have no Table 2 column in %s",
+            sum(unmapped.values()), len(unmapped), config.source_columns_path,
+        )
+    metrics = {
+        "published": config.published,
+        "published_rows": len(raw_rows) + unreadable,
+        "dropped": dict(sorted(dropped.items())),
+        "unmapped_sources": dict(sorted(unmapped.items())),
+    }
+    return rows, metrics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,38 +334,41 @@ def select_instructions(
 
 
 def rubric_schema(dimensions: Sequence[str], max_chars: int) -> dict[str, Any]:
-    """One structured answer holding every dimension's rubric, each with all five levels."""
-    text = {"type": "string", "minLength": 1, "maxLength": max_chars}
-    rubric = {
-        "type": "object",
-        "properties": {field: text for field in RUBRIC_FIELDS},
-        "required": list(RUBRIC_FIELDS),
-        "additionalProperties": False,
-    }
-    return {
-        "type": "object",
-        "properties": {dimension: rubric for dimension in dimensions},
-        "required": list(dimensions),
-        "additionalProperties": False,
-    }
+    """One structured answer holding every dimension's rubric (`rows.Rubric`), all five levels."""
+    return llm_schema(rubric_set_model(tuple(dimensions)), max_chars)
 
 
 def rubrics_from_object(
     value: Any, dimensions: Sequence[str]
-) -> tuple[list[dict[str, str]], list[str]]:
-    """{dimension: rubric} -> rubrics in dimension order, and the problems found (e.g. a level
-    that is only whitespace, which a schema's minLength lets through)."""
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """{dimension: rubric} -> rubrics in dimension order (whitespace collapsed), and the
+    problems found (e.g. a level that is only whitespace, which a schema's minLength lets
+    through), each prefixed by its metrics key."""
     if not isinstance(value, dict):
         return [], [f"not_an_object: rubrics answer is {type(value).__name__}"]
     rubrics, problems = [], []
     for dimension in dimensions:
         rubric = value.get(dimension)
-        found = rubric_problems(rubric, f"rubric {dimension}")
-        if found:
-            problems += found
+        if isinstance(rubric, dict):
+            rubric = {
+                "criteria": _collapse(rubric.get("criteria")),
+                "score_descriptions": {
+                    key: _collapse(text)
+                    for key, text in (rubric.get("score_descriptions") or {}).items()
+                }
+                if isinstance(rubric.get("score_descriptions"), dict)
+                else rubric.get("score_descriptions"),
+            }
+        valid, reasons, messages = validate_rows(Rubric, [rubric])
+        if reasons:
+            problems += [f"{next(iter(reasons))}: rubric {dimension}: {messages[0]}"]
             continue
-        rubrics.append({field: " ".join(rubric[field].split()) for field in RUBRIC_FIELDS})
+        rubrics.append(valid[0].model_dump(by_alias=True))
     return rubrics, problems
+
+
+def _collapse(text: Any) -> Any:
+    return " ".join(text.split()) if isinstance(text, str) else text
 
 
 def build_rubric_request(row: dict[str, Any], dimensions: Sequence[str], config: BenchSection):
@@ -432,19 +502,22 @@ def generate_bench_rows(
         candidate = {
             "id": row["id"],
             "instruction_id": row["instruction_id"],
-            "source": row["source"],
+            "source": row["source"],  # ours: the benchmark itself, its own Table 2 column
+            "benchmark": row["source"],
             "system": row["system"],
             "prompt": row["prompt"],
             "reference_answer": answer,
             "rubrics": rubrics,
             "preference_set": row["preference_set"],
         }
-        problems += bench_row_problems(candidate) if not problems else []
+        if not problems:
+            valid, reasons, messages = validate_rows(BenchRow, [candidate])
+            problems = [f"{next(iter(reasons))}: {messages[0]}"] if reasons else []
         if problems:
-            dropped[problem_key(problems[0])] += 1
+            dropped[problems[0].split(":", 1)[0]] += 1
             log.warning("bench %s dropped: %s", row["id"], "; ".join(problems))
             continue
-        bench.append(candidate)
+        bench.append(valid[0].dump())
     metrics = {
         "requested_rows": len(instructions) * config.system_messages_per_instruction,
         "dropped": dict(sorted(dropped.items())),
@@ -492,6 +565,36 @@ def build_bench(
     """(bench rows, train-test ROUGE-L per row, metrics) for `params.bench`."""
     root = Path(root)
     config = params.bench
+    columns = SourceColumns.load(root / config.source_columns_path)
+    if config.published is not None:
+        bench, import_metrics = import_published(config, columns, root)
+        if not bench:
+            raise RuntimeError(f"bench: no usable row in {config.published}: {import_metrics}")
+        source_metrics: dict[str, Any] = {}
+    else:
+        bench, import_metrics, source_metrics = _build_own(params, inputs, root)
+    training_systems = [
+        row["system"]
+        for row in read_jsonl(inputs.collection)
+        if isinstance(row.get("system"), str) and row["system"].strip()
+    ]
+    similarity_rows, similarity = train_test_similarity(bench, training_systems, config)
+    per_benchmark = Counter(row["benchmark"] for row in bench)
+    metrics = {
+        "rows": len(bench),
+        "instructions": len({row["instruction_id"] for row in bench}),
+        "rows_per_source": dict(sorted(per_benchmark.items())),  # per Table 2 column
+        "sources": source_metrics,
+        **import_metrics,
+        "train_test_rouge_l": similarity,
+    }
+    return bench, similarity_rows, metrics
+
+
+def _build_own(
+    params: Params, inputs: BenchInputs, root: Path
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    config = params.bench
     taxonomy = load_taxonomy(inputs.taxonomy)
     training_keys = training_instruction_keys(inputs.training_instructions)
     instructions, source_metrics = select_instructions(config, training_keys, root)
@@ -503,19 +606,7 @@ def build_bench(
     )
     if not bench:
         raise RuntimeError(
-            f"bench: no usable row out of {generation_metrics['requested_rows']}: {generation_metrics['dropped']}"
+            f"bench: no usable row out of {generation_metrics['requested_rows']}: "
+            f"{generation_metrics['dropped']}"
         )
-    training_systems = [
-        row["system"] for row in read_jsonl(inputs.collection) if _nonempty_text(row.get("system"))
-    ]
-    similarity_rows, similarity = train_test_similarity(bench, training_systems, config)
-    per_source = Counter(row["source"] for row in bench)
-    metrics = {
-        "rows": len(bench),
-        "instructions": len({row["instruction_id"] for row in bench}),
-        "rows_per_source": dict(sorted(per_source.items())),
-        "sources": source_metrics,
-        **generation_metrics,
-        "train_test_rouge_l": similarity,
-    }
-    return bench, similarity_rows, metrics
+    return bench, generation_metrics, source_metrics

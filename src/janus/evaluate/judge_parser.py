@@ -1,12 +1,14 @@
 """Strict reading of judge answers, in the paper's text format and as structured objects.
 
-Text format (F.2, Prometheus-style): ``Feedback: <text> [RESULT] <verdict>``. Only the LAST
-``[RESULT]`` marker counts, so a feedback that quotes "[RESULT] 2" or says "Score 3" on the way
-does not leak a number. After that marker there must be nothing but the verdict, optionally
-followed by one period and whitespace. Absolute verdicts are integers 1..5 ("4.5", "4/5",
-"four", "6" are rejected); pairwise verdicts are A, B or TIE. Anything else raises
-`JudgeParseError` with the reason: the caller re-asks, then counts the item as unparsed and keeps
-it out of every mean.
+Text format (F.2, the Prometheus absolute-grading layout): ``Feedback: <text> [RESULT] <verdict>``.
+Only what follows the LAST ``[RESULT]`` marker counts, so a feedback that quotes "[RESULT] 2" or
+says "Score 3" on the way does not leak a number. After that marker there must be nothing but
+the verdict, in one of the forms the reference parsers accept: ``4``, ``(4)``, ``: 4``, ``4/5``,
+``4 out of 5`` (optionally in **bold** and followed by one period). Absolute verdicts are
+integers 1..5: "4.5", "4/10", "6", "four" and "4, but ..." are rejected, each with its reason;
+pairwise verdicts are A, B or TIE. A rejection raises `JudgeParseError` (a ValueError), which the
+LLM client turns into a re-ask; after the last one the judgement is unparsed, counted by reason,
+and kept out of every mean.
 """
 
 from __future__ import annotations
@@ -18,12 +20,27 @@ from typing import Any
 RESULT_MARKER = "[RESULT]"
 SCORE_MIN, SCORE_MAX = 1, 5
 PAIRWISE_VERDICTS = ("A", "B", "TIE")
+REJECTION_REASONS = (
+    "empty_answer",
+    "no_marker",
+    "no_score",
+    "extra_text",
+    "not_an_integer",
+    "wrong_scale",
+    "out_of_range",
+)
 
 _FEEDBACK_PREFIX = re.compile(r"^\s*(?:#+\s*)?feedback\s*:\s*", re.IGNORECASE)
-# The tail after the last marker: a signed/decimal number is captured whole so that "4.5" and
-# "-1" are rejected as what they are, not read as 4 or 1.
-_NUMBER_TAIL = re.compile(r"^\s*([+-]?\d+(?:[.,]\d+)?)\s*\.?\s*$")
-_VERDICT_TAIL = re.compile(r"^\s*([A-Za-z]+)\s*\.?\s*$")
+# The tail after the last marker. A signed/decimal number is captured whole so that "4.5" and
+# "-1" are rejected as what they are, not read as 4 or 1; "/N" and "out of N" name the scale.
+_NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
+_SCORE_TAIL = re.compile(
+    rf"^[:=]?\s*\(?\s*(?P<score>{_NUMBER})\s*"
+    rf"(?:(?:/|out\s+of)\s*(?P<scale>{_NUMBER})\s*)?\)?\s*\.?$",
+    re.IGNORECASE,
+)
+_VERDICT_TAIL = re.compile(r"^[:=]?\s*\(?\s*([A-Za-z]+)\s*\)?\s*\.?$")
+_DIGIT = re.compile(r"\d")
 
 
 class JudgeParseError(ValueError):
@@ -60,30 +77,40 @@ def check_score(value: Any) -> int:
     return value
 
 
+def _clean_tail(tail: str) -> str:
+    # Markdown emphasis around a verdict ("**4**") is formatting, not content.
+    return tail.replace("*", "").strip()
+
+
 def parse_absolute_text(text: str | None) -> Judgement:
     feedback, tail = _split_on_last_marker(text)
-    match = _NUMBER_TAIL.match(tail)
+    tail = _clean_tail(tail)
+    match = _SCORE_TAIL.match(tail)
     if match is None:
-        preview = tail.strip()[:40]
-        raise JudgeParseError(
-            "no_score", f"no integer score after the last {RESULT_MARKER}: {preview!r}"
-        )
-    number = match.group(1)
+        preview = tail[:40]
+        if _DIGIT.search(tail):
+            raise JudgeParseError(
+                "extra_text", f"more than a score after the last {RESULT_MARKER}: {preview!r}"
+            )
+        raise JudgeParseError("no_score", f"no score after the last {RESULT_MARKER}: {preview!r}")
+    number, scale = match.group("score"), match.group("scale")
     if not re.fullmatch(r"[+-]?\d+", number):
         raise JudgeParseError("not_an_integer", f"score is not an integer: {number!r}")
+    if scale is not None and scale != str(SCORE_MAX):
+        raise JudgeParseError("wrong_scale", f"score given out of {scale}, not {SCORE_MAX}")
     return Judgement(feedback=feedback, verdict=check_score(int(number)))
 
 
 def parse_pairwise_text(text: str | None) -> Judgement:
     feedback, tail = _split_on_last_marker(text)
+    tail = _clean_tail(tail)
     match = _VERDICT_TAIL.match(tail)
     verdict = match.group(1).upper() if match else None
     if verdict not in PAIRWISE_VERDICTS:
-        preview = tail.strip()[:40]
         raise JudgeParseError(
             "no_verdict",
             f"no verdict ({'/'.join(PAIRWISE_VERDICTS)}) after the last {RESULT_MARKER}: "
-            f"{preview!r}",
+            f"{tail[:40]!r}",
         )
     return Judgement(feedback=feedback, verdict=verdict)
 
@@ -117,28 +144,14 @@ def parse_pairwise_object(obj: Any) -> Judgement:
 
 
 def absolute_schema(feedback_max_chars: int) -> dict[str, Any]:
-    """JSON schema of a structured absolute judgement."""
-    return {
-        "type": "object",
-        "properties": {
-            "feedback": {"type": "string", "minLength": 1, "maxLength": feedback_max_chars},
-            # an enum, not minimum/maximum: constrained decoders (outlines) enforce enums but
-            # not numeric bounds
-            "score": {"type": "integer", "enum": list(range(SCORE_MIN, SCORE_MAX + 1))},
-        },
-        "required": ["feedback", "score"],
-        "additionalProperties": False,
-    }
+    """JSON schema of a structured absolute judgement (from `rows.AbsoluteJudgement`)."""
+    from janus.evaluate.rows import AbsoluteJudgement, llm_schema
+
+    return llm_schema(AbsoluteJudgement, feedback_max_chars)
 
 
 def pairwise_schema(feedback_max_chars: int) -> dict[str, Any]:
-    """JSON schema of a structured pairwise judgement."""
-    return {
-        "type": "object",
-        "properties": {
-            "feedback": {"type": "string", "minLength": 1, "maxLength": feedback_max_chars},
-            "winner": {"type": "string", "enum": list(PAIRWISE_VERDICTS)},
-        },
-        "required": ["feedback", "winner"],
-        "additionalProperties": False,
-    }
+    """JSON schema of a structured pairwise judgement (from `rows.PairwiseJudgement`)."""
+    from janus.evaluate.rows import PairwiseJudgement, llm_schema
+
+    return llm_schema(PairwiseJudgement, feedback_max_chars)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from janus.config import LLMConfig
@@ -85,9 +85,17 @@ class LLMClient:
     # -- generation --------------------------------------------------------------------------
 
     def generate(
-        self, requests: Iterable[ChatRequest], desc: str = "generating"
+        self,
+        requests: Iterable[ChatRequest],
+        desc: str = "generating",
+        parse: Callable[[ChatResult], Any] | None = None,
     ) -> list[ChatResult]:
-        """One result per request, in order. Per-item failures land in `result.error`."""
+        """One result per request, in order. Per-item failures land in `result.error`.
+
+        `parse(result)` reads an answer (its `text`, and `parsed` when the request has a schema)
+        and returns what `result.parsed` becomes, or raises ValueError: the answer then counts as
+        invalid and is re-asked like a schema violation (`max_invalid_retries`); the last
+        rejection stays in `result.rejection`, so callers can count failures by reason."""
         requests = list(requests)
         for request in requests:
             if request.schema is not None:
@@ -128,13 +136,19 @@ class LLMClient:
             self.stats.cost_usd += self._cost(generation)
             result.text = generation.text
             result.finish_reason = generation.finish_reason
-            if request.schema is None:
+            if request.schema is None and parse is None:
                 finish(index)
                 return
+            # answers checked by a schema or a parse function (valid_output_rate's denominator)
             self.stats.extra["schema_outputs"] += 1
+            result.rejection = None
             try:
-                result.parsed = parse_and_validate(generation.text, request.schema)
-            except InvalidOutput as invalid:
+                if request.schema is not None:
+                    result.parsed = parse_and_validate(generation.text, request.schema)
+                if parse is not None:
+                    result.parsed = parse(result)
+            except ValueError as invalid:  # InvalidOutput, or the parse function's rejection
+                result.rejection, result.parsed = invalid, None
                 self.stats.invalid_outputs += 1
                 if generation.finish_reason == "length":
                     invalid = InvalidOutput(f"truncated at max_tokens; {invalid}")

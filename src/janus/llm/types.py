@@ -35,6 +35,7 @@ class ChatResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None  # of the last answer: stop | length (cut off by max_tokens)
+    rejection: Exception | None = None  # the caller's parse function's last ValueError, if any
 
     @property
     def ok(self) -> bool:
