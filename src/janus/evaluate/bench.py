@@ -136,7 +136,9 @@ class SourceColumns:
                     raise ValueError(f"{path}: {label!r} is listed under two columns")
                 columns[key] = column
         if default is not None and default not in BENCH_SOURCE_NAMES:
-            raise ValueError(f"{path}: default {default!r} is not one of {list(BENCH_SOURCE_NAMES)}")
+            raise ValueError(
+                f"{path}: default {default!r} is not one of {list(BENCH_SOURCE_NAMES)}"
+            )
         return cls(columns, default)
 
     def column(self, source: str) -> str:
@@ -186,7 +188,9 @@ def import_published(
     if unmapped:
         log.warning(
             "published bench: %d rows of %d source label(s) have no Table 2 column in %s",
-            sum(unmapped.values()), len(unmapped), config.source_columns_path,
+            sum(unmapped.values()),
+            len(unmapped),
+            config.source_columns_path,
         )
     metrics = {
         "published": config.published,

@@ -1,20 +1,24 @@
 """Stage `judge` (F.2): LLM-as-a-judge on the Multifaceted Bench.
 
-Absolute grading: every response is graded once per rubric (instruction, system message,
-response, reference answer and one rubric in; feedback and an integer 1-5 out). An item's score
-is the mean of its rubric scores; a model's score per benchmark is the mean over items; the whole
-judging is repeated `judge.repeats` times with different samples (sample_index), and the mean and
-the spread (sample std) over repeats are reported.
+Absolute grading, as the paper did: every response is graded once per rubric (4 per item) in the
+Prometheus absolute-grading layout (task description, instruction, response, reference answer,
+score rubric; "Feedback: ... [RESULT] N"). F.2 and the official script give the judge no system
+message; `judge.include_system_message` adds it (the F.2 setting is off). An item's score is the
+mean of its rubric scores; a model's score per Table 2 column is the mean over items; the whole
+judging is repeated `judge.repeats` times (sample_index), and the mean over repeats is reported
+with the sample std over repeats and a bootstrap 95% CI over bench items (`stats`).
 
-Format: `structured` asks for {feedback, score} under a JSON schema (the local backend decodes
-under it; the client re-asks invalid answers, `llm.judge.max_invalid_retries`); `text` asks for the
-paper's "Feedback: ... [RESULT] N" and parses it strictly (`judge_parser`), re-asking an
-unparseable answer as a new sample up to `judge.max_parse_retries` times.
+Format: `structured` asks for `rows.AbsoluteJudgement` under its JSON schema; `text` asks for the
+paper's text and parses it strictly (`judge_parser`). Either way there is ONE re-ask mechanism:
+the parse function is handed to `LLMClient.generate`, which re-asks a rejected answer as a new
+sample up to `llm.judge.max_invalid_retries` times; what is still unreadable is "unparsed",
+counted by reason and kept out of every mean (an item's score is then the mean of its parsed
+rubrics; an item with none is "unscored"). An empty model response is not sent to the judge.
 
-What never becomes a number: a judgement still unparseable after its retries is "unparsed" (an
-item's score is then the mean of its parsed rubrics; an item with none is "unscored"); an empty
-model response is not sent to the judge at all, and is excluded from every mean and counted as
-`empty_responses` next to the mean. Pairwise: both orders, the rule in `winrate`.
+Also here: pairwise comparison in both orders (`winrate`), judge health (repeat agreement,
+position flips, score-length correlation, the Table 8 gap with its CI) and steerability: each
+system-condition response is graded against the rubrics of another system message of the same
+instruction; matched minus mismatched says how much the system message changed the answer.
 """
 
 from __future__ import annotations
@@ -38,7 +42,16 @@ from janus.evaluate.judge_parser import (
     parse_pairwise_object,
     parse_pairwise_text,
 )
-from janus.evaluate.winrate import combine_orders, pair_key, tally
+from janus.evaluate.rows import JudgementRow, ResponseRow, validate_rows
+from janus.evaluate.stats import (
+    bootstrap_mean_ci,
+    bootstrap_rate_ci,
+    flip_rate,
+    paired_difference,
+    pearson,
+    repeat_agreement,
+)
+from janus.evaluate.winrate import OUTCOMES, combine_orders, order_outcomes, pair_key, tally
 from janus.io import read_jsonl
 from janus.logging_utils import get_logger
 from janus.prompts import render_messages
@@ -49,8 +62,8 @@ RESPONSES_DIR = Path("outputs/responses")
 JUDGE_DIR = Path("outputs/judge")
 CONDITIONS = ("system", "no_system")
 OVERALL = "overall"
-# sample_index = seed * SEED_STRIDE + repeat * attempts_per_repeat + attempt: a new judge.seed
-# or repeat asks for new samples, and no two (repeat, attempt) share one.
+# sample_index = seed * SEED_STRIDE + repeat: a new judge.seed or repeat asks for new samples
+# (re-asks after an unreadable answer are the client's: a new attempt number in the cache key).
 SEED_STRIDE = 1_000_000
 
 Format = Literal["structured", "text"]
@@ -64,12 +77,10 @@ def resolve_format(judge: JudgeSection, llm: LLMConfig) -> Format:
     return "text" if llm.backend == "openai" and llm.structured_output == "prompt" else "structured"
 
 
-def sample_index(judge: JudgeSection, repeat: int, attempt: int) -> int:
-    attempts = judge.max_parse_retries + 1
-    index = repeat * attempts + attempt
-    if index >= SEED_STRIDE:
-        raise ValueError("judge.repeats x (max_parse_retries + 1) is too large")
-    return judge.seed * SEED_STRIDE + index
+def sample_index(judge: JudgeSection, repeat: int) -> int:
+    if repeat >= SEED_STRIDE:
+        raise ValueError("judge.repeats is too large")
+    return judge.seed * SEED_STRIDE + repeat
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,12 +103,9 @@ class Response:
 def load_responses(
     responses_dir: Path, models: Sequence[str], bench_ids: set[str]
 ) -> tuple[list[Response], dict[str, Counter]]:
-    """Every model's responses (`<dir>/<model>.jsonl`), and per model the rows skipped by reason.
-
-    A row must name its model, a known bench id and a condition, and hold a string response;
-    one (model, id, condition) answered twice keeps the first. A model without a file is an
-    error: the judge would otherwise report a table without it.
-    """
+    """Every model's responses (`<dir>/<model>.jsonl`, `rows.ResponseRow`), and per model the
+    rows skipped by reason. One (model, id, condition) answered twice keeps the first. A model
+    without a file is an error: the judge would otherwise report a table without it."""
     responses, skipped = [], {}
     for model in models:
         path = responses_dir / f"{model}.jsonl"
@@ -105,87 +113,77 @@ def load_responses(
             raise FileNotFoundError(
                 f"{path}: no responses for model {model!r} (run its infer stage)"
             )
+        raw = list(read_jsonl(path))
         counts: Counter = Counter()
         seen = set()
-        for number, row in enumerate(read_jsonl(path), start=1):
+        for number, row in enumerate(raw, start=1):
+            valid, reasons, _ = validate_rows(ResponseRow, [row])
             reason = None
-            if row.get("model") != model:
+            if reasons:
+                bad_condition = isinstance(row, dict) and row.get("condition") not in CONDITIONS
+                reason = "bad_condition" if bad_condition else next(iter(reasons))
+            elif valid[0].model != model:
                 reason = "wrong_model"
-            elif row.get("condition") not in CONDITIONS:
-                reason = "bad_condition"
-            elif row.get("id") not in bench_ids:
+            elif valid[0].id not in bench_ids:
                 reason = "unknown_id"
-            elif not isinstance(row.get("response"), str):
-                reason = "missing_response"
-            elif (row["id"], row["condition"]) in seen:
+            elif (valid[0].id, valid[0].condition) in seen:
                 reason = "duplicate"
             if reason:
                 counts[reason] += 1
                 if counts[reason] <= 3:
                     log.warning("%s:%d: response row skipped (%s)", path, number, reason)
                 continue
-            seen.add((row["id"], row["condition"]))
-            responses.append(Response(model, row["condition"], row["id"], row["response"]))
+            item = valid[0]
+            seen.add((item.id, item.condition))
+            responses.append(Response(model, item.condition, item.id, item.response))
         skipped[model] = counts
     return responses, skipped
 
 
 # ---------------------------------------------------------------------------------------------
-# asking the judge, with strict parsing and re-asking
+# asking the judge: one client call per kind, the client re-asks what `parse` rejects
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass
 class Verdict:
-    judgement: Judgement | None = None
-    error: str | None = None
-    reason: str | None = None  # the parse failure's metrics key
-    attempts: int = 0
+    judgement: Judgement | None
+    error: str | None
+    reason: str | None  # the rejection's metrics key
+    attempts: int
 
     @property
     def ok(self) -> bool:
         return self.judgement is not None
 
 
-def ask(
-    client: Any,
-    count: int,
-    make_request: Callable[[int, int], Any],
-    parse: Callable[[Any], Judgement],
-    retries: int,
-    desc: str,
-) -> list[Verdict]:
-    """Ask for `count` judgements; `make_request(i, attempt)` builds one, `parse(result)` reads it
-    or raises JudgeParseError. Unparseable answers are re-asked (a new sample) `retries` times."""
-    verdicts = [Verdict() for _ in range(count)]
-    pending = list(range(count))
-    for attempt in range(retries + 1):
-        if not pending:
-            break
-        label = desc if attempt == 0 else f"{desc} (re-ask {attempt})"
-        results = client.generate([make_request(i, attempt) for i in pending], desc=label)
-        still = []
-        for index, result in zip(pending, results, strict=True):
-            verdict = verdicts[index]
-            verdict.attempts = attempt + 1
-            try:
-                if not result.ok:
-                    raise JudgeParseError("llm_failed", result.error or "no answer")
-                verdict.judgement = parse(result)
-                verdict.error = verdict.reason = None
-            except JudgeParseError as error:
-                verdict.error, verdict.reason = str(error), error.reason
-                still.append(index)
-        pending = still
-    return verdicts
-
-
-def _parser(kind: Literal["absolute", "pairwise"], fmt: Format) -> Callable[[Any], Judgement]:
+def parse_function(kind: Literal["absolute", "pairwise"], fmt: Format) -> Callable[[Any], Any]:
+    """What the LLM client calls on each answer: a Judgement, or JudgeParseError (a re-ask)."""
     if fmt == "structured":
         read = parse_absolute_object if kind == "absolute" else parse_pairwise_object
         return lambda result: read(result.parsed)
     read_text = parse_absolute_text if kind == "absolute" else parse_pairwise_text
     return lambda result: read_text(result.text)
+
+
+def verdict_of(result: Any) -> Verdict:
+    if result.ok:
+        return Verdict(result.parsed, None, None, result.attempts)
+    rejection = getattr(result, "rejection", None)
+    if isinstance(rejection, JudgeParseError):
+        reason = rejection.reason
+    elif rejection is not None:
+        reason = "invalid_output"  # not JSON / schema violation in structured mode
+    else:
+        reason = "llm_failed"
+    return Verdict(None, result.error, reason, result.attempts)
+
+
+def ask(
+    client: Any, requests: list[Any], kind: Literal["absolute", "pairwise"], fmt: Format, desc: str
+) -> list[Verdict]:
+    results = client.generate(requests, desc=desc, parse=parse_function(kind, fmt))
+    return [verdict_of(result) for result in results]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,23 +194,31 @@ def _parser(kind: Literal["absolute", "pairwise"], fmt: Format) -> Callable[[Any
 @dataclass(frozen=True)
 class AbsoluteTask:
     response: Response
+    rubric_of: str  # the bench row whose rubric and reference answer are used
     rubric_index: int
     repeat: int
+    kind: Literal["own", "mismatched"]
 
 
 def absolute_request(
-    task: AbsoluteTask, bench_row: dict[str, Any], judge: JudgeSection, fmt: Format, attempt: int
+    task: AbsoluteTask,
+    prompt: str,
+    graded_against: dict[str, Any],
+    judge: JudgeSection,
+    fmt: Format,
 ):
     from janus.llm import ChatRequest
 
+    rubric = graded_against["rubrics"][task.rubric_index]
     return ChatRequest(
         messages=render_messages(
             "judge_absolute",
-            system=bench_row["system"],
-            instruction=bench_row["prompt"],
+            system=graded_against["system"] if judge.include_system_message else None,
+            instruction=prompt,
             response=task.response.text,
-            reference_answer=bench_row["reference_answer"],
-            rubric=bench_row["rubrics"][task.rubric_index],
+            reference_answer=graded_against["reference_answer"],
+            criteria=rubric["criteria"],
+            score_descriptions=rubric["score_descriptions"],
             output_format=fmt,
             feedback_max_chars=judge.feedback_max_chars,
         ),
@@ -220,41 +226,50 @@ def absolute_request(
         temperature=judge.generation.temperature,
         top_p=judge.generation.top_p,
         max_tokens=judge.generation.max_tokens,
-        sample_index=sample_index(judge, task.repeat, attempt),
-        tag=f"{task.response.model}/{task.response.condition}/{task.response.id}/r{task.rubric_index}/k{task.repeat}",
+        sample_index=sample_index(judge, task.repeat),
+        tag=(
+            f"{task.response.model}/{task.response.condition}/{task.response.id}/{task.kind}/"
+            f"r{task.rubric_index}/k{task.repeat}"
+        ),
     )
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def steerability_partners(bench: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each bench row -> another row of the same instruction (the next one by id, cyclically);
+    rows whose instruction has a single system message have no partner."""
+    by_instruction: dict[str, list[str]] = defaultdict(list)
+    for item_id, row in bench.items():
+        by_instruction[row["instruction_id"]].append(item_id)
+    partners = {}
+    for ids in by_instruction.values():
+        ids = sorted(ids)
+        if len(ids) >= 2:
+            for index, item_id in enumerate(ids):
+                partners[item_id] = ids[(index + 1) % len(ids)]
+    return partners
 
 
-def summarize_scores(
-    item_scores: dict[tuple[str, str, str, int], float],
-    source_of: dict[str, str],
-    repeats: int,
-) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """{model: {condition: {source | overall: {mean, std, items}}}} from per-(model, condition,
-    id, repeat) item scores. `mean` is the mean over repeats of each repeat's mean over items
-    (the paper's "average of three evaluations"); `std` their sample std (None for one repeat)."""
-    grouped: dict[tuple[str, str, str], dict[int, list[float]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    items: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for (model, condition, item_id, repeat), score in item_scores.items():
-        for source in (source_of[item_id], OVERALL):
-            grouped[(model, condition, source)][repeat].append(score)
-            items[(model, condition, source)].add(item_id)
-    summary: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for (model, condition, source), by_repeat in sorted(grouped.items()):
-        means = [_mean(by_repeat[k]) for k in range(repeats) if by_repeat.get(k)]
-        summary.setdefault(model, {}).setdefault(condition, {})[source] = {
-            "mean": _mean(means),
-            "std": statistics.stdev(means) if len(means) >= 2 else None,
-            "items": len(items[(model, condition, source)]),
-            "repeats": len(means),
-        }
-    return summary
+def absolute_tasks(
+    responses: list[Response],
+    bench: dict[str, dict[str, Any]],
+    judge: JudgeSection,
+    partners: dict[str, str],
+) -> list[AbsoluteTask]:
+    tasks = [
+        AbsoluteTask(response, response.id, rubric_index, repeat, "own")
+        for repeat in range(judge.repeats)
+        for response in responses
+        if not response.empty
+        for rubric_index in range(len(bench[response.id]["rubrics"]))
+    ]
+    tasks += [
+        AbsoluteTask(response, partners[response.id], rubric_index, repeat, "mismatched")
+        for repeat in range(judge.steerability_repeats)
+        for response in responses
+        if not response.empty and response.condition == "system" and response.id in partners
+        for rubric_index in range(len(bench[partners[response.id]]["rubrics"]))
+    ]
+    return tasks
 
 
 def grade_absolute(
@@ -263,50 +278,107 @@ def grade_absolute(
     bench: dict[str, dict[str, Any]],
     judge: JudgeSection,
     fmt: Format,
-) -> tuple[list[dict[str, Any]], dict[tuple[str, str, str, int], float]]:
-    """Judgement rows (one per response, rubric and repeat) and item scores per repeat."""
-    tasks = [
-        AbsoluteTask(response, rubric_index, repeat)
-        for repeat in range(judge.repeats)
-        for response in responses
-        if not response.empty
-        for rubric_index in range(len(bench[response.id]["rubrics"]))
+    partners: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Judgement rows (`rows.JudgementRow`): one per response, rubric and repeat, own rubrics
+    first, then (steerability) another system message's."""
+    tasks = absolute_tasks(responses, bench, judge, partners or {})
+    requests = [
+        absolute_request(task, bench[task.response.id]["prompt"], bench[task.rubric_of], judge, fmt)
+        for task in tasks
     ]
-    verdicts = ask(
-        client,
-        len(tasks),
-        lambda i, attempt: absolute_request(
-            tasks[i], bench[tasks[i].response.id], judge, fmt, attempt
-        ),
-        _parser("absolute", fmt),
-        judge.max_parse_retries if fmt == "text" else 0,
-        "judge (absolute)",
-    )
+    verdicts = ask(client, requests, "absolute", fmt, "judge (absolute)")
     rows = []
-    rubric_scores: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
     for task, verdict in zip(tasks, verdicts, strict=True):
         response = task.response
-        rows.append(
-            {
-                "model": response.model,
-                "condition": response.condition,
-                "id": response.id,
-                "source": bench[response.id]["source"],
-                "repeat": task.repeat,
-                "rubric_index": task.rubric_index,
-                "score": verdict.judgement.verdict if verdict.ok else None,
-                "feedback": verdict.judgement.feedback if verdict.ok else None,
-                "status": "ok" if verdict.ok else "unparsed",
-                "error": verdict.error,
-                "reason": verdict.reason,
-                "attempts": verdict.attempts,
-            }
+        row = JudgementRow(
+            model=response.model,
+            condition=response.condition,
+            id=response.id,
+            source=bench[response.id]["source"],
+            benchmark=bench[response.id]["benchmark"],
+            kind=task.kind,
+            rubric_of=task.rubric_of,
+            rubric_index=task.rubric_index,
+            repeat=task.repeat,
+            score=verdict.judgement.verdict if verdict.ok else None,
+            feedback=verdict.judgement.feedback if verdict.ok else None,
+            status="ok" if verdict.ok else "unparsed",
+            reason=verdict.reason,
+            error=verdict.error,
+            attempts=verdict.attempts,
         )
-        if verdict.ok:
-            key = (response.model, response.condition, response.id, task.repeat)
-            rubric_scores[key].append(verdict.judgement.verdict)
-    item_scores = {key: sum(scores) / len(scores) for key, scores in rubric_scores.items()}
-    return rows, item_scores
+        rows.append(row.model_dump())
+    return rows
+
+
+def item_scores_of(
+    rows: list[dict[str, Any]], kind: str = "own"
+) -> dict[tuple[str, str, str, int], float]:
+    """(model, condition, id, repeat) -> the mean of that item's parsed rubric scores."""
+    rubric_scores: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
+    for row in rows:
+        if row["kind"] == kind and row["status"] == "ok":
+            key = (row["model"], row["condition"], row["id"], row["repeat"])
+            rubric_scores[key].append(row["score"])
+    return {key: sum(scores) / len(scores) for key, scores in rubric_scores.items()}
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def per_item_means(
+    item_scores: dict[tuple[str, str, str, int], float],
+) -> dict[tuple[str, str], dict[str, float]]:
+    """(model, condition) -> {id: the item's score averaged over its scored repeats}."""
+    collected: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for (model, condition, item_id, _), score in item_scores.items():
+        collected[(model, condition)][item_id].append(score)
+    return {
+        key: {item_id: sum(v) / len(v) for item_id, v in items.items()}
+        for key, items in collected.items()
+    }
+
+
+def summarize_scores(
+    item_scores: dict[tuple[str, str, str, int], float],
+    column_of: dict[str, str],
+    repeats: int,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """{model: {condition: {column | overall: {items, mean, std, repeats, ci95}}}} from
+    per-(model, condition, id, repeat) item scores. `mean` is the mean over repeats of each
+    repeat's mean over items (the paper's "average of three evaluations"); `std` their sample
+    std (None for one repeat); `ci95` the bootstrap interval of the mean over items of each
+    item's repeat-averaged score (bench items resampled)."""
+    grouped: dict[tuple[str, str, str], dict[int, list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    per_item: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for (model, condition, item_id, repeat), score in item_scores.items():
+        for column in (column_of[item_id], OVERALL):
+            grouped[(model, condition, column)][repeat].append(score)
+            per_item[(model, condition, column)][item_id].append(score)
+    summary: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for (model, condition, column), by_repeat in sorted(grouped.items()):
+        means = [_mean(by_repeat[k]) for k in range(repeats) if by_repeat.get(k)]
+        item_values = [
+            sum(v) / len(v) for _, v in sorted(per_item[(model, condition, column)].items())
+        ]
+        summary.setdefault(model, {}).setdefault(condition, {})[column] = {
+            "items": len(item_values),
+            "mean": _mean(means),
+            "std": statistics.stdev(means) if len(means) >= 2 else None,
+            "repeats": len(means),
+            "ci95": bootstrap_mean_ci(item_values, resamples, seed),
+        }
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +393,6 @@ def pairwise_request(
     judge: JudgeSection,
     fmt: Format,
     repeat: int,
-    attempt: int,
     tag: str,
 ):
     from janus.llm import ChatRequest
@@ -342,7 +413,7 @@ def pairwise_request(
         temperature=judge.generation.temperature,
         top_p=judge.generation.top_p,
         max_tokens=judge.generation.max_tokens,
-        sample_index=sample_index(judge, repeat, attempt),
+        sample_index=sample_index(judge, repeat),
         tag=tag,
     )
 
@@ -368,7 +439,8 @@ def compare_pairs(
     judge: JudgeSection,
     fmt: Format,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Comparison rows (one per pair, item and repeat, both orders inside) and win/tie/loss."""
+    """Comparison rows (one per pair, item and repeat, both orders inside) and, per pair,
+    win/tie/loss with bootstrap 95% CIs of the rates (bench items resampled)."""
     by_key = {(r.model, r.condition, r.id): r for r in responses}
     condition = judge.pairwise_condition
     comparisons = []
@@ -387,26 +459,22 @@ def compare_pairs(
         if not comparison.empty
         for x_first in (True, False)
     ]
-
-    def make(i: int, attempt: int):
-        index, x_first = orders[i]
+    requests = []
+    for index, x_first in orders:
         c = comparisons[index]
         first, second = (c.x.text, c.y.text) if x_first else (c.y.text, c.x.text)
         tag = f"{pair_key(c.model, c.opponent)}/{c.item_id}/k{c.repeat}/{'xy' if x_first else 'yx'}"
-        return pairwise_request(bench[c.item_id], first, second, judge, fmt, c.repeat, attempt, tag)
-
-    verdicts = ask(
-        client,
-        len(orders),
-        make,
-        _parser("pairwise", fmt),
-        judge.max_parse_retries if fmt == "text" else 0,
-        "judge (pairwise)",
+        requests.append(
+            pairwise_request(bench[c.item_id], first, second, judge, fmt, c.repeat, tag)
+        )
+    verdicts = dict(
+        zip(orders, ask(client, requests, "pairwise", fmt, "judge (pairwise)"), strict=True)
     )
-    verdict_of = dict(zip(orders, verdicts, strict=True))
-    rows, outcomes = [], defaultdict(list)
+    rows = []
+    outcomes: dict[str, list[str]] = defaultdict(list)
+    per_item: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for index, c in enumerate(comparisons):
-        x_as_a, x_as_b = verdict_of.get((index, True)), verdict_of.get((index, False))
+        x_as_a, x_as_b = verdicts.get((index, True)), verdicts.get((index, False))
         asked = [v for v in (x_as_a, x_as_b) if v is not None]
         if c.empty:
             outcome = "empty"
@@ -414,13 +482,16 @@ def compare_pairs(
             outcome = "unparsed"
         else:
             outcome = combine_orders(x_as_a.judgement.verdict, x_as_b.judgement.verdict)
-        outcomes[pair_key(c.model, c.opponent)].append(outcome)
+        key = pair_key(c.model, c.opponent)
+        outcomes[key].append(outcome)
+        per_item[key][c.item_id][outcome] += 1
         rows.append(
             {
                 "model": c.model,
                 "opponent": c.opponent,
                 "id": c.item_id,
                 "source": bench[c.item_id]["source"],
+                "benchmark": bench[c.item_id]["benchmark"],
                 "condition": condition,
                 "repeat": c.repeat,
                 "verdict_model_as_a": x_as_a.judgement.verdict if x_as_a and x_as_a.ok else None,
@@ -430,8 +501,100 @@ def compare_pairs(
                 "unparsed_reasons": [v.reason for v in asked if not v.ok],
             }
         )
-    summary = {pair_key(m, o): tally(outcomes.get(pair_key(m, o), [])) for m, o in judge.pairwise}
+    summary = {}
+    for model, opponent in judge.pairwise:
+        key = pair_key(model, opponent)
+        entry = tally(outcomes.get(key, []))
+        counts = [per_item[key][item_id] for item_id in sorted(per_item[key])]
+        rates = {f"{o}_rate": (o,) for o in OUTCOMES} | {"win_or_tie_rate": ("win", "tie")}
+        entry["ci95"] = {
+            name: bootstrap_rate_ci(
+                counts, wanted, OUTCOMES, judge.bootstrap_resamples, judge.bootstrap_seed
+            )
+            for name, wanted in rates.items()
+        }
+        summary[key] = entry
     return rows, summary
+
+
+# ---------------------------------------------------------------------------------------------
+# judge health and steerability
+# ---------------------------------------------------------------------------------------------
+
+
+def judge_health(
+    absolute_rows: list[dict[str, Any]],
+    pairwise_rows: list[dict[str, Any]],
+    responses: list[Response],
+    item_means: dict[tuple[str, str], dict[str, float]],
+    judge: JudgeSection,
+) -> dict[str, Any]:
+    """How far the judge can be trusted: agreement between repeats, position flips in pairwise
+    comparisons, correlation of score with response length, and the Table 8 gap with its CI."""
+    repeats: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
+    for row in absolute_rows:
+        if row["kind"] == "own" and row["status"] == "ok":
+            repeats[(row["model"], row["condition"], row["id"], row["rubric_index"])].append(
+                row["score"]
+            )
+    order_pairs = [
+        order_outcomes(row["verdict_model_as_a"], row["verdict_model_as_b"])
+        for row in pairwise_rows
+        if row["verdict_model_as_a"] is not None and row["verdict_model_as_b"] is not None
+    ]
+    length_of = {(r.model, r.condition, r.id): len(r.text) for r in responses}
+    lengths: dict[str, Any] = {}
+    pooled_x, pooled_y = [], []
+    for (model, condition), items in sorted(item_means.items()):
+        xs = [length_of[(model, condition, item_id)] for item_id in sorted(items)]
+        ys = [items[item_id] for item_id in sorted(items)]
+        pooled_x += xs
+        pooled_y += ys
+        lengths.setdefault(model, {})[condition] = {"items": len(xs), "pearson": pearson(xs, ys)}
+    gaps = {}
+    for model in sorted({model for model, _ in item_means}):
+        with_system = item_means.get((model, "system"), {})
+        without = item_means.get((model, "no_system"), {})
+        if with_system and without:
+            gaps[model] = paired_difference(
+                with_system, without, judge.bootstrap_resamples, judge.bootstrap_seed
+            )
+    return {
+        "repeat_agreement": repeat_agreement(list(repeats.values())),
+        "position_flip": flip_rate(order_pairs),
+        "length_correlation": {
+            "pooled": {"items": len(pooled_x), "pearson": pearson(pooled_x, pooled_y)},
+            "by_model": lengths,
+        },
+        # Table 8: with minus without a system message at test time, paired over items
+        "system_message_gap": gaps,
+    }
+
+
+def steerability(
+    absolute_rows: list[dict[str, Any]],
+    item_means: dict[tuple[str, str], dict[str, float]],
+    partners: dict[str, str],
+    judge: JudgeSection,
+) -> dict[str, Any]:
+    """Per model: the system-condition score against its own rubrics (matched) minus against
+    another system message's of the same instruction (mismatched), paired over items."""
+    if judge.steerability_repeats == 0:
+        return {}
+    mismatched = per_item_means(item_scores_of(absolute_rows, "mismatched"))
+    result = {}
+    for (model, condition), items in sorted(mismatched.items()):
+        matched = {
+            item_id: score
+            for item_id, score in item_means.get((model, condition), {}).items()
+            if item_id in partners
+        }
+        entry = paired_difference(matched, items, judge.bootstrap_resamples, judge.bootstrap_seed)
+        common = set(matched) & set(items)
+        entry["matched_mean"] = _mean([matched[i] for i in sorted(common)])
+        entry["mismatched_mean"] = _mean([items[i] for i in sorted(common)])
+        result[model] = entry
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,6 +608,24 @@ class JudgeOutputs:
     item_scores: list[dict[str, Any]]
     pairwise: list[dict[str, Any]]
     metrics: dict[str, Any]
+
+
+def parse_summary(
+    absolute_rows: list[dict[str, Any]], pairwise_rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    reasons = Counter(r["reason"] for r in absolute_rows if r["status"] != "ok")
+    for row in pairwise_rows:
+        reasons.update(row["unparsed_reasons"])
+    total = len(absolute_rows) + sum(row["judgements"] for row in pairwise_rows)
+    unparsed = sum(reasons.values())
+    return {
+        "judgements": total,
+        "unparsed": unparsed,
+        "unparsed_rate": unparsed / total if total else None,
+        "reasked": sum(r["attempts"] > 1 for r in absolute_rows),
+        "reasons": dict(sorted(reasons.items())),
+        "rate_by_reason": {k: v / total for k, v in sorted(reasons.items())} if total else {},
+    }
 
 
 def run_judge(
@@ -466,14 +647,19 @@ def run_judge(
                     f"judge.pairwise names {name!r}, which infer does not produce ({models})"
                 )
     responses, skipped = load_responses(Path(responses_dir), models, set(bench))
+    partners = steerability_partners(bench) if judge.steerability_repeats else {}
     log.info("judge (%s format): %d responses of %d models", fmt, len(responses), len(models))
 
     with LLMClient(params.llm.judge, stage="judge") as client:
-        absolute_rows, item_scores = grade_absolute(client, responses, bench, judge, fmt)
+        absolute_rows = grade_absolute(client, responses, bench, judge, fmt, partners)
         pairwise_rows, pairwise = compare_pairs(client, responses, bench, judge, fmt)
 
-    source_of = {item_id: row["source"] for item_id, row in bench.items()}
-    scores = summarize_scores(item_scores, source_of, judge.repeats)
+    column_of = {item_id: row["benchmark"] for item_id, row in bench.items()}
+    item_scores = item_scores_of(absolute_rows)
+    item_means = per_item_means(item_scores)
+    scores = summarize_scores(
+        item_scores, column_of, judge.repeats, judge.bootstrap_resamples, judge.bootstrap_seed
+    )
     counts: dict[str, dict[str, dict[str, Any]]] = {}
     for model in models:
         for condition in CONDITIONS:
@@ -481,7 +667,9 @@ def run_judge(
             if not mine:
                 continue
             judged = [
-                r for r in absolute_rows if r["model"] == model and r["condition"] == condition
+                r
+                for r in absolute_rows
+                if r["model"] == model and r["condition"] == condition and r["kind"] == "own"
             ]
             scored = {(k[2], k[3]) for k in item_scores if k[0] == model and k[1] == condition}
             counts.setdefault(model, {})[condition] = {
@@ -493,17 +681,13 @@ def run_judge(
                 "unscored_items": sum(not r.empty for r in mine) * judge.repeats - len(scored),
             }
         counts.setdefault(model, {})["skipped_rows"] = sum(skipped[model].values())
-    reasons = Counter(r["reason"] for r in absolute_rows if r["status"] != "ok")
-    for row in pairwise_rows:
-        reasons.update(row["unparsed_reasons"])
-    total = len(absolute_rows) + sum(row["judgements"] for row in pairwise_rows)
-    unparsed = sum(reasons.values())
     item_rows = [
         {
             "model": model,
             "condition": condition,
             "id": item_id,
-            "source": source_of[item_id],
+            "source": bench[item_id]["source"],
+            "benchmark": column_of[item_id],
             "repeat": repeat,
             "score": score,
         }
@@ -512,16 +696,13 @@ def run_judge(
     metrics = {
         "format": fmt,
         "repeats": judge.repeats,
+        "include_system_message": judge.include_system_message,
         "scores": scores,
         "counts": counts,
         "pairwise": pairwise,
-        "parse": {
-            "judgements": total,
-            "unparsed": unparsed,
-            "unparsed_rate": unparsed / total if total else None,
-            "reasked": sum(r["attempts"] > 1 for r in absolute_rows),
-            "reasons": dict(sorted(reasons.items())),
-        },
+        "parse": parse_summary(absolute_rows, pairwise_rows),
+        "health": judge_health(absolute_rows, pairwise_rows, responses, item_means, judge),
+        "steerability": steerability(absolute_rows, item_means, partners, judge),
         "bench": {"rows": len(bench_rows), "dropped": dict(sorted(bench_dropped.items()))},
         "llm": client.stats.as_metrics(),
     }

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -92,9 +92,7 @@ class PublishedBenchRow(Row):
     system: Text
     prompt: Text
     reference_answer: Text
-    rubrics: list[Rubric] = Field(
-        min_length=1, validation_alias=AliasChoices("rubrics", "rubric")
-    )
+    rubrics: list[Rubric] = Field(min_length=1, validation_alias=AliasChoices("rubrics", "rubric"))
     preference_set: list[PreferenceFacet] | None = None
 
 
@@ -202,9 +200,11 @@ def _inline(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         if key in ("title", "description"):
             continue
         if isinstance(value, dict):
-            value = _inline(value, defs) if key != "properties" else {
-                name: _inline(item, defs) for name, item in value.items()
-            }
+            value = (
+                _inline(value, defs)
+                if key != "properties"
+                else {name: _inline(item, defs) for name, item in value.items()}
+            )
         elif isinstance(value, list):
             value = [_inline(item, defs) if isinstance(item, dict) else item for item in value]
         out[key] = value
@@ -233,3 +233,25 @@ def _bound_strings(schema: dict[str, Any], max_chars: int) -> None:
         _bound_strings(value, max_chars)
     if isinstance(schema.get("items"), dict):
         _bound_strings(schema["items"], max_chars)
+
+
+class JudgementRow(Row):
+    """One absolute judgement (outputs/judge/absolute.jsonl): a response graded on one rubric."""
+
+    model: str
+    condition: Literal["system", "no_system"]
+    id: str  # the bench row the response answers
+    source: str
+    benchmark: str
+    kind: Literal[
+        "own", "mismatched"
+    ]  # its own rubrics, or another system message's (steerability)
+    rubric_of: str  # the bench row whose rubric (and reference answer) was used
+    rubric_index: int
+    repeat: int
+    score: int | None
+    feedback: str | None
+    status: Literal["ok", "unparsed"]
+    reason: str | None  # why unparsed (a judge_parser reason, or llm_failed / invalid_output)
+    error: str | None
+    attempts: int

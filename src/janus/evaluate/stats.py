@@ -39,8 +39,11 @@ def bootstrap_mean_ci(values: Sequence[float], resamples: int, seed: int) -> lis
 
 
 def bootstrap_rate_ci(
-    counts: Sequence[Mapping[str, int]], outcome: str | tuple[str, ...], decided: tuple[str, ...],
-    resamples: int, seed: int,
+    counts: Sequence[Mapping[str, int]],
+    outcome: str | tuple[str, ...],
+    decided: tuple[str, ...],
+    resamples: int,
+    seed: int,
 ) -> list[float] | None:
     """95% CI of sum(outcome) / sum(decided) over items (one count mapping per item)."""
     if not counts:

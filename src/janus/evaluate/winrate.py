@@ -9,6 +9,7 @@ response as "A" and Y's as "B", once swapped. The rule, from X's side:
 
 A comparison where either order has no parseable verdict is "unparsed", and one where either
 response is empty is "empty": both are counted and kept out of the rates, never turned into a tie.
+The judge adds a bootstrap 95% CI to every rate (`stats.bootstrap_rate_ci`, items resampled).
 """
 
 from __future__ import annotations
@@ -26,12 +27,18 @@ _AS_A = {"A": "win", "B": "loss", "TIE": "tie"}  # X shown as A
 _AS_B = {"A": "loss", "B": "win", "TIE": "tie"}  # X shown as B
 
 
-def combine_orders(x_as_a: Verdict, x_as_b: Verdict) -> Outcome:
-    """X's outcome from the verdict with X as A and the verdict with X as B."""
+def order_outcomes(x_as_a: Verdict, x_as_b: Verdict) -> tuple[Outcome, Outcome]:
+    """X's outcome in each order: (X shown as A, X shown as B). They differ when swapping the
+    order changed the verdict (position bias; `stats.flip_rate`)."""
     try:
-        first, second = _AS_A[x_as_a], _AS_B[x_as_b]
+        return _AS_A[x_as_a], _AS_B[x_as_b]
     except KeyError as error:
         raise ValueError(f"verdicts must be A, B or TIE, got {x_as_a!r} and {x_as_b!r}") from error
+
+
+def combine_orders(x_as_a: Verdict, x_as_b: Verdict) -> Outcome:
+    """X's outcome from the verdict with X as A and the verdict with X as B."""
+    first, second = order_outcomes(x_as_a, x_as_b)
     return first if first == second else "tie"
 
 
