@@ -1,4 +1,5 @@
-"""The Multifaceted Bench: row validation, instruction selection (training overlap, duplicates
+"""The Multifaceted Bench: row validation in the published layout, the published bench imported
+(read, written and read back unchanged), instruction selection (training overlap, duplicates
 across benchmarks, sampling), and a whole build against a scripted teacher behind the OpenAI
 wire format (the paper's teacher is GPT-4-Turbo)."""
 
@@ -19,24 +20,37 @@ from servers.scripted_chat import (
 
 from janus.config import BenchSection, parse_params
 from janus.evaluate.bench import (
+    UNMAPPED,
     BenchInputs,
-    bench_row_problems,
+    SourceColumns,
     build_bench,
     normalize_instruction,
     read_bench,
     rubrics_from_object,
     select_instructions,
 )
-from janus.io import write_jsonl
+from janus.evaluate.rows import BenchRow, PublishedBenchRow, validate_rows
+from janus.io import read_jsonl, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
 
 
-def _rubric(criteria="Is it concise?", **override):
-    rubric = {"criteria": criteria, **{f"score{i}_description": f"level {i}" for i in range(1, 6)}}
-    rubric.update(override)
-    return rubric
+COLUMNS_FILE = "data/taxonomy/bench_source_columns.yaml"
+SAMPLE = "data/sources/bench/multifaceted_bench_sample.jsonl"
+
+
+def _section(**values) -> BenchSection:
+    base = {"published": None, "published_split": "train", "source_columns_path": COLUMNS_FILE}
+    return BenchSection(**{**base, **values})
+
+
+def _rubric(criteria="Is it concise?", drop=None, **levels):
+    descriptions = {str(i): f"level {i}" for i in range(1, 6)}
+    descriptions.update(levels)
+    if drop:
+        del descriptions[drop]
+    return {"criteria": criteria, "score_descriptions": descriptions}
 
 
 def _row(**override):
@@ -44,14 +58,19 @@ def _row(**override):
         "id": "koala-abc-0",
         "instruction_id": "koala-abc",
         "source": "koala",
+        "benchmark": "koala",
         "system": "You are a concise assistant.",
         "prompt": "How do I boil an egg?",
         "reference_answer": "Boil it for nine minutes.",
         "rubrics": [_rubric() for _ in DIMENSIONS],
-        "preference_set": [],
+        "preference_set": None,
     }
     row.update(override)
     return row
+
+
+def _problems(row) -> dict:
+    return dict(validate_rows(BenchRow, [row])[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,29 +79,25 @@ def _row(**override):
 
 
 def test_a_complete_row_is_valid():
-    assert bench_row_problems(_row()) == []
+    assert _problems(_row()) == {}
 
 
 @pytest.mark.parametrize(
     ("row", "key"),
     [
-        (_row(reference_answer="  "), "missing_field"),
+        (_row(reference_answer="  "), "empty_text"),
         ({k: v for k, v in _row().items() if k != "system"}, "missing_field"),
-        (_row(rubrics=[]), "missing_field"),
-        (_row(rubrics=[_rubric(), _rubric(score3_description="")]), "missing_score_level"),
-        (
-            _row(rubrics=[{k: v for k, v in _rubric().items() if k != "score5_description"}]),
-            "missing_score_level",
-        ),
-        (_row(rubrics=[_rubric(criteria=None)]), "missing_criteria"),
-        (_row(rubrics=["not a rubric"]), "not an object"),
-        (_row(preference_set=None), "missing_field"),
-        ("just text", "not_an_object"),
+        (_row(rubrics=[]), "empty_list"),
+        (_row(rubrics=[_rubric(), _rubric(**{"3": ""})]), "bad_score_level"),
+        (_row(rubrics=[_rubric(drop="5")]), "missing_score_level"),
+        (_row(rubrics=[_rubric(criteria=None)]), "wrong_type"),
+        (_row(rubrics=["not a rubric"]), "wrong_type"),
+        (_row(rubrics=[{**_rubric(), "score1_description": "old layout"}]), "wrong_type"),
+        ("just text", "wrong_type"),
     ],
 )
 def test_broken_rows_say_what_is_missing(row, key):
-    problems = bench_row_problems(row)
-    assert problems and any(key in problem for problem in problems)
+    assert _problems(row) == {key: 1}
 
 
 def test_read_bench_drops_and_counts_broken_rows(tmp_path):
@@ -91,25 +106,111 @@ def test_read_bench_drops_and_counts_broken_rows(tmp_path):
         path,
         [
             _row(),
-            _row(id="koala-abc-1", rubrics=[_rubric(), _rubric(score2_description="  ")]),
+            _row(id="koala-abc-1", rubrics=[_rubric(), _rubric(drop="2")]),
             _row(id="koala-abc-2", reference_answer=""),
             _row(),  # the same id again
         ],
     )
     rows, dropped = read_bench(path)
     assert [row["id"] for row in rows] == ["koala-abc-0"]
-    assert dropped == {"missing_score_level": 1, "missing_field": 1, "duplicate_id": 1}
+    assert dropped == {"missing_score_level": 1, "empty_text": 1, "duplicate_id": 1}
 
 
 def test_rubrics_answer_with_a_blank_level_is_caught():
     answer = {dimension: _rubric() for dimension in DIMENSIONS}
     rubrics, problems = rubrics_from_object(answer, DIMENSIONS)
     assert len(rubrics) == 4 and problems == []
-    answer["harmlessness"]["score4_description"] = "   "
+    assert rubrics[0] == _rubric()  # the published layout, keys "1".."5"
+    answer["harmlessness"]["score_descriptions"]["4"] = "   "
     rubrics, problems = rubrics_from_object(answer, DIMENSIONS)
-    assert len(rubrics) == 3 and problems == [
-        "missing_score_level: rubric harmlessness lacks score4_description"
+    assert len(rubrics) == 3 and len(problems) == 1
+    assert problems[0].startswith("bad_score_level: rubric harmlessness")
+
+
+# ---------------------------------------------------------------------------------------------
+# the published bench
+# ---------------------------------------------------------------------------------------------
+
+
+def _published(**override):
+    row = {k: v for k, v in _row().items() if k not in ("id", "instruction_id", "benchmark")}
+    row["source"] = "Alpha-nlg (art)"
+    del row["preference_set"]
+    row.update(override)
+    return row
+
+
+def test_the_source_columns_file_maps_fine_grained_labels():
+    columns = SourceColumns.load(REPO / COLUMNS_FILE)
+    assert columns.column("Alpha-nlg (art)") == "flask"
+    assert columns.column("Self-Instruct") == "self_instruct"  # case and punctuation ignored
+    assert columns.column("mt_bench") == "mt_bench"
+    assert columns.column("Some FLASK sub-dataset") == UNMAPPED  # default: null
+
+
+def test_published_rows_are_imported_with_stable_ids_and_bad_rows_counted(tmp_path, monkeypatch):
+    rows = [
+        _published(),
+        _published(system="You are a verbose assistant."),  # same instruction, other system
+        # the older `rubric` column name
+        _published(system="You are a poet.", rubric=[_rubric()], rubrics=None),
+        _published(source="koala", rubrics=[_rubric(drop="3")]),
+        _published(source="koala", prompt=""),
+        {k: v for k, v in _published(source="self-instruct").items() if k != "reference_answer"},
+        _published(),  # the first row again
+        _published(source="Anli (r1)"),  # a label the mapping file does not name
     ]
+    del rows[2]["rubrics"]
+    write_jsonl(tmp_path / "published.jsonl", rows)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["bench"].update(published="published.jsonl")
+    params = parse_params(raw)
+    (tmp_path / "data/taxonomy").mkdir(parents=True)
+    (tmp_path / COLUMNS_FILE).write_text((REPO / COLUMNS_FILE).read_text())
+    inputs = BenchInputs((), tmp_path / "collection.jsonl", Path("unused"), Path("unused"), Path("-"))
+    write_jsonl(inputs.collection, [{"system": "You are a verbose assistant."}])
+    bench, similarity, metrics = build_bench(params, inputs, root=tmp_path)
+
+    assert metrics["published_rows"] == 8
+    assert metrics["dropped"] == {
+        "missing_score_level": 1,
+        "empty_text": 1,
+        "missing_field": 1,
+        "duplicate_row": 1,
+    }
+    assert metrics["unmapped_sources"] == {"Anli (r1)": 1}
+    assert metrics["rows"] == len(bench) == 4
+    assert metrics["rows_per_source"] == {"flask": 3, UNMAPPED: 1}
+    assert metrics["instructions"] == 1  # one prompt, three system messages (+ one unmapped)
+    assert len({row["id"] for row in bench}) == 4
+    assert all(re.fullmatch(r"mb-[0-9a-f]{16}", row["id"]) for row in bench)
+    assert bench[2]["rubrics"] == [_rubric()]  # `rubric` read as `rubrics`
+    # the id depends on content only: the same rows in another order keep their ids
+    write_jsonl(tmp_path / "published.jsonl", list(reversed(rows)))
+    again, _, _ = build_bench(params, inputs, root=tmp_path)
+    assert {row["id"]: row for row in again} == {row["id"]: row for row in bench}
+    assert similarity[1]["rouge_l_max"] == pytest.approx(1.0)
+
+
+def test_published_layout_reads_writes_and_reads_back_unchanged(tmp_path):
+    original = list(read_jsonl(REPO / SAMPLE))
+    valid, dropped, _ = validate_rows(PublishedBenchRow, original)
+    assert not dropped and len(valid) == len(original) == 4
+    for row, model in zip(original, valid, strict=True):
+        dumped = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+        assert dumped == row  # every column, every level key "1".."5", unchanged
+    # our own bench file: written, read back, written again, byte for byte
+    bench_rows = [
+        BenchRow(
+            id=f"x-{i}", instruction_id="x", benchmark="flask", **model.model_dump(by_alias=True)
+        ).dump()
+        for i, model in enumerate(valid)
+    ]
+    write_jsonl(tmp_path / "a.jsonl", bench_rows)
+    read, dropped = read_bench(tmp_path / "a.jsonl")
+    assert not dropped and read == bench_rows
+    write_jsonl(tmp_path / "b.jsonl", read)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +249,7 @@ def _sources(tmp_path: Path) -> dict:
 
 
 def test_selection_excludes_training_overlap_and_cross_benchmark_duplicates(tmp_path):
-    config = BenchSection(sources=_sources(tmp_path), instructions_per_source=5)
+    config = _section(sources=_sources(tmp_path), instructions_per_source=5)
     training = {normalize_instruction("name three primary colours.")}
     selected, metrics = select_instructions(config, training, tmp_path)
     prompts = {row["instruction"] for row in selected}
@@ -181,12 +282,12 @@ def test_selection_excludes_training_overlap_and_cross_benchmark_duplicates(tmp_
 
 def test_sampling_is_seeded_per_benchmark(tmp_path):
     sources = _sources(tmp_path)
-    config = BenchSection(sources=sources, instructions_per_source=1, seed=3)
+    config = _section(sources=sources, instructions_per_source=1, seed=3)
     first, _ = select_instructions(config, set(), tmp_path)
     again, _ = select_instructions(config, set(), tmp_path)
     assert first == again
     # dropping a benchmark leaves the others' samples as they were
-    without_koala = BenchSection(
+    without_koala = _section(
         sources={k: v for k, v in sources.items() if k != "koala"},
         instructions_per_source=1,
         seed=3,
@@ -197,9 +298,9 @@ def test_sampling_is_seeded_per_benchmark(tmp_path):
 
 def test_unknown_or_disabled_sources_are_config_errors():
     with pytest.raises(ValueError, match="unknown bench source"):
-        BenchSection(sources={"alpacaeval": {"path": "x.jsonl"}})
+        _section(sources={"alpacaeval": {"path": "x.jsonl"}})
     with pytest.raises(ValueError, match="no bench source is enabled"):
-        BenchSection(sources={"koala": {"path": "x.jsonl", "enabled": False}})
+        _section(sources={"koala": {"path": "x.jsonl", "enabled": False}})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,9 +331,9 @@ def _teacher(request: dict, times: int) -> str:
         instruction = user.split("Instruction:\n", 1)[1].split("\n", 1)[0]
         rubrics = {d: _rubric(f"Does it follow the {d} preference?") for d in DIMENSIONS}
         if "sea" in instruction:
-            rubrics["style"]["score3_description"] = " "  # schema-valid, but no level 3
+            rubrics["style"]["score_descriptions"]["3"] = " "  # schema-valid, but no level 3
         if "cook" in instruction:
-            del rubrics["informativeness"]["score4_description"]  # schema-invalid
+            del rubrics["informativeness"]["score_descriptions"]["4"]  # schema-invalid
         return json.dumps(rubrics)
     if system_message(request) == SHARED_SYSTEM:
         return f"A reference answer to: {user}"
@@ -283,6 +384,9 @@ def test_build_bench_end_to_end(tmp_path, bench_inputs, monkeypatch):
         raw = yaml.safe_load((REPO / "params.yaml").read_text())
         raw["llm"] = {**raw.get("llm", {}), "teacher": server.llm_config(max_invalid_retries=1)}
         raw["bench"] = {
+            "published": None,
+            "published_split": "train",
+            "source_columns_path": str(REPO / COLUMNS_FILE),
             "sources": {
                 "alpaca_eval": {"path": "alpaca_eval.jsonl"},
                 "koala": {"path": "koala.jsonl"},
@@ -298,14 +402,16 @@ def test_build_bench_end_to_end(tmp_path, bench_inputs, monkeypatch):
 
     # alpaca: "sea" (rubric without level 3) and "tides"; koala: "cook" (invalid rubric) and "bike"
     assert metrics["requested_rows"] == 8
-    assert metrics["dropped"] == {"failed_rubrics": 2, "missing_score_level": 2}
+    assert metrics["dropped"] == {"failed_rubrics": 2, "bad_score_level": 2}
     assert {row["prompt"] for row in rows} == {"How do tides work?", "fix my bike chain"}
     assert metrics["rows"] == len(rows) == 4 and metrics["instructions"] == 2
     assert metrics["rows_per_source"] == {"alpaca_eval": 2, "koala": 2}
     for row in rows:
         assert list(row)[:2] == ["id", "instruction_id"]
         assert row["id"] in {f"{row['instruction_id']}-0", f"{row['instruction_id']}-1"}
-        assert bench_row_problems(row) == []
+        assert _problems(row) == {}
+        assert row["benchmark"] == row["source"]  # our own bench: the benchmark is the source
+        assert set(row["rubrics"][0]["score_descriptions"]) == {"1", "2", "3", "4", "5"}
         assert [p["dimension"] for p in row["preference_set"]] == list(DIMENSIONS)
         assert len(row["rubrics"]) == 4
         assert (
