@@ -1,6 +1,7 @@
-"""The judge: the strict parser on real-looking answers, and whole judging runs against a scripted
-judge behind a loopback OpenAI-compatible server (text and structured formats) and against the
-local backend (schema-constrained decoding with the tiny model)."""
+"""The judge: the strict parser on a table of real-looking answers, and whole judging runs against
+a scripted judge behind a loopback OpenAI-compatible server (text and structured formats; the
+client's re-asks, CIs, position flips, steerability) and against the local backend
+(schema-constrained decoding with the tiny model)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ PARSED = [
     ),
     ("Feedback: Score 3 for tone at first sight; the reasoning lifts it. [RESULT] 5", 5),
     ("The response ignores the novice audience entirely. [RESULT] 1", 1),
+    # the verdict forms the reference parsers accept after the final marker
+    ("Feedback: Clear and friendly. [RESULT] (4)", 4),
+    ("Feedback: Clear and friendly. [RESULT]: 4", 4),
+    ("Feedback: Clear and friendly. [RESULT] 4/5", 4),
+    ("Feedback: Clear and friendly. [RESULT] 4 out of 5", 4),
+    ("Feedback: Clear and friendly. [RESULT] (4/5).", 4),
+    ("Feedback: Clear and friendly. [RESULT] **2**", 2),
+    ("Feedback: It reads as a 2/5 draft at first, yet [RESULT] 2 [RESULT] 3 out of 5", 3),
 ]
 
 REJECTED = [
@@ -50,11 +59,15 @@ REJECTED = [
     ("Feedback: Exceptional. [RESULT] 6", "out_of_range"),
     ("Feedback: Nothing right. [RESULT] 0", "out_of_range"),
     ("Feedback: Nothing right. [RESULT] -1", "out_of_range"),
-    ("Feedback: Good. [RESULT] 4/5", "no_score"),
+    ("Feedback: Good. [RESULT] 4/10", "wrong_scale"),
+    ("Feedback: Good. [RESULT] 8 out of 10", "wrong_scale"),
+    ("Feedback: Good. [RESULT] 4.5/5", "not_an_integer"),
     ("Feedback: Good. [RESULT] four", "no_score"),
-    ("Feedback: Good. [RESULT] **4**", "no_score"),
-    ("Feedback: Good. [RESULT] 4\nI hope this evaluation helps!", "no_score"),
-    ("Feedback: I would give [RESULT] 4 but let me think again about the rubric", "no_score"),
+    ("Feedback: Good. [RESULT] Excellent", "no_score"),
+    ("Feedback: Good. [RESULT] 4\nI hope this evaluation helps!", "extra_text"),
+    ("Feedback: I would give [RESULT] 4 but maybe 3 after rereading the rubric", "extra_text"),
+    ("Feedback: Good. [RESULT] Score 3", "extra_text"),
+    ("Feedback: Good. [RESULT] 4 (a 5 would need examples)", "extra_text"),
     ("Feedback: Good. [RESULT]", "no_score"),
     ("Feedback: Good. [result] 4", "no_marker"),
     ("", "empty_answer"),
@@ -140,34 +153,38 @@ def _between(text: str, start: str, end: str) -> str:
     return text.split(start, 1)[1].split(end, 1)[0].strip()
 
 
-def _rubric(criteria: str) -> dict[str, str]:
-    return {"criteria": criteria, **{f"score{i}_description": f"level {i}" for i in range(1, 6)}}
+def _rubric(criteria: str) -> dict:
+    return {"criteria": criteria, "score_descriptions": {str(i): f"level {i}" for i in range(1, 6)}}
 
 
-def _bench_row(item_id: str, source: str) -> dict:
+SYSTEM = "You are a patient tutor for beginners."
+
+
+def _bench_row(item_id: str, source: str, criteria=("TONE", "DEPTH")) -> dict:
     return {
         "id": item_id,
         "instruction_id": item_id.rsplit("-", 1)[0],
         "source": source,
-        "system": "You are a patient tutor for beginners.",
-        "prompt": f"Explain recursion ({item_id}).",
+        "benchmark": source,
+        "system": SYSTEM,
+        "prompt": f"Explain recursion ({item_id.rsplit('-', 1)[0]}).",
         "reference_answer": "Recursion is a function calling itself on a smaller input.",
-        "rubrics": [_rubric("TONE"), _rubric("DEPTH")],
-        "preference_set": [],
+        "rubrics": [_rubric(c) for c in criteria],
+        "preference_set": None,
     }
 
 
 def _write_fixture(
-    tmp_path: Path, responses: dict[str, dict[tuple[str, str], str]]
+    tmp_path: Path, responses: dict[str, dict[tuple[str, str], str]], bench: list | None = None
 ) -> tuple[Path, Path]:
-    bench = [
+    bench = bench or [
         _bench_row("koala-a-0", "koala"),
         _bench_row("koala-a-1", "koala"),
         _bench_row("flask-b-0", "flask"),
     ]
     # a row whose rubric misses a score level: dropped and counted, never judged
     broken = _bench_row("flask-c-0", "flask")
-    del broken["rubrics"][1]["score3_description"]
+    del broken["rubrics"][1]["score_descriptions"]["3"]
     bench_path = tmp_path / "bench.jsonl"
     write_jsonl(bench_path, [*bench, broken])
     responses_dir = tmp_path / "responses"
@@ -194,7 +211,13 @@ def _params(models: list[str], judge: dict, llm_judge: dict):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["llm"] = {**raw.get("llm", {}), "judge": llm_judge}
     raw["infer"] = {"models": {m: {"path": f"checkpoints/{m}"} for m in models}, "best_of_n": {}}
-    raw["judge"] = judge
+    raw["judge"] = {
+        "include_system_message": False,
+        "steerability_repeats": 0,
+        "bootstrap_resamples": 200,
+        "bootstrap_seed": 7,
+        **judge,
+    }
     return parse_params(raw)
 
 
@@ -207,8 +230,8 @@ def _absolute_answer(request: dict, times: int) -> str:
     """GOOD gets 5 on TONE and 3 on DEPTH; FLAKY answers prose first, then a score; NEVER never
     says a score; BAD gets 1."""
     user = user_message(request)
-    response = _between(user, "###Response to evaluate", "###Reference answer")
-    criteria = _between(user, "###Score rubric\n[", "]")
+    response = _between(user, "###Response to evaluate:", "###Reference Answer")
+    criteria = _between(user, "###Score Rubrics:\n[", "]")
     if "FLAKY" in response:
         return "Feedback: fine, I'd say a four." if times == 1 else "Feedback: fine. [RESULT] 4"
     if "NEVER" in response:
@@ -236,16 +259,19 @@ def test_text_judging_reasks_strictly_and_never_averages_what_it_cannot_read(tmp
             {
                 "repeats": 1,
                 "format": "text",
-                "max_parse_retries": 2,
                 "feedback_max_chars": 100,
                 "generation": {"max_tokens": 100},
             },
             _openai_judge(server, monkeypatch),
         )
         outputs = run_judge(params, bench_path, responses_dir)
+        # the client's re-asks (llm.judge.max_invalid_retries: 2), not a loop of the judge's own
         never_asked = [user for user in server.seen if "NEVER" in user]
         assert never_asked and all(server.seen[user] == 3 for user in never_asked)  # 1 + 2 re-asks
         assert not server.response_formats  # text format: no response_format sent
+        # F.2: the judge sees instruction, response, reference answer and rubric, no system message
+        assert not any(SYSTEM in user for user in server.seen)
+        assert all("###Task Description:" in user for user in server.seen)
 
     metrics = outputs.metrics
     assert metrics["format"] == "text"
@@ -256,6 +282,7 @@ def test_text_judging_reasks_strictly_and_never_averages_what_it_cannot_read(tmp
     assert scores["system"]["overall"]["items"] == 2
     assert "flask" not in scores["system"]
     assert scores["system"]["overall"]["std"] is None  # one repeat: no spread, not 0
+    assert scores["system"]["overall"]["ci95"] == [pytest.approx(4.0), pytest.approx(4.0)]
     # NEVER is unparsed on both rubrics: the item has no score, so only BAD items count
     assert scores["no_system"]["overall"]["mean"] == pytest.approx(1.0)
     assert scores["no_system"]["overall"]["items"] == 2
@@ -266,6 +293,7 @@ def test_text_judging_reasks_strictly_and_never_averages_what_it_cannot_read(tmp
     assert counts["no_system"]["unscored_items"] == 1
     assert metrics["parse"]["unparsed"] == 2
     assert metrics["parse"]["reasons"] == {"no_marker": 2}
+    assert metrics["parse"]["rate_by_reason"] == {"no_marker": pytest.approx(2 / 10)}
     assert metrics["parse"]["reasked"] == 2 + 2  # FLAKY's two rubrics and NEVER's two
     unparsed_rows = [row for row in outputs.absolute if row["status"] == "unparsed"]
     assert all(row["score"] is None and row["attempts"] == 3 for row in unparsed_rows)
@@ -273,7 +301,7 @@ def test_text_judging_reasks_strictly_and_never_averages_what_it_cannot_read(tmp
 
 def _pairwise_answer(request: dict, times: int) -> str:
     user = user_message(request)
-    if "###Response to evaluate" in user:
+    if "###Response to evaluate:" in user:
         return "Feedback: ok. [RESULT] 3"
     first = _between(user, "###Response A", "###Response B")
     second = _between(user, "###Response B", "###Reference answer")
@@ -322,12 +350,18 @@ def test_pairwise_counts_a_win_only_when_both_orders_agree(tmp_path, monkeypatch
         ("A", "A")
     }
     assert outputs.metrics["scores"]["janus"]["system"]["overall"]["std"] == pytest.approx(0.0)
+    # position bias: the BIASED item flips (a win as A, a loss as B) in both repeats
+    assert outputs.metrics["health"]["position_flip"] == {"comparisons": 4, "flips": 2, "rate": 0.5}
+    # item koala-a-0: 2 wins, koala-a-1: 2 ties; resampling items gives win rates 0, 0.5 or 1
+    assert pairwise["ci95"]["win_rate"] == [pytest.approx(0.0), pytest.approx(1.0)]
+    assert pairwise["ci95"]["win_or_tie_rate"] == [pytest.approx(1.0), pytest.approx(1.0)]
+    assert pairwise["ci95"]["loss_rate"] == [pytest.approx(0.0), pytest.approx(0.0)]
 
 
 def test_structured_judging_over_the_wire(tmp_path, monkeypatch):
     def answer(request: dict, times: int) -> str:
         user = user_message(request)
-        if "GOOD" in _between(user, "###Response to evaluate", "###Reference answer"):
+        if "GOOD" in _between(user, "###Response to evaluate:", "###Reference Answer"):
             return json.dumps({"feedback": "follows it", "score": 5})
         return json.dumps({"feedback": "does not", "score": 9})  # out of range: schema-invalid
 
@@ -351,7 +385,7 @@ def test_structured_judging_over_the_wire(tmp_path, monkeypatch):
     assert metrics["scores"]["alpha"]["system"]["overall"]["mean"] == pytest.approx(5.0)
     assert metrics["scores"]["alpha"]["system"]["overall"]["items"] == 1
     assert metrics["counts"]["alpha"]["system"]["unparsed_judgements"] == 2
-    assert metrics["parse"]["reasons"] == {"llm_failed": 2}
+    assert metrics["parse"]["reasons"] == {"invalid_output": 2}
     assert metrics["llm"]["invalid_outputs"] == 4  # each re-asked once by the client
 
 
@@ -381,13 +415,83 @@ def test_local_structured_judge_scores_every_rubric_and_reruns_from_cache(tmp_pa
 
 
 def test_a_new_seed_or_repeat_asks_for_new_samples():
-    params = _params(["a"], {"repeats": 3, "max_parse_retries": 2}, {"backend": "local"})
-    indices = {
-        sample_index(params.judge, repeat, attempt) for repeat in range(3) for attempt in range(3)
-    }
-    assert len(indices) == 9
+    params = _params(["a"], {"repeats": 3}, {"backend": "local"})
+    indices = {sample_index(params.judge, repeat) for repeat in range(3)}
+    assert len(indices) == 3
     other_seed = params.judge.model_copy(update={"seed": params.judge.seed + 1})
-    assert not indices & {sample_index(other_seed, r, a) for r in range(3) for a in range(3)}
+    assert not indices & {sample_index(other_seed, r) for r in range(3)}
+
+
+def _steer_answer(request: dict, times: int) -> str:
+    """5 when the response is written for the rubric's preference (its criteria word), else 2."""
+    user = user_message(request)
+    response = _between(user, "###Response to evaluate:", "###Reference Answer")
+    criteria = _between(user, "###Score Rubrics:\n[", "]")
+    return f"Feedback: checked. [RESULT] {5 if criteria in response else 2}"
+
+
+def test_steerability_is_matched_minus_mismatched_rubrics(tmp_path, monkeypatch):
+    bench = [
+        _bench_row("koala-a-0", "koala", ("FORMAL", "FORMAL")),
+        _bench_row("koala-a-1", "koala", ("CASUAL", "CASUAL")),
+        _bench_row("flask-b-0", "flask", ("BRIEF",)),  # one system message: no partner
+    ]
+    bench[1]["system"] = "You are a relaxed friend."
+    responses = {
+        "steered": {
+            ("koala-a-0", "system"): "a FORMAL answer",
+            ("koala-a-1", "system"): "a CASUAL answer",
+            ("flask-b-0", "system"): "a BRIEF answer",
+            ("koala-a-0", "no_system"): "an answer",
+            ("koala-a-1", "no_system"): "an answer",
+        },
+        "deaf": {  # ignores the system message: the same answer for both
+            ("koala-a-0", "system"): "a FORMAL answer",
+            ("koala-a-1", "system"): "a FORMAL answer",
+        },
+    }
+    bench_path, responses_dir = _write_fixture(tmp_path, responses, bench)
+    with ScriptedChatServer(_steer_answer) as server:
+        params = _params(
+            ["steered", "deaf"],
+            {
+                "repeats": 1,
+                "format": "text",
+                "steerability_repeats": 1,
+                "include_system_message": True,
+                "feedback_max_chars": 100,
+                "generation": {"max_tokens": 100},
+            },
+            _openai_judge(server, monkeypatch),
+        )
+        outputs = run_judge(params, bench_path, responses_dir)
+        assert any("You are a relaxed friend." in user for user in server.seen)
+    steer = outputs.metrics["steerability"]
+    # steered: 5 on its own rubrics, 2 on the other system message's, for both items
+    assert steer["steered"] == {
+        "items": 2,
+        "mean": pytest.approx(3.0),
+        "ci95": [pytest.approx(3.0), pytest.approx(3.0)],
+        "matched_mean": pytest.approx(5.0),
+        "mismatched_mean": pytest.approx(2.0),
+    }
+    # deaf: koala-a-0 matched 5 / mismatched 2 (+3); koala-a-1 matched 2 / mismatched 5 (-3)
+    assert steer["deaf"]["mean"] == pytest.approx(0.0)
+    assert steer["deaf"]["ci95"][0] == pytest.approx(-3.0)
+    assert steer["deaf"]["ci95"][1] == pytest.approx(3.0)
+    mismatched = [row for row in outputs.absolute if row["kind"] == "mismatched"]
+    assert {(row["id"], row["rubric_of"]) for row in mismatched} == {
+        ("koala-a-0", "koala-a-1"),
+        ("koala-a-1", "koala-a-0"),
+    }
+    # steerability judgements stay out of the scores: steered's system mean is all matched 5s
+    assert outputs.metrics["scores"]["steered"]["system"]["overall"]["mean"] == pytest.approx(5.0)
+    # Table 8 gap, paired over items: 5 with the system message, 2 without
+    gap = outputs.metrics["health"]["system_message_gap"]["steered"]
+    assert gap["items"] == 2 and gap["mean"] == pytest.approx(3.0)
+    # every no_system answer has the same length: no correlation can be measured there
+    lengths = outputs.metrics["health"]["length_correlation"]["by_model"]
+    assert lengths["steered"]["no_system"]["pearson"] is None
 
 
 def test_judge_names_a_missing_model_clearly(tmp_path, monkeypatch):
