@@ -58,3 +58,66 @@ def test_no_decided_comparison_gives_no_rate_not_zero():
 
 def test_pair_key():
     assert pair_key("sft", "base") == "sft_vs_base"
+
+
+# ---------------------------------------------------------------------------------------------
+# how much to trust a number: bootstrap CIs and judge health, on hand-computed cases
+# ---------------------------------------------------------------------------------------------
+
+
+def test_order_outcomes_and_flip_rate_by_hand():
+    from janus.evaluate.stats import flip_rate
+    from janus.evaluate.winrate import order_outcomes
+
+    assert order_outcomes("A", "B") == ("win", "win")  # same verdict in both orders
+    assert order_outcomes("A", "A") == ("win", "loss")  # position bias: a flip
+    assert order_outcomes("TIE", "B") == ("tie", "win")  # a tie in one order only: a flip too
+    pairs = [order_outcomes(a, b) for a, b in [("A", "B"), ("A", "A"), ("TIE", "TIE"), ("B", "B")]]
+    assert flip_rate(pairs) == {"comparisons": 4, "flips": 2, "rate": 0.5}
+    assert flip_rate([]) == {"comparisons": 0, "flips": 0, "rate": None}
+
+
+def test_bootstrap_mean_ci_by_hand():
+    from janus.evaluate.stats import bootstrap_mean_ci
+
+    # two items, 0 and 1: a resample's mean is 0 (p=1/4), 0.5 (1/2) or 1 (1/4), so the
+    # 2.5th and 97.5th percentiles are 0 and 1
+    assert bootstrap_mean_ci([0.0, 1.0], 2000, seed=1) == [0.0, 1.0]
+    assert bootstrap_mean_ci([3.0, 3.0, 3.0], 100, seed=1) == [3.0, 3.0]  # no spread, no width
+    assert bootstrap_mean_ci([], 100, seed=1) is None
+    # seeded: the same interval every time; it narrows as the bench grows
+    values = [1.0, 2.0, 3.0, 4.0, 5.0] * 4
+    assert bootstrap_mean_ci(values, 500, seed=3) == bootstrap_mean_ci(values, 500, seed=3)
+    low, high = bootstrap_mean_ci(values, 500, seed=3)
+    wide_low, wide_high = bootstrap_mean_ci(values[:5], 500, seed=3)
+    assert wide_low < low < 3.0 < high < wide_high
+
+
+def test_bootstrap_rate_ci_resamples_items_not_judgements():
+    from janus.evaluate.stats import bootstrap_rate_ci
+
+    decided = ("win", "tie", "loss")
+    # one item won in 3 repeats, one tied in 3: rates over resampled items are 0, 1/2 or 1
+    counts = [{"win": 3}, {"tie": 3}]
+    assert bootstrap_rate_ci(counts, "win", decided, 2000, seed=0) == [0.0, 1.0]
+    # an undecided item (unparsed) never enters the denominator
+    assert bootstrap_rate_ci([{"win": 2}, {"unparsed": 2}], "win", decided, 500, 0) == [1.0, 1.0]
+    assert bootstrap_rate_ci([{"unparsed": 1}], "win", decided, 500, 0) is None
+
+
+def test_agreement_correlation_and_paired_difference_by_hand():
+    from janus.evaluate.stats import paired_difference, pearson, repeat_agreement
+
+    # repeats (4, 4, 5): 3 pairs, 1 identical, all within one point; (2, 5): 1 pair, neither
+    assert repeat_agreement([[4, 4, 5], [2, 5], [3]]) == {
+        "pairs": 4,
+        "exact": 0.25,
+        "within_one": 0.75,
+    }
+    assert pearson([10, 20, 30, 40], [1, 2, 3, 4]) == pytest.approx(1.0)
+    assert pearson([10, 20, 30, 40], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert pearson([10, 20, 30], [3, 3, 3]) is None  # a constant score: undefined, not 0
+    # steerability / Table 8 arithmetic: only items in both count
+    diff = paired_difference({"a": 5.0, "b": 4.0, "c": 1.0}, {"a": 2.0, "b": 2.0}, 200, 0)
+    assert diff["items"] == 2 and diff["mean"] == pytest.approx(2.5)
+    assert diff["ci95"] == [pytest.approx(2.0), pytest.approx(3.0)]
