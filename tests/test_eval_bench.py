@@ -167,7 +167,9 @@ def test_published_rows_are_imported_with_stable_ids_and_bad_rows_counted(tmp_pa
     params = parse_params(raw)
     (tmp_path / "data/taxonomy").mkdir(parents=True)
     (tmp_path / COLUMNS_FILE).write_text((REPO / COLUMNS_FILE).read_text())
-    inputs = BenchInputs((), tmp_path / "collection.jsonl", Path("unused"), Path("unused"), Path("-"))
+    inputs = BenchInputs(
+        (), tmp_path / "collection.jsonl", Path("unused"), Path("unused"), Path("-")
+    )
     write_jsonl(inputs.collection, [{"system": "You are a verbose assistant."}])
     bench, similarity, metrics = build_bench(params, inputs, root=tmp_path)
 
