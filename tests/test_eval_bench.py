@@ -92,7 +92,7 @@ def test_a_complete_row_is_valid():
         (_row(rubrics=[_rubric(drop="5")]), "missing_score_level"),
         (_row(rubrics=[_rubric(criteria=None)]), "wrong_type"),
         (_row(rubrics=["not a rubric"]), "wrong_type"),
-        (_row(rubrics=[{**_rubric(), "score1_description": "old layout"}]), "wrong_type"),
+        (_row(rubrics=[{**_rubric(), "score1_description": "old layout"}]), "unexpected_field"),
         ("just text", "wrong_type"),
     ],
 )

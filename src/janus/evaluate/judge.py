@@ -15,7 +15,8 @@ sample up to `llm.judge.max_invalid_retries` times; what is still unreadable is 
 counted by reason and kept out of every mean (an item's score is then the mean of its parsed
 rubrics; an item with none is "unscored"). An empty model response is not sent to the judge.
 
-Also here: pairwise comparison in both orders (`winrate`), judge health (repeat agreement,
+Also here: pairwise comparison in both orders (`winrate`; the judge sees the system message
+there, as the paper's human raters did in F.1), judge health (repeat agreement,
 position flips, score-length correlation, the Table 8 gap with its CI) and steerability: each
 system-condition response is graded against the rubrics of another system message of the same
 instruction; matched minus mismatched says how much the system message changed the answer.

@@ -170,6 +170,8 @@ def error_reason(error: ValidationError) -> str:
         return "missing_score_level" if kind == "missing" else "bad_score_level"
     if kind == "missing":
         return "missing_field"
+    if kind == "extra_forbidden":
+        return "unexpected_field"
     if kind == "value_error":
         return "empty_text"
     if kind in ("too_short",):
