@@ -501,3 +501,32 @@ def test_judge_names_a_missing_model_clearly(tmp_path, monkeypatch):
     )
     with pytest.raises(FileNotFoundError, match="ghost"):
         run_judge(params, bench_path, responses_dir)
+
+
+def test_report_judge_sections_show_cis_and_health_and_mark_what_is_missing():
+    from janus.evaluate.report import judge_sections
+
+    judge = {
+        "include_system_message": False,
+        "scores": {
+            "janus": {
+                "system": {"overall": {"items": 3, "mean": 4.1, "repeats": 3, "ci95": [3.8, 4.4]}},
+            }
+        },
+        "pairwise": {"janus_vs_base": {"ci95": {"win_rate": [0.25, 0.5], "tie_rate": None}}},
+        "parse": {"judgements": 10, "unparsed_rate": 0.1, "rate_by_reason": {"no_marker": 0.1}},
+        "health": {
+            "repeat_agreement": {"pairs": 4, "exact": 0.5, "within_one": 1.0},
+            "position_flip": {"comparisons": 4, "flips": 1, "rate": 0.25},
+            "length_correlation": {"pooled": {"items": 3, "pearson": 0.42}},
+            "system_message_gap": {"janus": {"items": 3, "mean": 0.3, "ci95": [0.1, 0.5]}},
+        },
+        "steerability": {},
+    }
+    text = "\n\n".join(judge_sections(judge, ["janus", "base"]))
+    assert "| janus | system | 4.10 | [3.80, 4.40] | 3 | 3 |" in text
+    assert "| janus | +0.30 | [0.10, 0.50] | 3 | – | – | – / – | – |" in text
+    assert "| base | – | – | – | – | – | – / – | – |" in text  # not judged: no number
+    assert "| janus vs base | [25.0%, 50.0%] | – |" in text
+    assert "does not see (F.2)" in text and "no_marker 10.0%" in text
+    assert "25.0% of 4 comparisons" in text and "0.42 over 3 items" in text
