@@ -343,7 +343,8 @@ class CostGuard:
     def _stop_message(self, jobs: list[Job], position: int, left: dict[str, float]) -> str:
         binding = min(left, key=left.get)
         cap = self.caps[binding]
-        what = f"llm.{self.role}.max_usd" if binding == "role" else "llm.run_max_usd"
+        role_key = f"llm.{self.config.role}.max_usd" if self.config.role else "max_usd"
+        what = role_key if binding == "role" else "llm.run_max_usd"
         return (
             f"{self.stage}: budget reached ({what} = ${cap:,.2f}): spent ${cap - left[binding]:,.2f}"
             f" in run {self.run_id[:12]}, ${max(left[binding], 0):,.2f} left; the next request"
