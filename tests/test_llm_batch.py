@@ -74,13 +74,14 @@ def test_batches_split_run_and_fill_the_cache(server, monkeypatch):
         results = client.generate(_requests(prompts))
         paid = client.cost.spent_usd
         stats = client.stats
+        runtime = client.backend.runtime
     assert [r.text for r in results] == [f"echo: question {i}" for i in range(7)]
     assert all(r.ok and not r.cached for r in results)
     assert len(server.batches) == 3  # 7 requests at 3 per batch
     assert server.uploads == 3
     assert set(server.submitted.values()) == {1}
     assert all(b["object"]["status"] == "completed" for b in server.batches.values())
-    assert stats.extra["batch_requests_submitted"] == 7
+    assert runtime["requests_submitted"] == 7
     # the request lines carried the cache keys as custom_id and the Chat Completions body
     body_file = next(iter(server.files.values()))
     first = json.loads(body_file["content"].decode().splitlines()[0])
@@ -95,6 +96,9 @@ def test_batches_split_run_and_fill_the_cache(server, monkeypatch):
     )
     assert paid == pytest.approx(expected)
     assert paid < stats.cost_usd  # metrics keep the list (online) price of the answers
+    written = json.loads(Path("runtime/cost/unit.json").read_text())  # cwd: tmp_path
+    assert written["paid_usd"] == pytest.approx(paid, abs=1e-6) and written["mode"] == "batch"
+    assert written["backend"]["batches_submitted"] == 3
     # an unchanged rerun is answered from the cache: nothing uploaded, nothing created
     with LLMClient(_config(server), stage="unit") as client:
         again = client.generate(_requests(prompts))
@@ -115,7 +119,7 @@ def test_partial_completion_and_error_file(server):
     prompts = ["fine one", "[[fail]] flaky", "[[fail_always]] broken", "fine two"]
     with LLMClient(_config(server), stage="unit") as client:
         results = client.generate(_requests(prompts))
-        errors = dict(client.stats.extra["batch_errors"])
+        errors = dict(client.backend.runtime["errors"])
     ok = {r.request.message_list()[0]["content"]: r for r in results}
     assert ok["fine one"].ok and ok["fine two"].ok
     # a 500 in the error file is submitted again in a following batch, and then answered
@@ -135,7 +139,7 @@ def test_expired_batch_keeps_what_ran_and_resubmits_the_rest(server):
     prompts = ["ran in time", "[[slow]] did not", "also ran"]
     with LLMClient(_config(server), stage="unit") as client:
         results = client.generate(_requests(prompts))
-        errors = dict(client.stats.extra["batch_errors"])
+        errors = dict(client.backend.runtime["errors"])
     assert all(r.ok for r in results)
     first, second = (entry["object"] for entry in server.batches.values())
     assert first["status"] == "expired" and first["request_counts"]["completed"] == 2
@@ -172,7 +176,7 @@ def test_a_batch_created_but_not_recorded_is_adopted(server, monkeypatch):
     monkeypatch.setattr(BatchBackend, "_create", original)
     with LLMClient(_config(server), stage="unit") as client:
         results = client.generate(_requests(["a", "b"]))
-        resumed = client.stats.extra["batches_resumed"]
+        resumed = client.backend.runtime["batches_resumed"]
     assert all(r.ok for r in results)
     assert resumed == 1
     assert len(server.batches) == 1 and set(server.submitted.values()) == {1}
@@ -222,7 +226,7 @@ def test_kill_while_polling_then_resume_submits_nothing_twice(server, tmp_path, 
     requests = [ChatRequest(messages=[("user", f"item {i}")], max_tokens=8) for i in range(5)]
     with LLMClient(config, stage="resume") as client:
         results = client.generate(requests)
-        resumed = client.stats.extra["batches_resumed"]
+        resumed = client.backend.runtime["batches_resumed"]
     assert [r.text for r in results] == [f"echo: item {i}" for i in range(5)]
     assert resumed == 1
     assert server.uploads == 1 and len(server.batches) == 1

@@ -88,6 +88,19 @@ def test_fallback_estimator_counts_openai_overheads():
     assert estimator.prompt_tokens(messages) == 3 + 6 + 4
 
 
+def test_local_models_are_counted_with_their_own_chat_template(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    config = LLMConfig.model_validate({"backend": "local", "model": str(tiny_model_dir)})
+    estimator = token_estimator(config)
+    assert estimator.name == f"tokenizer:{tiny_model_dir}"
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert estimator.prompt_tokens(messages) == len(ids) > TokenEstimator().prompt_tokens(messages)
+
+
 def test_client_metrics_hold_forecast_and_actual(server):
     requests = _requests(3)
     with LLMClient(_config(server), stage="unit") as client:

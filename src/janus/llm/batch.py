@@ -31,7 +31,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -185,9 +184,14 @@ class BatchBackend:
         self.max_bytes = max_bytes or MAX_BYTES_PER_BATCH
         self.stage = stage
         self._identity_key = json.dumps(self.identity(), sort_keys=True)
-        for name in ("batches_submitted", "batches_resumed", "batch_requests_submitted"):
-            stats.extra.setdefault(name, 0)
-        stats.extra.setdefault("batch_errors", {})
+        # how this run went (runtime, not metrics: a resumed or warm run differs); the client's
+        # CostGuard writes it to runtime/cost/<stage>.json
+        self.runtime: dict[str, Any] = {
+            "batches_submitted": 0,
+            "batches_resumed": 0,
+            "requests_submitted": 0,
+            "errors": {},  # failed or expired requests by reason (error code, http_<status>)
+        }
 
     def identity(self) -> dict[str, Any]:
         return self.online.identity()
@@ -237,7 +241,7 @@ class BatchBackend:
         uploaded = client.files.create(file=(f"{local_id}.jsonl", content), purpose="batch")
         self.state.update(local_id, file_id=uploaded.id, status="uploaded")
         self._create(client, local_id, uploaded.id)
-        self.stats.extra["batch_requests_submitted"] += count
+        self.runtime["requests_submitted"] += count
 
     def _create(self, client, local_id: str, file_id: str) -> None:
         batch = client.batches.create(
@@ -247,7 +251,7 @@ class BatchBackend:
             metadata={"janus_local_id": local_id, "janus_stage": self.stage or "-"},
         )
         self.state.update(local_id, batch_id=batch.id, status=batch.status)
-        self.stats.extra["batches_submitted"] += 1
+        self.runtime["batches_submitted"] += 1
         log.info("batch %s started (%s)", batch.id, local_id)
 
     def _recover(self, client, record: dict[str, Any], content: Callable[[], bytes]) -> None:
@@ -290,7 +294,7 @@ class BatchBackend:
         for record in self.state.open_batches(self._identity_key):
             if waiting.intersection(record["keys"]):
                 watched.append(record)
-                self.stats.extra["batches_resumed"] += 1
+                self.runtime["batches_resumed"] += 1
                 if record["batch_id"] is None:
                     keys = [key for key in record["keys"] if key in by_key]
                     self._recover(
@@ -353,7 +357,7 @@ class BatchBackend:
 
     def _collect(self, client, record, batch, by_key, waiting: set[str], on_done) -> list[str]:
         """Parse an ended batch's output and error files into answers and counted failures."""
-        errors: Counter[str] = self.stats.extra["batch_errors"]  # type: ignore[assignment]
+        errors: dict[str, int] = self.runtime["errors"]
         retry: list[str] = []
         seen: set[str] = set()
         orphans = None

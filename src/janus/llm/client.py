@@ -83,7 +83,7 @@ class LLMClient:
     def close(self) -> None:
         self.backend.close()
         self.cache.close()
-        self.cost.close()
+        self.cost.close(self.backend)
 
     # -- keys --------------------------------------------------------------------------------
 

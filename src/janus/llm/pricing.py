@@ -127,9 +127,11 @@ class ChatTemplateEstimator(TokenEstimator):
 
     def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
         if getattr(self._tokenizer, "chat_template", None):
-            ids = self._tokenizer.apply_chat_template(
+            encoded = self._tokenizer.apply_chat_template(
                 list(messages), tokenize=True, add_generation_prompt=True
             )
+            # a list of ids, or (newer transformers) a BatchEncoding holding them
+            ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
             return len(ids)
         return super().prompt_tokens(messages)
 
@@ -362,19 +364,25 @@ class CostGuard:
         if self.ledger is not None and usd:
             self.ledger.add(self.run_id, self.role, self.stage, usd)
 
-    def runtime(self) -> dict[str, Any]:
-        """What this client paid (runtime, not metrics: a warm cache pays nothing)."""
+    def runtime(self, backend: Any = None) -> dict[str, Any]:
+        """What this client paid (runtime, not metrics: a warm cache pays nothing), with the
+        backend's own account of the run where it keeps one (batch mode)."""
         return {
             "run": self.run_id,
             "role": self.role,
             "mode": self.config.mode,
             "paid_usd": round(self.spent_usd, 6),
             "left_usd": {name: round(value, 6) for name, value in self.left().items()},
+            **(
+                {"backend": backend.runtime}
+                if isinstance(getattr(backend, "runtime", None), dict)
+                else {}
+            ),
         }
 
-    def close(self) -> None:
+    def close(self, backend: Any = None) -> None:
         if self.ledger is not None:
             from janus.io import write_runtime
 
-            write_runtime(f"cost/{self.stage.replace('/', '_')}", self.runtime())
+            write_runtime(f"cost/{self.stage.replace('/', '_')}", self.runtime(backend))
             self.ledger.close()
