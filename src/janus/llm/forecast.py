@@ -33,6 +33,8 @@ STAND_IN_INSTRUCTION = (
     "before deciding."
 )
 STAND_IN_SAMPLE = 50  # stand-in requests rendered to estimate a mean request size
+# what a judged model's answer is taken to be where no responses exist yet (about 300 tokens)
+STAND_IN_RESPONSE = " ".join(["A clear, well organised answer that follows the request."] * 25)
 # expected completion tokens are taken from the cache once it holds this many answers of a stage
 MIN_OBSERVED = 20
 
@@ -336,25 +338,144 @@ def data_stage_requests(params: Params, outputs: dict[str, str], root: Path):
         )
 
 
+def _stand_in_bench_rows(params: Params, root: Path, count: int) -> list[dict[str, Any]]:
+    """Bench-shaped rows: hand-written system messages, stand-in instructions and answers."""
+    from janus.data.system_messages import load_examples
+    from janus.data.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(root / params.expand_seeds.taxonomy_path)
+    examples = load_examples(root / params.system_messages.examples_path, taxonomy.keys)
+    rubric = {"criteria": "Does the response follow the stated preference?"} | {
+        f"score{n}_description": "A response that follows the preference to this degree."
+        for n in range(1, 6)
+    }
+    return [
+        {
+            "id": f"stand-in-{i}",
+            "instruction_id": f"stand-in-{i}",
+            "set_index": 0,
+            "source": "stand-in",
+            "prompt": STAND_IN_INSTRUCTION,
+            "instruction": STAND_IN_INSTRUCTION,
+            "system": examples[i % len(examples)]["system"],
+            "preference_set": examples[i % len(examples)]["preference_set"],
+            "reference_answer": STAND_IN_RESPONSE,
+            "rubrics": [rubric] * len(taxonomy.keys),
+        }
+        for i in range(count)
+    ]
+
+
+def _bench_rows(params: Params) -> int:
+    config = params.bench
+    sources = sum(source.enabled for source in config.sources.values())
+    return sources * config.instructions_per_source * config.system_messages_per_instruction
+
+
+def bench_requests(params: Params, root: Path):
+    """(stage, requests sample, count, basis) of the bench: preference sets, system messages,
+    reference answers and rubrics for every (instruction, system message)."""
+    from janus.data.gold_responses import build_gold_requests
+    from janus.data.preference_sets import build_preference_set_requests
+    from janus.data.system_messages import build_system_message_requests, load_examples
+    from janus.data.taxonomy import load_taxonomy
+    from janus.evaluate.bench import _generation_sections, build_rubric_request
+
+    config = params.bench
+    taxonomy = load_taxonomy(root / params.expand_seeds.taxonomy_path)
+    preference_config, system_config, gold_config = _generation_sections(config, params)
+    sample = _stand_in_bench_rows(params, root, STAND_IN_SAMPLE)
+    examples = load_examples(root / params.system_messages.examples_path, taxonomy.keys)
+    seed_sets = _stand_in_seed_sets(taxonomy, params.expand_seeds)
+    preference_jobs = build_preference_set_requests(sample, seed_sets, taxonomy, preference_config)
+    requests = [
+        *(request for _, request in preference_jobs),
+        *build_system_message_requests(sample, examples, system_config),
+        *build_gold_requests(sample, gold_config),
+        *(build_rubric_request(row, taxonomy.keys, config) for row in sample),
+    ]
+    basis = (
+        f"{_bench_rows(params)} rows x 4 requests (preference set, system message, reference,"
+        " rubrics); stand-in texts"
+    )
+    return "bench", requests, 4 * _bench_rows(params), basis
+
+
+def judge_requests(params: Params, outputs: dict[str, str], root: Path):
+    """(stage, requests sample, count, basis) of the judge: every model's response in both
+    conditions, per rubric and repeat, and the pairwise comparisons in both orders."""
+    from janus.evaluate.bench import read_bench
+    from janus.evaluate.judge import (
+        CONDITIONS,
+        AbsoluteTask,
+        Response,
+        absolute_request,
+        resolve_format,
+    )
+
+    judge = params.judge
+    bench_path = root / outputs["bench"] if "bench" in outputs else None
+    if bench_path is not None and bench_path.exists():
+        rows, basis = len(read_bench(bench_path)[0]), "bench output"
+    else:
+        rows, basis = _bench_rows(params), "bench not run: its params"
+    if params.infer.max_items is not None:
+        rows = min(rows, params.infer.max_items)
+    models = len(params.infer.model_names())
+    sample_rows = _stand_in_bench_rows(params, root, STAND_IN_SAMPLE)
+    dimensions = len(sample_rows[0]["rubrics"])
+    absolute = judge.repeats * models * len(CONDITIONS) * rows * dimensions
+    pairwise = len(judge.pairwise) * rows * judge.repeats * 2
+    fmt = resolve_format(judge, params.llm.judge)
+    requests = [
+        absolute_request(
+            AbsoluteTask(Response("stand-in", "system", row["id"], STAND_IN_RESPONSE), 0, 0),
+            row,
+            judge,
+            fmt,
+            0,
+        )
+        for row in sample_rows
+    ]
+    basis += (
+        f"; {models} model(s) x {len(CONDITIONS)} conditions x {dimensions} rubrics x"
+        f" {judge.repeats} repeats + {len(judge.pairwise)} pair(s) x 2 orders; stand-in answers"
+    )
+    return "judge", requests, absolute + pairwise, basis
+
+
 def forecast(
     params: Params, root: Path = Path("."), dvc_yaml: Path | None = None
 ) -> list[StageForecast]:
     outputs = stage_outputs(dvc_yaml or root / "dvc.yaml")
-    teacher = params.llm.teacher
-    cache = CacheReader(resolve_cache_dir(teacher.cache_dir))
-    try:
-        identity = backend_identity(teacher)
-    except Exception:  # noqa: BLE001 - e.g. the local checkpoint is not built yet: no coverage
-        identity = None
-    try:
-        return [
-            forecast_stage(
-                stage, "teacher", teacher, requests, count, exact, basis, cache, identity
+    results = []
+    for role in ("teacher", "judge"):
+        config = getattr(params.llm, role)
+        cache = CacheReader(resolve_cache_dir(config.cache_dir))
+        try:
+            identity = backend_identity(config)
+        except Exception:  # noqa: BLE001 - e.g. the local checkpoint is not built yet
+            identity = None
+        try:
+            if role == "teacher":
+                for stage, requests, count, exact, basis in data_stage_requests(
+                    params, outputs, root
+                ):
+                    results.append(
+                        forecast_stage(
+                            stage, role, config, requests, count, exact, basis, cache, identity
+                        )
+                    )
+                stage, requests, count, basis = bench_requests(params, root)
+            else:
+                stage, requests, count, basis = judge_requests(params, outputs, root)
+            # bench and judge are scaled from stand-ins: their inputs are model outputs
+            results.append(
+                forecast_stage(stage, role, config, requests, count, False, basis, cache, None)
             )
-            for stage, requests, count, exact, basis in data_stage_requests(params, outputs, root)
-        ]
-    finally:
-        cache.close()
+        finally:
+            cache.close()
+    return results
 
 
 # -- printing ----------------------------------------------------------------------------------
