@@ -262,3 +262,33 @@ def test_forecast_command_runs_without_a_key(tmp_path):
         assert all(item["requests"] > 0 and item["prompt_tokens"] > 0 for item in stages.values())
         paid = sum(item["costs"]["online_max"] for item in stages.values())
         assert (paid == 0) == (profile == "params.yaml")  # the local model is free
+
+
+def test_forecast_sees_what_a_stage_already_cached(tiny_model_dir):
+    """The forecast's requests are the stage's own: after expand_seeds ran, all are covered."""
+    from janus.data.seeds import expand_seeds
+    from janus.data.taxonomy import load_taxonomy
+
+    raw = yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())
+    for role in ("teacher", "judge"):
+        raw["llm"][role]["model"] = str(tiny_model_dir)
+    params = parse_params(raw)
+    before = {item.stage: item for item in forecast(params, root=REPO)}["expand_seeds"]
+    assert before.exact and before.covered == 0 and before.requests > 0
+    taxonomy = load_taxonomy(REPO / params.expand_seeds.taxonomy_path)
+    expand_seeds(taxonomy, params.expand_seeds, params.llm.teacher)
+    after = {item.stage: item for item in forecast(params, root=REPO)}
+    assert after["expand_seeds"].covered == before.requests
+    assert after["expand_seeds"].prompt_tokens == 0  # nothing left to send
+    assert after["expand_seeds"].estimator == f"tokenizer:{tiny_model_dir}"
+    # judge: models x conditions x rubrics x repeats x rows + pairs x rows x repeats x 2
+    judge = params.judge
+    rows = (
+        sum(s.enabled for s in params.bench.sources.values()) * params.bench.instructions_per_source
+    )
+    rows *= params.bench.system_messages_per_instruction
+    if params.infer.max_items is not None:
+        rows = min(rows, params.infer.max_items)
+    models = len(params.infer.model_names())
+    expected = judge.repeats * rows * (models * 2 * 4 + len(judge.pairwise) * 2)
+    assert after["judge"].requests == expected
