@@ -292,3 +292,47 @@ def test_forecast_sees_what_a_stage_already_cached(tiny_model_dir):
     models = len(params.infer.model_names())
     expected = judge.repeats * rows * (models * 2 * 4 + len(judge.pairwise) * 2)
     assert after["judge"].requests == expected
+
+
+def test_batch_mode_budgets_at_the_batch_price(server):
+    online = CostGuard(_config(server, max_usd=1), "unit", UsageStats(), Path("ledger"))
+    batch = CostGuard(
+        _config(server, max_usd=1, mode="batch"), "unit", UsageStats(), Path("ledger")
+    )
+    from janus.llm.types import Job
+
+    request = _requests(1)[0]
+    job = Job(request, request.message_list(), 0, "k", 0, 0)
+    assert online.worst_case(job) == pytest.approx(4.0)
+    assert batch.worst_case(job) == pytest.approx(2.0)
+    online.close(), batch.close()
+
+
+STOPPED_CHILD = """
+import json, sys
+from janus.config import LLMConfig
+from janus.llm import ChatRequest, LLMClient
+config = LLMConfig.model_validate(json.loads(sys.argv[1]))
+with LLMClient(config, stage="preference_sets") as client:
+    client.generate([ChatRequest(messages=[("user", f"q{i}")], max_tokens=4) for i in range(5)])
+"""
+
+
+def test_a_stopped_stage_exits_non_zero_saying_spent_and_left(server, tmp_path):
+    config = _config(server, max_usd=5)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO / "src"),
+        "JANUS_CACHE_DIR": str(tmp_path / "cache"),
+        "JANUS_RUN_ID": "child-run",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_CHILD, json.dumps(config.model_dump())],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "BudgetExceeded: preference_sets: budget reached (max_usd = $5.00)" in done.stderr
+    # one request (worst case $4) fits under $5; it costs $2, and $3 is too little for the next
+    assert "spent $2.00" in done.stderr and "$3.00 left" in done.stderr
+    assert "4 request(s) are unsent" in done.stderr
+    assert server.answers == 1
