@@ -320,6 +320,8 @@ class BatchBackend:
                     break
                 log.info("resubmitting %d expired or transiently failed requests", len(retry))
                 self._submit(client, [by_key[key] for key in retry])
+            for key in sorted(waiting):  # never leave a job without an outcome
+                self._fail(by_key[key], waiting, on_done, "no answer or error line for it")
         finally:
             bar.close()
 
