@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -40,6 +48,10 @@ class Section(BaseModel):
 class Price(Section):
     input_per_mtok: float = Field(ge=0, description="USD per million prompt tokens")
     output_per_mtok: float = Field(ge=0, description="USD per million completion tokens")
+    # prompt tokens the API reports as served from its prompt cache (usage...cached_tokens)
+    cached_input_per_mtok: float = Field(ge=0, description="USD per million cached prompt tokens")
+    # the Batch API's discount on every rate above (OpenAI: 0.5, i.e. half price)
+    batch_discount: float = Field(ge=0, lt=1, description="fraction off every rate in batch mode")
 
 
 class LLMConfig(Section):
@@ -62,6 +74,31 @@ class LLMConfig(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     cache_dir: str = "~/.cache/janus/llm"  # absolute or ~: shared by `dvc exp run --temp` runs
     prices: dict[str, Price] = Field(default_factory=dict)
+    # openai backend only: online (Chat Completions) or batch (Files + Batches API, half price,
+    # answers within the completion window; see janus.llm.batch).
+    mode: Literal["online", "batch"] = "online"
+    batch_poll_s: float = Field(30.0, gt=0)  # batch mode: seconds between status polls
+    # Spending cap for this role over one run (see janus.llm.pricing); None: no cap. It stops
+    # sending, never changes an answer, so it has a default like the other transport settings.
+    max_usd: float | None = Field(None, ge=0)
+    # Stamped by LLMSection: the role name ("teacher", "judge") and the whole run's cap, so the
+    # client can keep the spend ledger without being handed the whole params.
+    _role: str = PrivateAttr(default="")
+    _run_max_usd: float | None = PrivateAttr(default=None)
+
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @property
+    def run_max_usd(self) -> float | None:
+        return self._run_max_usd
+
+    @model_validator(mode="after")
+    def _batch_needs_openai(self) -> LLMConfig:
+        if self.mode == "batch" and self.backend != "openai":
+            raise ValueError("mode 'batch' needs backend 'openai' (the Batch API)")
+        return self
 
     @field_validator("cache_dir")
     @classmethod
@@ -77,6 +114,17 @@ class LLMConfig(Section):
 class LLMSection(Section):
     teacher: LLMConfig = Field(default_factory=LLMConfig)
     judge: LLMConfig = Field(default_factory=LLMConfig)
+    # Cap on what all roles together may spend in one run (null: none). A run is the work toward
+    # one git commit, or $JANUS_RUN_ID when set; the ledger is spend.sqlite next to the cache.
+    run_max_usd: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _stamp_roles(self) -> LLMSection:
+        for role in ("teacher", "judge"):
+            config = getattr(self, role)
+            config._role = role
+            config._run_max_usd = self.run_max_usd
+        return self
 
 
 # ---------------------------------------------------------------------------------------------

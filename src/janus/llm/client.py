@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from janus.config import LLMConfig
 from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
+from janus.llm.pricing import CostGuard
 from janus.llm.structured import InvalidOutput, check_schema, parse_and_validate
 from janus.llm.types import ChatRequest, ChatResult, Generation, Job, UsageStats
 from janus.logging_utils import get_logger, progress
@@ -30,6 +31,10 @@ def make_backend(config: LLMConfig, stats: UsageStats) -> Backend:
         from janus.llm.local import LocalBackend
 
         return LocalBackend(config.model, config.batch_size, config.device, config.dtype)
+    if config.backend == "openai" and config.mode == "batch":
+        from janus.llm.batch import BatchBackend
+
+        return BatchBackend(config, stats)
     if config.backend == "openai":
         from janus.llm.openai_backend import OpenAIBackend
 
@@ -57,6 +62,8 @@ class LLMClient:
         self.stage = stage
         self.stats = UsageStats()
         self.cache = ResponseCache(resolve_cache_dir(config.cache_dir))
+        # forecast, budget stop and spend ledger (janus.llm.pricing): consulted at 4 points below
+        self.cost = CostGuard(config, stage, self.stats, resolve_cache_dir(config.cache_dir))
         self.backend = backend or make_backend(config, self.stats)
         self._identity = self.backend.identity()
         price = config.prices.get(config.model)
@@ -76,6 +83,7 @@ class LLMClient:
     def close(self) -> None:
         self.backend.close()
         self.cache.close()
+        self.cost.close(self.backend)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -100,6 +108,7 @@ class LLMClient:
         for request in requests:
             if request.schema is not None:
                 check_schema(request.schema)
+        self.cost.forecast(requests)
         results = [ChatResult(request=request, cached=True) for request in requests]
         started = time.perf_counter()
         bar = progress(len(requests), desc)
@@ -174,6 +183,7 @@ class LLMClient:
             self.stats.extra["sent_prompt_tokens"] += generation.prompt_tokens
             self.stats.extra["sent_completion_tokens"] += generation.completion_tokens
             self.stats.extra["spent_usd"] += self._cost(generation)
+            self.cost.paid(generation)
             take(job.index, job.attempt, generation)
             for index in duplicates.get(job.key, ()):
                 self.stats.cache_hits += 1
@@ -196,8 +206,8 @@ class LLMClient:
                     else:
                         duplicates[key] = []
                         jobs.append(self._job(requests[index], index, attempt, key))
-                if jobs:
-                    self.backend.run(jobs, on_done)
+                for admitted in self.cost.admit(jobs) if jobs else ():
+                    self.backend.run(admitted, on_done)  # raises BudgetExceeded at a cap
                 pending = retry_next_round
                 if not pending:
                     break

@@ -50,6 +50,9 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"  # stop | length (cut off by max_tokens)
+    # prompt tokens the API served from its prompt cache (usage.prompt_tokens_details); priced at
+    # the cached rate. Not stored in the response cache: it describes one payment, not the answer.
+    cached_prompt_tokens: int = 0
 
 
 @dataclass

@@ -1,0 +1,68 @@
+"""`python -m janus <command>`: tools around the pipeline that are not DVC stages.
+
+python -m janus forecast [--params profiles/paper.yaml] [--json]   # the LLM bill, sends nothing
+python -m janus spend [--run RUN]                                  # the spend ledger
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from janus.config import load_params
+    from janus.llm.forecast import as_json, forecast, render_table
+
+    params = load_params(args.params)
+    forecasts = forecast(params, root=Path(args.root))
+    if args.json:
+        print(json.dumps(as_json(forecasts), indent=2))
+    else:
+        print(f"LLM forecast for {args.params} (nothing sent, no key needed)\n")
+        print(render_table(forecasts, params))
+    return 0
+
+
+def _spend(args: argparse.Namespace) -> int:
+    from janus.config import load_params
+    from janus.llm.cache import resolve_cache_dir
+    from janus.llm.pricing import LEDGER_FILE, SpendLedger, current_run_id
+
+    params = load_params(args.params)
+    directory = resolve_cache_dir(params.llm.teacher.cache_dir)
+    if not (directory / LEDGER_FILE).exists():
+        print(f"no spend recorded yet ({directory / LEDGER_FILE})")
+        return 0
+    ledger = SpendLedger(directory)
+    run = None if args.all else (args.run or current_run_id())
+    rows = ledger.rows(run)
+    ledger.close()
+    for row in rows:
+        print(f"{row['run'][:12]}  {row['role']:<8} {row['stage']:<20} ${row['usd']:,.4f}"
+              f"  {row['answers']} answers")  # fmt: skip
+    print(f"total ${sum(row['usd'] for row in rows):,.4f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m janus")
+    commands = parser.add_subparsers(dest="command", required=True)
+    forecast = commands.add_parser("forecast", help="requests, tokens and cost per LLM stage")
+    forecast.add_argument("--params", default="params.yaml")
+    forecast.add_argument("--root", default=".", help="the repository (dvc.yaml, data/)")
+    forecast.add_argument("--json", action="store_true")
+    forecast.set_defaults(run=_forecast)
+    spend = commands.add_parser("spend", help="dollars paid per run, role and stage")
+    spend.add_argument("--params", default="params.yaml")
+    spend.add_argument("--run", help="a run id (default: this commit, or $JANUS_RUN_ID)")
+    spend.add_argument("--all", action="store_true", help="every run")
+    spend.set_defaults(run=_spend)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
