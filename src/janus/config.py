@@ -639,6 +639,8 @@ class ToxicitySection(Section):
     models: dict[str, ToxicityModel] = Field(default_factory=dict)
     hub_models: dict[str, HubModel] = Field(default_factory=dict)  # stage toxicity_generate_hub@
     threshold: float = Field(0.5, ge=0, le=1)  # a generation at or above it is toxic
+    # Bootstrap resamples (over prompts) for the 95% CIs of avg max toxicity / toxicity prob.
+    bootstrap_resamples: int = Field(1000, ge=1)
     # The scorer behind Table 4's numbers; `extra_scorers` score the same generations too and are
     # reported beside it with their agreement (Pearson r, agreement at `threshold`).
     scorer: Literal["perspective", "classifier", "llm"] = "llm"
