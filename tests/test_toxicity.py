@@ -364,3 +364,35 @@ def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
         "classifier",
         "perspective",
     }
+
+
+def test_report_table_4_lists_every_model_and_compares_scorers():
+    from janus.evaluate.report import toxicity_sections
+
+    toxicity = {
+        "sft": {
+            "avg_max_toxicity": 0.3,
+            "toxicity_probability": 0.1,
+            "scorer": "classifier",
+            "ci95": {"avg_max_toxicity": [0.25, 0.35], "toxicity_probability": [0.05, 0.15]},
+            "by_scorer": {
+                "classifier": {"avg_max_toxicity": 0.3, "toxicity_probability": 0.1},
+                "perspective": {"avg_max_toxicity": 0.28, "toxicity_probability": 0.08},
+            },
+            "agreement": {
+                "classifier_vs_perspective": {
+                    "texts": 100,
+                    "pearson": 0.81,
+                    "agreement_at_threshold": 0.93,
+                }
+            },
+        },
+        "mistral-7b-instruct": {"avg_max_toxicity": 0.5, "toxicity_probability": 0.4},
+    }
+    text = "\n".join(toxicity_sections(toxicity, ["sft"]))
+    assert "| sft | 0.300 | 0.100 |" in text and "| mistral-7b-instruct | 0.500 | 0.400 |" in text
+    assert "| sft | classifier | [0.250, 0.350] | [0.050, 0.150] |" in text
+    assert (
+        "| sft | classifier / perspective | 0.300 / 0.280 | 0.100 / 0.080 | 0.810 | 93.0% | 100 |"
+        in text
+    )
