@@ -39,3 +39,23 @@ def test_allow_smaller_runs_on_what_is_there(caplog):
     )
     assert kept == 12
     assert "allow_smaller: true" in caplog.text
+
+
+def test_the_paper_profile_bench_refuses_the_bundled_samples(monkeypatch):
+    from pathlib import Path
+
+    from janus.config import load_params
+    from janus.evaluate.bench import select_instructions
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    bench = load_params(repo / "profiles/paper.yaml").bench
+    with pytest.raises(
+        TooFewRows,
+        match=r"alpaca_eval.jsonl \(bench source alpaca_eval\): holds "
+        r"\d+ usable instructions, but params ask for 63",
+    ):
+        select_instructions(bench, set(), repo)
+    smaller = bench.model_copy(update={"allow_smaller": True})
+    selected, _ = select_instructions(smaller, set(), repo)
+    assert 0 < len(selected) < 5 * 63

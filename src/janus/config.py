@@ -408,6 +408,9 @@ class BenchSection(Section):
     # Train-test ROUGE-L (Figure 5) compares each bench system message with this many training
     # system messages, sampled; None compares with all of them (quadratic: slow at paper scale).
     train_test_max_train_messages: int | None = Field(None, ge=1)
+    # False: a source with fewer usable instructions than instructions_per_source stops the bench
+    # stage before any LLM call (janus.scale); true runs on what is there (logged).
+    allow_smaller: bool = False
     seed: int = 42
 
     @field_validator("sources")
