@@ -236,3 +236,163 @@ def test_scoring_refuses_generations_made_with_other_params(tmp_path):
         read_generations(path, 3)
     with pytest.raises(FileNotFoundError, match="toxicity_generate@missing"):
         read_generations(tmp_path / "missing.jsonl", 3)
+
+
+def test_scorer_agreement_by_hand():
+    from janus.evaluate.toxicity import pearson, scorer_agreement
+
+    first = {"a": (0.9, None), "b": (0.1, None), "c": (0.6, None), "d": (None, "error")}
+    second = {"a": (0.7, None), "b": (0.2, None), "c": (0.4, None), "d": (0.5, None)}
+    agreement = scorer_agreement(first, second, threshold=0.5)
+    assert agreement["texts"] == 3  # d: only one scorer scored it
+    # x = (0.9, 0.1, 0.6), y = (0.7, 0.2, 0.4): means 1.6 / 3, 1.3 / 3
+    dx, dy = (
+        [0.9 - 1.6 / 3, 0.1 - 1.6 / 3, 0.6 - 1.6 / 3],
+        [0.7 - 1.3 / 3, 0.2 - 1.3 / 3, 0.4 - 1.3 / 3],
+    )
+    expected = sum(a * b for a, b in zip(dx, dy, strict=True)) / math.sqrt(
+        sum(a * a for a in dx) * sum(b * b for b in dy)
+    )
+    assert agreement["pearson"] == pytest.approx(expected)
+    # at 0.5: a toxic/toxic, b clean/clean, c toxic/clean -> 2 of 3 agree
+    assert agreement["agreement_at_threshold"] == pytest.approx(2 / 3)
+    assert (agreement["toxic_by_first"], agreement["toxic_by_second"]) == (2, 1)
+    assert pearson([0.5, 0.5], [0.1, 0.9]) is None  # a constant side: r undefined
+    assert pearson([0.3], [0.4]) is None
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
+    from janus.evaluate.toxicity import bootstrap_mean_ci, toxicity_cis
+
+    values = [0.1, 0.2, 0.9, 0.4, 0.3, 0.8]
+    low, high = bootstrap_mean_ci(values, 2000, seed=1)
+    assert low < sum(values) / len(values) < high
+    assert low >= 0.1 and high <= 0.9
+    assert bootstrap_mean_ci(values, 2000, seed=1) == [low, high]
+    assert bootstrap_mean_ci([0.4, 0.4, 0.4], 50, seed=0) == pytest.approx([0.4, 0.4])
+    assert bootstrap_mean_ci([], 50, seed=0) is None
+    cis = toxicity_cis([[0.9, 0.1], [0.2], [None]], threshold=0.5, resamples=200, seed=0)
+    assert 0.2 <= cis["avg_max_toxicity"][0] <= cis["avg_max_toxicity"][1] <= 0.9
+    assert 0.0 <= cis["toxicity_probability"][0] <= cis["toxicity_probability"][1] <= 1.0
+
+
+def test_too_few_prompts_stop_generation_unless_allowed(tmp_path):
+    path = tmp_path / "rtp.jsonl"
+    path.write_text("".join(json.dumps({"prompt": {"text": f"p{i}"}}) + "\n" for i in range(3)))
+    with pytest.raises(ValueError, match=r"rtp.jsonl: holds 3 prompts, but params ask for 10000"):
+        load_prompts(path, 10000, allow_smaller=False)
+    assert len(load_prompts(path, 10000, allow_smaller=True)) == 3
+    assert len(load_prompts(path, 2, allow_smaller=False)) == 2
+    params = ToxicitySection(
+        prompts_path=str(path),
+        max_prompts=10,
+        allow_smaller=False,
+        models={"m": {"path": str(tmp_path / "no-model")}},
+    )
+    # refused before the (missing) model is loaded
+    with pytest.raises(ValueError, match="holds 3 prompts"):
+        run_toxicity_generation(params, "m", tmp_path / "gen", tmp_path / "metrics")
+
+
+def test_the_paper_profile_refuses_the_sample_prompt_file(monkeypatch):
+    from pathlib import Path
+
+    from janus.config import load_params
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    params = load_params(repo / "profiles/paper.yaml").toxicity
+    assert params.scorer == "classifier" and not params.allow_smaller
+    assert set(params.model_names()) >= {"sft", "mistral-7b-instruct", "llama-3-8b-instruct"}
+    with pytest.raises(
+        ValueError,
+        match=r"realtoxicityprompts.jsonl: holds \d+ prompts, but "
+        r"params ask for 10000",
+    ):
+        run_toxicity_generation(params, "sft")
+
+
+def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
+    tiny_model_dir, tiny_classifier_dir, tmp_path, monkeypatch
+):
+    from tests.servers.perspective_server import PerspectiveServer
+
+    monkeypatch.setenv("TEST_PERSPECTIVE_KEY", "test-key")
+    server = PerspectiveServer(key="test-key").start()
+    try:
+        generated = tmp_path / "generations"
+        generated.mkdir()
+        rows = [
+            {"prompt_id": "p1", "prompt": "It was", "generations": [" an awful day", " fine"]},
+            {"prompt_id": "p2", "prompt": "We saw", "generations": [" a calm sea", ""]},
+        ]
+        (generated / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        params = ToxicitySection(
+            generations_per_prompt=2,
+            models={"m": {"path": str(tiny_model_dir)}},
+            scorer="classifier",
+            extra_scorers=["perspective"],
+            classifier={"model": str(tiny_classifier_dir)},
+            perspective={
+                "url": server.url,
+                "key_env": "TEST_PERSPECTIVE_KEY",
+                "requests_per_second": 1000,
+                "backoff_s": 0,
+            },
+            perplexity_model=str(tiny_model_dir),
+            bootstrap_resamples=100,
+        )
+        metrics = run_toxicity(
+            params, LLMConfig(), generated, tmp_path / "out", metrics_dir=tmp_path / "metrics"
+        )["m"]
+    finally:
+        server.stop()
+    assert metrics["scorer"] == "classifier"
+    perspective = metrics["by_scorer"]["perspective"]
+    # the fake API: 0.9 for "awful", else 0.05 -> maxima 0.9 and 0.05
+    assert perspective["avg_max_toxicity"] == pytest.approx((0.9 + 0.05) / 2)
+    assert perspective["toxicity_probability"] == pytest.approx(0.5)
+    assert metrics["by_scorer"]["classifier"]["avg_max_toxicity"] == metrics["avg_max_toxicity"]
+    agreement = metrics["agreement"]["classifier_vs_perspective"]
+    assert agreement["texts"] == 3  # the empty generation is scored by neither
+    assert agreement["toxic_by_second"] == 1
+    assert 0.0 <= agreement["agreement_at_threshold"] <= 1.0
+    assert len(metrics["ci95"]["avg_max_toxicity"]) == 2
+    scored = read_jsonl(tmp_path / "out" / "m.jsonl")[0]["generations"][0]
+    assert scored["toxicity_perspective"] == 0.9 and 0 <= scored["toxicity"] <= 1
+    assert set(read_json(tmp_path / "metrics" / "toxicity_scorer.json")["scorers"]) == {
+        "classifier",
+        "perspective",
+    }
+
+
+def test_report_table_4_lists_every_model_and_compares_scorers():
+    from janus.evaluate.report import toxicity_sections
+
+    toxicity = {
+        "sft": {
+            "avg_max_toxicity": 0.3,
+            "toxicity_probability": 0.1,
+            "scorer": "classifier",
+            "ci95": {"avg_max_toxicity": [0.25, 0.35], "toxicity_probability": [0.05, 0.15]},
+            "by_scorer": {
+                "classifier": {"avg_max_toxicity": 0.3, "toxicity_probability": 0.1},
+                "perspective": {"avg_max_toxicity": 0.28, "toxicity_probability": 0.08},
+            },
+            "agreement": {
+                "classifier_vs_perspective": {
+                    "texts": 100,
+                    "pearson": 0.81,
+                    "agreement_at_threshold": 0.93,
+                }
+            },
+        },
+        "mistral-7b-instruct": {"avg_max_toxicity": 0.5, "toxicity_probability": 0.4},
+    }
+    text = "\n".join(toxicity_sections(toxicity, ["sft"]))
+    assert "| sft | 0.300 | 0.100 |" in text and "| mistral-7b-instruct | 0.500 | 0.400 |" in text
+    assert "| sft | classifier | [0.250, 0.350] | [0.050, 0.150] |" in text
+    assert (
+        "| sft | classifier / perspective | 0.300 / 0.280 | 0.100 / 0.080 | 0.810 | 93.0% | 100 |"
+        in text
+    )

@@ -463,6 +463,9 @@ class BenchSection(Section):
     # Train-test ROUGE-L (Figure 5) compares each bench system message with this many training
     # system messages, sampled; None compares with all of them (quadratic: slow at paper scale).
     train_test_max_train_messages: int | None = Field(None, ge=1)
+    # False: a source with fewer usable instructions than instructions_per_source stops the bench
+    # stage before any LLM call (janus.scale); true runs on what is there (logged).
+    allow_smaller: bool = False
     seed: int = 42
 
     @field_validator("sources")
@@ -518,6 +521,23 @@ class BestOfNModel(CheckpointModel):
     n: int = Field(64, ge=1)  # paper: 64
 
 
+HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class HubModel(Section):
+    """A published model on the Hugging Face hub (stage `infer_hub@<name>`), loaded by
+    `from_pretrained(hub_id, revision=revision)` (vLLM: `LLM(hub_id, revision=...)`): e.g. the
+    published Janus-7B (`kaist-ai/janus-7b`) or a paper baseline (Mistral-7B-Instruct-v0.2).
+    Needs network or a warm HF cache (`HF_HUB_OFFLINE=1` reads only the cache)."""
+
+    hub_id: str = Field(pattern=HUB_ID_PATTERN)
+    # A commit hash pins the weights (a rerun then loads the same model); a branch such as
+    # "main" follows the hub, and DVC cannot see when it moves.
+    revision: str = Field(min_length=1)
+    # No default: a model we did not train has no janus_format.json to say how it was prompted.
+    prompt_format: Literal["mistral", "chat_template"]
+
+
 def _default_infer_models() -> dict[str, CheckpointModel]:
     return {
         "base": CheckpointModel(path="models/base"),
@@ -546,6 +566,8 @@ class InferSection(Section):
     best_of_n: dict[str, BestOfNModel] = Field(
         default_factory=lambda: {"sft_third-bon": BestOfNModel(path="checkpoints/sft_third")}
     )
+    # Published checkpoints and open baselines loaded from the hub by id (stage infer_hub@).
+    hub_models: dict[str, HubModel] = Field(default_factory=dict)
     # Baselines behind any OpenAI-compatible endpoint (paper: GPT-4-Turbo); none by default.
     endpoints: dict[str, LLMConfig] = Field(default_factory=dict)
     # Endpoint rows that still fail after the client's retries are dropped and counted; more
@@ -558,7 +580,7 @@ class InferSection(Section):
         import re
 
         seen: dict[str, str] = {}
-        for group in ("models", "best_of_n", "endpoints"):
+        for group in ("models", "best_of_n", "hub_models", "endpoints"):
             for name in getattr(self, group):
                 if not re.match(MODEL_NAME_PATTERN, name):
                     raise ValueError(
@@ -571,14 +593,17 @@ class InferSection(Section):
         return self
 
     def model_names(self) -> list[str]:
-        """Every model with bench responses, in params order: checkpoints, best-of-N, endpoints."""
-        return [*self.models, *self.best_of_n, *self.endpoints]
+        """Every model with bench responses, in params order: checkpoints, best-of-N, hub
+        models, endpoints."""
+        return [*self.models, *self.best_of_n, *self.hub_models, *self.endpoints]
 
-    def model_kind(self, name: str) -> Literal["checkpoint", "best_of_n", "endpoint"]:
+    def model_kind(self, name: str) -> Literal["checkpoint", "best_of_n", "hub", "endpoint"]:
         if name in self.models:
             return "checkpoint"
         if name in self.best_of_n:
             return "best_of_n"
+        if name in self.hub_models:
+            return "hub"
         if name in self.endpoints:
             return "endpoint"
         raise KeyError(f"infer: no model named {name!r}; known: {self.model_names()}")
@@ -646,7 +671,10 @@ class PerspectiveParams(Section):
 class ClassifierParams(Section):
     """A local HF sequence-classification toxicity model (e.g. a RoBERTa toxicity classifier)."""
 
-    model: str | None = None  # a checkpoint dir; needed when scorer is classifier
+    # A checkpoint dir or a hub id (e.g. s-nlp/roberta_toxicity_classifier); needed when a
+    # scorer is classifier.
+    model: str | None = None
+    revision: str | None = None  # hub ids: a commit hash pins the classifier; None: local dir
     label: str = "toxic"  # the id2label entry that means toxic; ignored with a single output
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(512, ge=8)
@@ -673,8 +701,16 @@ class ToxicitySection(Section):
     )
     engine: EngineParams = Field(default_factory=EngineParams)
     models: dict[str, ToxicityModel] = Field(default_factory=dict)
+    hub_models: dict[str, HubModel] = Field(default_factory=dict)  # stage toxicity_generate_hub@
     threshold: float = Field(0.5, ge=0, le=1)  # a generation at or above it is toxic
+    # Bootstrap resamples (over prompts) for the 95% CIs of avg max toxicity / toxicity prob.
+    bootstrap_resamples: int = Field(1000, ge=1)
+    # The scorer behind Table 4's numbers; `extra_scorers` score the same generations too and are
+    # reported beside it with their agreement (Pearson r, agreement at `threshold`).
     scorer: Literal["perspective", "classifier", "llm"] = "llm"
+    extra_scorers: list[Literal["perspective", "classifier", "llm"]] = Field(default_factory=list)
+    # False: fewer prompts in prompts_path than max_prompts stops the stages (janus.scale).
+    allow_smaller: bool = False
     perspective: PerspectiveParams = Field(default_factory=PerspectiveParams)
     classifier: ClassifierParams = Field(default_factory=ClassifierParams)
     # llm scorer (llm.judge): unit asks for {"toxicity": 0..1}; int10 for an integer 0..10 / 10.
@@ -690,9 +726,9 @@ class ToxicitySection(Section):
     dist_normalization: Literal["ngrams", "words"] = "ngrams"
     seed: int = 42
 
-    @field_validator("models")
+    @field_validator("models", "hub_models")
     @classmethod
-    def _model_names(cls, value: dict[str, ToxicityModel]) -> dict[str, ToxicityModel]:
+    def _model_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         import re
 
         for name in value:
@@ -702,9 +738,79 @@ class ToxicitySection(Section):
 
     @model_validator(mode="after")
     def _scorer_is_configured(self) -> ToxicitySection:
-        if self.scorer == "classifier" and not self.classifier.model:
-            raise ValueError("scorer 'classifier' needs classifier.model (a checkpoint dir)")
+        scorers = self.scorer_names()
+        if len(set(scorers)) != len(scorers):
+            raise ValueError(f"extra_scorers repeats a scorer: {scorers}")
+        if "classifier" in scorers and not self.classifier.model:
+            raise ValueError("scorer 'classifier' needs classifier.model (a checkpoint or hub id)")
+        both = sorted(set(self.models) & set(self.hub_models))
+        if both:
+            raise ValueError(f"model name(s) {both} in both models and hub_models")
         return self
+
+    def scorer_names(self) -> list[str]:
+        """The primary scorer first, then the extra ones."""
+        return [self.scorer, *self.extra_scorers]
+
+    def model_names(self) -> list[str]:
+        return [*self.models, *self.hub_models]
+
+
+HELPFULNESS_BENCHMARKS = ("alpaca_eval", "mt_bench", "arena_hard")
+
+
+class HelpfulnessBenchmark(Section):
+    """One Table 3 benchmark's prompt file, in that tool's own question format: AlpacaEval's
+    eval set (JSON list of {instruction, dataset, ...}), FastChat MT-Bench `question.jsonl`
+    ({question_id, category, turns: [str, str]}), Arena-Hard-Auto v0.1 `question.jsonl`
+    ({question_id, category, cluster, turns: [{content}]}); a local file or `hub:owner/name`."""
+
+    prompts_path: str
+    split: str  # hub datasets only (e.g. "eval" for tatsu-lab/alpaca_eval)
+    max_prompts: int | None = Field(ge=1)  # None: every prompt (paper: 805 / 80 / 500)
+
+
+class AlpacaEvalRun(Section):
+    """`alpaca_eval evaluate` on one model's answers, with our judge endpoint (llm.judge)."""
+
+    model: str  # a name in helpfulness.models
+    annotators_config: str  # e.g. weighted_alpaca_eval_gpt4_turbo (AlpacaEval 2.0's)
+    reference_outputs: str | None  # None: the package's default baseline (GPT-4-Turbo)
+
+
+class HelpfulnessSection(Section):
+    """Answers for the helpfulness benchmarks of Table 3 (5.2, F.3), in each tool's answer format
+    so that its official judge runs on them unchanged (stages `helpfulness@<benchmark>`)."""
+
+    # Models answering, by name from infer.models / infer.hub_models / infer.endpoints.
+    models: list[str]
+    benchmarks: dict[str, HelpfulnessBenchmark]
+    sampling: SamplingParams
+    engine: EngineParams
+    # False: a prompt file with fewer prompts than max_prompts stops the stage (janus.scale).
+    allow_smaller: bool
+    # Optional official judging with the `alpaca_eval` package (pip install alpaca_eval), one
+    # stage per entry (`alpaca_eval_judge@<model>`); {} runs none (the default: it costs money).
+    alpaca_eval_runs: dict[str, AlpacaEvalRun]
+    seed: int
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(HELPFULNESS_BENCHMARKS))
+        if unknown:
+            raise ValueError(f"unknown benchmark(s) {unknown}; known: {list(HELPFULNESS_BENCHMARKS)}")
+        return value
+
+
+class ScorecardSection(Section):
+    """reports/reproduction.md: the paper's numbers (a data file citing table, row, column)
+    beside ours."""
+
+    paper_numbers: str  # data/paper/paper_numbers.csv
+    # Which of our models stands for a paper row, e.g. {"Janus 7B": sft}. A paper row without an
+    # entry, or whose model the run did not produce, reads "not run".
+    rows: dict[str, str]
 
 
 class ReportSection(Section):
@@ -739,7 +845,28 @@ class Params(Section):
     judge: JudgeSection = Field(default_factory=JudgeSection)
     toxicity: ToxicitySection = Field(default_factory=ToxicitySection)
     report: ReportSection = Field(default_factory=ReportSection)
+    # None only in hand-written test params; every params file sets both.
+    helpfulness: HelpfulnessSection | None = None
+    scorecard: ScorecardSection | None = None
     tracking: TrackingSection = Field(default_factory=TrackingSection)
+
+
+def _check_cross_references(params: Params) -> None:
+    """Names that one section takes from another must exist there."""
+    helpfulness = params.helpfulness
+    if helpfulness is None:
+        return
+    answerable = [*params.infer.models, *params.infer.hub_models, *params.infer.endpoints]
+    unknown = [name for name in helpfulness.models if name not in answerable]
+    if unknown:
+        raise ValueError(
+            f"helpfulness.models: {unknown} not in infer.models, infer.hub_models or "
+            "infer.endpoints"
+        )
+    for key, run in helpfulness.alpaca_eval_runs.items():
+        if run.model not in helpfulness.models:
+            raise ValueError(f"helpfulness.alpaca_eval_runs.{key}.model: {run.model!r} is not "
+                             "in helpfulness.models")
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:
@@ -761,9 +888,14 @@ def parse_params(raw: Any, path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_format_errors(path, error)) from None
+    try:
+        _check_cross_references(params)
+    except ValueError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return params
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:

@@ -72,6 +72,7 @@ from janus.evaluate.rows import (
 from janus.io import read_jsonl
 from janus.logging_utils import get_logger
 from janus.prompts import render_messages
+from janus.scale import require_rows
 
 log = get_logger(__name__)
 
@@ -296,14 +297,15 @@ def select_instructions(
         counts[name]["pool"] = len(pool)
         # One generator per benchmark: adding a benchmark changes no other's sample.
         rng = random.Random(f"{config.seed}:{name}")
-        take = min(config.instructions_per_source, len(pool))
-        if take < config.instructions_per_source:
-            log.warning(
-                "bench source %s has only %d usable instructions (asked for %d)",
-                name,
-                len(pool),
-                config.instructions_per_source,
-            )
+        # Before any LLM call: a sample file must not pass for the benchmark (janus.scale).
+        take = require_rows(
+            f"{config.sources[name].path} (bench source {name})",
+            len(pool),
+            config.instructions_per_source,
+            what="usable instructions",
+            section="bench.instructions_per_source",
+            allow_smaller=config.allow_smaller,
+        )
         for prompt in rng.sample(pool, take):
             selected.append(
                 {

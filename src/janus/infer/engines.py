@@ -118,19 +118,22 @@ def vllm_unavailable_reason() -> str | None:
     return None
 
 
-def load_engine(model_path: str | Path, params: EngineParams) -> Engine:
+def load_engine(
+    model_path: str | Path, params: EngineParams, revision: str | None = None
+) -> Engine:
     """The engine `params.backend` asks for, falling back to transformers (logged) when vLLM
-    or CUDA is missing."""
+    or CUDA is missing. `model_path` is a checkpoint directory or a hub id; `revision` (hub ids
+    only) pins the hub commit, handed to `from_pretrained` / vLLM as is."""
     if params.backend in ("auto", "vllm"):
         reason = vllm_unavailable_reason()
         if reason is None:
-            return VLLMEngine(model_path, params)
+            return VLLMEngine(model_path, params, revision)
         message = "%s: %s; generating with transformers (batch_size %d)"
         if params.backend == "vllm":
             log.warning(message, model_path, reason, params.batch_size)
         else:
             log.info(message, model_path, reason, params.batch_size)
-    return TransformersEngine(model_path, params)
+    return TransformersEngine(model_path, params, revision)
 
 
 def stop_token_ids(tokenizer: Any, generation_config: Any = None) -> list[int]:
@@ -145,12 +148,12 @@ def stop_token_ids(tokenizer: Any, generation_config: Any = None) -> list[int]:
     return sorted(ids)
 
 
-def _saved_generation_config(model_path: str | Path) -> Any:
+def _saved_generation_config(model_path: str | Path, revision: str | None = None) -> Any:
     """A checkpoint's generation_config.json (its extra stop tokens), or None."""
     from transformers import GenerationConfig
 
     try:
-        return GenerationConfig.from_pretrained(model_path)
+        return GenerationConfig.from_pretrained(model_path, revision=revision)
     except OSError:
         return None
 
@@ -160,19 +163,23 @@ class TransformersEngine:
 
     name = "transformers"
 
-    def __init__(self, model_path: str | Path, params: EngineParams):
+    def __init__(
+        self, model_path: str | Path, params: EngineParams, revision: str | None = None
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         started = time.perf_counter()
         self.params = params
         self.device = resolve_device(params.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=resolve_dtype(params.dtype, self.device.startswith("cuda"))
+            model_path,
+            revision=revision,
+            dtype=resolve_dtype(params.dtype, self.device.startswith("cuda")),
         ).to(self.device)
         self.model.eval()
         self.stop_ids = stop_token_ids(self.tokenizer, self.model.generation_config)
@@ -270,7 +277,9 @@ class VLLMEngine:
 
     name = "vllm"
 
-    def __init__(self, model_path: str | Path, params: EngineParams):
+    def __init__(
+        self, model_path: str | Path, params: EngineParams, revision: str | None = None
+    ):
         import torch
         from vllm import LLM
 
@@ -283,13 +292,17 @@ class VLLMEngine:
             gpu_memory_utilization=params.gpu_memory_utilization,
             max_model_len=params.max_model_len,
             dtype=str(dtype).removeprefix("torch."),
+            revision=revision,
+            tokenizer_revision=revision,
         )
         self.tokenizer = self.llm.get_tokenizer()
         try:
             self.context_length = self.llm.llm_engine.model_config.max_model_len
         except AttributeError:  # the engine's layout moves between vLLM versions
             self.context_length = params.max_model_len
-        self.stop_ids = stop_token_ids(self.tokenizer, _saved_generation_config(model_path))
+        self.stop_ids = stop_token_ids(
+            self.tokenizer, _saved_generation_config(model_path, revision)
+        )
         self._torch = torch
         self.stats = EngineStats(load_seconds=time.perf_counter() - started)
 

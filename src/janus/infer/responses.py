@@ -1,8 +1,10 @@
-"""Bench responses of one model entry (stages `infer@`, `infer_bon@`, `infer_api@`).
+"""Bench responses of one model entry (stages `infer@`, `infer_bon@`, `infer_hub@`, `infer_api@`).
 
 Each bench item is answered twice (`infer.conditions`): with its system message and without one
 (paper 6.1, Table 8). A local checkpoint is prompted with `janus.chat_format.format_prompt` in the
-format it was trained with; an endpoint gets the system message as a `system` chat turn.
+format it was trained with (a hub model: its `prompt_format` in params, loaded by
+`from_pretrained(hub_id, revision=...)` through the same engine); an endpoint gets the system
+message as a `system` chat turn.
 
 Output rows (`outputs/responses/<model>.jsonl`), read by the judge and the report:
     id, model, source, condition ("system" | "no_system"), system (null without one), prompt,
@@ -131,17 +133,38 @@ def generate_with_checkpoint(
     )
 
 
+@dataclass(frozen=True)
+class LocalModel:
+    """Where a model that generates in this process comes from: a checkpoint directory, or a
+    hub id at a revision (both go through the same engine and the same `from_pretrained`)."""
+
+    location: str
+    revision: str | None
+    prompt_format: str
+    kind: str  # checkpoint | hub
+
+
+def local_model(params: InferSection, name: str) -> LocalModel:
+    """`infer.models[name]` or `infer.hub_models[name]` as a LocalModel."""
+    if name in params.hub_models:
+        hub = params.hub_models[name]
+        return LocalModel(hub.hub_id, hub.revision, hub.prompt_format, "hub")
+    entry = params.models[name]
+    return LocalModel(entry.path, None, entry.prompt_format or load_format(entry.path), "checkpoint")
+
+
 def run_checkpoint(
     params: InferSection,
     name: str,
     bench: list[dict[str, Any]],
     engine: Engine | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Responses of `infer.models[name]`: one sample per (item, condition)."""
-    entry = params.models[name]
-    prompt_format = entry.prompt_format or load_format(entry.path)
+    """Responses of `infer.models[name]` or `infer.hub_models[name]`: one sample per (item,
+    condition)."""
+    model = local_model(params, name)
+    prompt_format = model.prompt_format
     items = bench_prompts(bench, params.conditions)
-    engine = engine or load_engine(entry.path, params.engine)
+    engine = engine or load_engine(model.location, params.engine, model.revision)
     try:
         completions = generate_with_checkpoint(
             engine, items, prompt_format, params, 1, f"infer {name}"
@@ -160,10 +183,13 @@ def run_checkpoint(
         )
         for item, samples in zip(items, completions, strict=True)
     ]
+    source = {"path": model.location}
+    if model.kind == "hub":
+        source = {"hub_id": model.location, "revision": model.revision}
     metrics = {
         "model": name,
-        "kind": "checkpoint",
-        "path": entry.path,
+        "kind": model.kind,
+        **source,
         "prompt_format": prompt_format,
         "engine": engine.name,
         **response_metrics(rows, params.conditions),
@@ -338,7 +364,7 @@ def run_infer(
     kind = params.model_kind(name)
     bench = load_bench(bench_path, params.max_items)
     log.info("infer %s (%s): %d bench items x %s", name, kind, len(bench), params.conditions)
-    if kind == "checkpoint":
+    if kind in ("checkpoint", "hub"):
         rows, metrics = run_checkpoint(params, name, bench)
     elif kind == "best_of_n":
         rows, samples_rows, metrics = run_best_of_n(params, name, bench)

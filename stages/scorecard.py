@@ -1,0 +1,40 @@
+"""Stage `scorecard`: the paper's Tables 2, 3, 4, 8 and 11 beside this run's numbers ->
+reports/reproduction.md and metrics/reproduction.json (janus.evaluate.scorecard)."""
+
+import argparse
+from pathlib import Path
+
+from janus.config import load_params
+from janus.evaluate.scorecard import (
+    build_cells,
+    load_results,
+    read_paper_numbers,
+    scorecard_markdown,
+    scorecard_metrics,
+)
+from janus.io import atomic_open, write_json
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--judge-metrics", required=True)
+    parser.add_argument("--toxicity-metrics", required=True)
+    parser.add_argument("--alpaca-eval-metrics", required=True, help="a directory (may not exist)")
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args()
+    params = load_params()
+    if params.scorecard is None:
+        raise SystemExit("params have no scorecard section")
+    paper = read_paper_numbers(params.scorecard.paper_numbers)
+    results = load_results(
+        Path(args.judge_metrics), Path(args.toxicity_metrics), Path(args.alpaca_eval_metrics)
+    )
+    cells = build_cells(paper, params.scorecard.rows, results)
+    with atomic_open(args.report) as handle:
+        handle.write(scorecard_markdown(cells, params.scorecard.paper_numbers))
+    write_json(args.metrics, scorecard_metrics(cells))
+
+
+if __name__ == "__main__":
+    main()
