@@ -109,7 +109,9 @@ def test_run_infer_writes_responses_and_metrics(mistral_checkpoint, tmp_path):
     bench = tmp_path / "bench.jsonl"
     bench.write_text("".join(json.dumps(row) + "\n" for row in BENCH))
     params = _params(mistral_checkpoint, max_items=2)
-    run_infer(params, "m", bench, tmp_path / "responses", tmp_path / "metrics")
+    run_infer(
+        params, "m", bench, tmp_path / "responses" / "m.jsonl", tmp_path / "metrics" / "infer" / "m.json"
+    )
     rows = read_jsonl(tmp_path / "responses" / "m.jsonl")
     assert len(rows) == 4
     assert set(rows[0]) >= {

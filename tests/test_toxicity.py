@@ -201,11 +201,21 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
     )
     generated = tmp_path / "generations"
     for name in ("a", "b"):
-        info = run_toxicity_generation(params, name, generated, tmp_path / "metrics")
+        info = run_toxicity_generation(
+            params,
+            name,
+            generated / f"{name}.jsonl",
+            tmp_path / "metrics" / "toxicity_generate" / f"{name}.json",
+        )
         assert info["generations"] == 6 and info["engine"] == "transformers"
     assert read_json(tmp_path / "metrics" / "toxicity_generate" / "a.json")["prompts"] == 3
     metrics = run_toxicity(
-        params, LLMConfig(), generated, tmp_path / "out", metrics_dir=tmp_path / "metrics"
+        params,
+        LLMConfig(),
+        generated,
+        tmp_path / "out",
+        metrics_path=tmp_path / "metrics" / "toxicity.json",
+        scorer_metrics_path=tmp_path / "metrics" / "toxicity_scorer.json",
     )
     assert set(metrics) == {"a", "b"}
     assert read_json(tmp_path / "metrics" / "toxicity.json")["a"]["prompts"] == 3

@@ -54,8 +54,6 @@ from janus.prompts import render_messages
 
 log = get_logger(__name__)
 
-BENCH_PATH = Path("data/bench.jsonl")  # what infer reads (janus.infer.responses.BENCH_PATH)
-TRAIN_TEST_ROUGE_PATH = Path("reports/plots/train_test_rouge.json")
 
 # The published Multifaceted-Bench columns, after our stable ids.
 BENCH_COLUMNS = ("source", "system", "prompt", "reference_answer", "rubrics", "preference_set")

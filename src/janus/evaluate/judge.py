@@ -45,8 +45,6 @@ from janus.prompts import render_messages
 
 log = get_logger(__name__)
 
-RESPONSES_DIR = Path("outputs/responses")
-JUDGE_DIR = Path("outputs/judge")
 CONDITIONS = ("system", "no_system")
 OVERALL = "overall"
 # sample_index = seed * SEED_STRIDE + repeat * attempts_per_repeat + attempt: a new judge.seed
@@ -448,7 +446,7 @@ class JudgeOutputs:
 
 
 def run_judge(
-    params: Params, bench_path: Path | str, responses_dir: Path | str = RESPONSES_DIR
+    params: Params, bench_path: Path | str, responses_dir: Path | str
 ) -> JudgeOutputs:
     from janus.llm import LLMClient
 
