@@ -342,6 +342,7 @@ def _generation_sections(
     messages and reference answers are made by exactly the training data's code and prompts."""
     preference_sets = PreferenceSetsSection(
         sets_per_instruction=config.system_messages_per_instruction,
+        max_instructions=None,  # every bench instruction
         description_max_chars=config.preference_description_max_chars,
         name_max_chars=config.preference_name_max_chars,
         generation=config.preference_set_generation,
