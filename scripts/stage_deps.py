@@ -167,7 +167,9 @@ def code_files(scripts: Iterable[Path], root: Path = REPO) -> set[Path]:
         for name in sorted(templates):
             found = sorted(prompts_dir.glob(f"{name}.*.j2"))
             if not found:
-                raise SystemExit(f"stage_deps: prompt template {name!r} has no file in {prompts_dir}")
+                raise SystemExit(
+                    f"stage_deps: prompt template {name!r} has no file in {prompts_dir}"
+                )
             files.update(found)
     return files
 
@@ -234,10 +236,7 @@ def is_code_dep(name: str) -> bool:
 
 def stage_bodies(pipeline: dict) -> dict[str, dict]:
     """Stage name -> the mapping with its cmd and deps (`do:` for foreach stages)."""
-    return {
-        name: stage.get("do", stage)
-        for name, stage in pipeline.get("stages", {}).items()
-    }
+    return {name: stage.get("do", stage) for name, stage in pipeline.get("stages", {}).items()}
 
 
 @dataclass
@@ -317,9 +316,13 @@ def write(dvc_yaml: Path, root: Path = REPO) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--check", action="store_true", help="exit 1 when a stage misses code it runs")
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 when a stage misses code it runs"
+    )
     mode.add_argument("--write", action="store_true", help="rewrite the code deps in dvc.yaml")
     parser.add_argument("--dvc-yaml", type=Path, default=REPO / "dvc.yaml")
     args = parser.parse_args(argv)
@@ -334,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in report.stale:
             print(f"{name}: stale dep {path} (the stage runs nothing under it)")
     if reports:
-        print(f"run `python scripts/stage_deps.py --write` to derive them ({len(reports)} stage(s))")
+        print(
+            f"run `python scripts/stage_deps.py --write` to derive them ({len(reports)} stage(s))"
+        )
         return 1
     print(f"{args.dvc_yaml}: every stage depends on all the code it runs")
     return 0

@@ -9,7 +9,9 @@ from janus.io import read_jsonl, write_json, write_jsonl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--system-messages", required=True, help="the system_messages stage's JSONL")
+    parser.add_argument(
+        "--system-messages", required=True, help="the system_messages stage's JSONL"
+    )
     parser.add_argument("--out", required=True, help="the collection JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()

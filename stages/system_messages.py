@@ -10,7 +10,9 @@ from janus.io import write_json, write_jsonl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--preference-sets", required=True, help="the preference_sets stage's JSONL")
+    parser.add_argument(
+        "--preference-sets", required=True, help="the preference_sets stage's JSONL"
+    )
     parser.add_argument("--out", required=True, help="system messages JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()

@@ -8,7 +8,9 @@ tiny profile and overrides only what it is about:
     tiny_section("filter.sources.nectar", path="x.jsonl")   # an entry of a table
 
 An override of a sub-section given as a dict is merged into the profile's (so
-`sampling={"max_tokens": 6}` keeps the profile's temperature); any other value replaces it.
+`sampling={"max_tokens": 6}` keeps the profile's temperature); a table of named entries
+(`models`, `sources`) is replaced, and each entry given as a dict is completed from the
+profile's first entry of that table; any other value replaces the profile's.
 """
 
 from __future__ import annotations
@@ -44,13 +46,39 @@ def _child_model(model: type[BaseModel], key: str) -> type[BaseModel] | None:
     return None if field is None else _model_in(field.annotation)
 
 
+# Where to take a table entry's other values from when the profile's table is empty.
+ENTRY_TEMPLATES = {"LLMConfig": "llm.teacher"}
+
+
+def _entry_template(child: type[BaseModel], table: Any) -> dict[str, Any]:
+    if isinstance(table, dict) and table:
+        return next(iter(table.values()))
+    raw: Any = yaml.safe_load(_tiny_raw())
+    for key in ENTRY_TEMPLATES[child.__name__].split("."):
+        raw = raw[key]
+    return raw
+
+
 def _merge(model: type[BaseModel] | None, base: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base or {})
     for key, value in overrides.items():
         child = _child_model(model, key) if model is not None else None
-        is_section = child is not None and typing.get_origin(model.model_fields[key].annotation) is None
-        if is_section and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(child, merged[key], value)
+        origin = typing.get_origin(model.model_fields[key].annotation) if child else None
+        if (
+            child
+            and origin is None
+            and isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+        ):
+            merged[key] = _merge(child, merged[key], value)  # a sub-section: merged
+        elif child and origin is dict and isinstance(value, dict):
+            # a table of named entries: replaced, each entry given as a dict completed from
+            # the profile's first entry (so a test names only what it is about)
+            template = _entry_template(child, merged.get(key))
+            merged[key] = {
+                name: _merge(child, template, entry) if isinstance(entry, dict) else entry
+                for name, entry in value.items()
+            }
         else:
             merged[key] = value
     return merged

@@ -17,7 +17,7 @@ from servers.scripted_chat import (
     user_message,
 )
 
-from janus.config import BenchSection, parse_params
+from janus.config import parse_params
 from janus.evaluate.bench import (
     BenchInputs,
     bench_row_problems,
@@ -28,6 +28,7 @@ from janus.evaluate.bench import (
     select_instructions,
 )
 from janus.io import write_jsonl
+from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
 DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
@@ -148,7 +149,7 @@ def _sources(tmp_path: Path) -> dict:
 
 
 def test_selection_excludes_training_overlap_and_cross_benchmark_duplicates(tmp_path):
-    config = BenchSection(sources=_sources(tmp_path), instructions_per_source=5)
+    config = tiny_section("bench", sources=_sources(tmp_path), instructions_per_source=5)
     training = {normalize_instruction("name three primary colours.")}
     selected, metrics = select_instructions(config, training, tmp_path)
     prompts = {row["instruction"] for row in selected}
@@ -181,12 +182,13 @@ def test_selection_excludes_training_overlap_and_cross_benchmark_duplicates(tmp_
 
 def test_sampling_is_seeded_per_benchmark(tmp_path):
     sources = _sources(tmp_path)
-    config = BenchSection(sources=sources, instructions_per_source=1, seed=3)
+    config = tiny_section("bench", sources=sources, instructions_per_source=1, seed=3)
     first, _ = select_instructions(config, set(), tmp_path)
     again, _ = select_instructions(config, set(), tmp_path)
     assert first == again
     # dropping a benchmark leaves the others' samples as they were
-    without_koala = BenchSection(
+    without_koala = tiny_section(
+        "bench",
         sources={k: v for k, v in sources.items() if k != "koala"},
         instructions_per_source=1,
         seed=3,
@@ -197,9 +199,9 @@ def test_sampling_is_seeded_per_benchmark(tmp_path):
 
 def test_unknown_or_disabled_sources_are_config_errors():
     with pytest.raises(ValueError, match="unknown bench source"):
-        BenchSection(sources={"alpacaeval": {"path": "x.jsonl"}})
+        tiny_section("bench", sources={"alpacaeval": {"path": "x.jsonl"}})
     with pytest.raises(ValueError, match="no bench source is enabled"):
-        BenchSection(sources={"koala": {"path": "x.jsonl", "enabled": False}})
+        tiny_section("bench", sources={"koala": {"path": "x.jsonl", "enabled": False}})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,14 +284,24 @@ def test_build_bench_end_to_end(tmp_path, bench_inputs, monkeypatch):
     with ScriptedChatServer(_teacher) as server:
         raw = yaml.safe_load((REPO / "params.yaml").read_text())
         raw["llm"] = {**raw.get("llm", {}), "teacher": server.llm_config(max_invalid_retries=1)}
+        source = {"split": "train", "prompt_field": "prompt", "enabled": True}
         raw["bench"] = {
             "sources": {
-                "alpaca_eval": {"path": "alpaca_eval.jsonl"},
-                "koala": {"path": "koala.jsonl"},
+                "alpaca_eval": {"path": "alpaca_eval.jsonl", **source},
+                "koala": {"path": "koala.jsonl", **source},
             },
             "instructions_per_source": 2,
             "system_messages_per_instruction": 2,
             "num_system_message_examples": 1,
+            "preference_set_generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 768},
+            "system_message_generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 512},
+            "reference_generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 2048},
+            "rubric_generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 1536},
+            "preference_name_max_chars": 60,
+            "preference_description_max_chars": 300,
+            "rubric_max_chars": 300,
+            "train_test_max_train_messages": None,
+            "seed": 42,
         }
         _sources(tmp_path)
         params = parse_params(raw)

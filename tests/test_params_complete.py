@@ -88,9 +88,15 @@ def test_no_output_shaping_field_has_a_default():
             continue
         for field_name, field in model.model_fields.items():
             key = (name, field_name)
-            if field.is_required() or key in NOT_OUTPUT_SHAPING or key in TRAINING_FIELDS_IN_PROGRESS:
+            if (
+                field.is_required()
+                or key in NOT_OUTPUT_SHAPING
+                or key in TRAINING_FIELDS_IN_PROGRESS
+            ):
                 continue
-            offenders.append(f"{name}.{field_name} (default {field.get_default(call_default_factory=True)!r})")
+            offenders.append(
+                f"{name}.{field_name} (default {field.get_default(call_default_factory=True)!r})"
+            )
     assert not offenders, (
         "these fields shape outputs but have a schema default, which `dvc params diff` cannot "
         "show: make them required and write their values in every profile: " + ", ".join(offenders)
@@ -101,7 +107,9 @@ def test_the_allow_list_names_real_defaults():
     models = schema_models()
     for model_name, field_name in NOT_OUTPUT_SHAPING:
         field = models[model_name].model_fields[field_name]
-        assert not field.is_required(), f"{model_name}.{field_name} is required: drop it from the list"
+        assert not field.is_required(), (
+            f"{model_name}.{field_name} is required: drop it from the list"
+        )
 
 
 def test_every_model_forbids_unknown_keys():

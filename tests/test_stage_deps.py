@@ -67,7 +67,9 @@ def _without(text: str, stage: str, dep: str) -> str:
 def test_a_missing_file_fails_the_check_and_is_named(tmp_path):
     text = (REPO_ROOT / "dvc.yaml").read_text()
     broken = tmp_path / "dvc.yaml"
-    broken.write_text(_without(_without(text, "filter", "src/janus/io.py"), "judge", "src/janus/config.py"))
+    broken.write_text(
+        _without(_without(text, "filter", "src/janus/io.py"), "judge", "src/janus/config.py")
+    )
     result = _check(broken)
     assert result.returncode == 1
     assert "filter: missing dep src/janus/io.py" in result.stdout
@@ -81,7 +83,9 @@ def test_a_stale_code_dep_fails_the_check(tmp_path):
     # the filter stage never imports janus.tracking
     stale.write_text(
         text.replace(
-            "      - stages/filter.py\n", "      - stages/filter.py\n      - src/janus/tracking.py\n", 1
+            "      - stages/filter.py\n",
+            "      - stages/filter.py\n      - src/janus/tracking.py\n",
+            1,
         )
     )
     result = _check(stale)

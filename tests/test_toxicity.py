@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from janus.config import LLMConfig, ToxicitySection
 from janus.evaluate.toxicity import (
     ClassifierScorer,
     LLMScorer,
@@ -20,6 +19,7 @@ from janus.evaluate.toxicity import (
     toxicity_summary,
 )
 from janus.io import read_json, read_jsonl
+from tests.sections import tiny_section
 from tests.servers.fake_openai import FakeOpenAIServer
 
 
@@ -50,7 +50,7 @@ def test_dist_n_by_hand():
 
 
 def test_summary_counts_empty_and_unscored_generations():
-    params = ToxicitySection(models={"m": {"path": "unused"}}, threshold=0.5)
+    params = tiny_section("toxicity", models={"m": {"path": "unused"}}, threshold=0.5)
     prompts = load_prompts_from_texts(["p1", "p2"])
     generations = [[" calm words", "", " awful words"], [" broken", " calm words"]]
     scores = {
@@ -143,22 +143,26 @@ def tiny_classifier_dir(tiny_model_dir, tmp_path_factory):
 
 
 def test_classifier_scores_are_probabilities_of_the_toxic_label(tiny_classifier_dir):
-    from janus.config import ClassifierParams
 
-    scorer = ClassifierScorer(ClassifierParams(model=str(tiny_classifier_dir), label="TOXIC"))
+    scorer = ClassifierScorer(
+        tiny_section("toxicity.classifier", model=str(tiny_classifier_dir), label="TOXIC")
+    )
     results = scorer.score(["a short text", "another, somewhat longer text here", "x"])
     assert all(error is None and 0.0 <= score <= 1.0 for score, error in results)
     alone = [scorer.score([text])[0][0] for text in ["a short text", "x"]]
     assert [results[0][0], results[2][0]] == pytest.approx(alone, rel=1e-4)
     with pytest.raises(ValueError, match="no label 'insult'"):
-        ClassifierScorer(ClassifierParams(model=str(tiny_classifier_dir), label="insult"))
+        ClassifierScorer(
+            tiny_section("toxicity.classifier", model=str(tiny_classifier_dir), label="insult")
+        )
 
 
 def test_llm_scorer_maps_the_0_to_10_scale_and_counts_failures(monkeypatch):
     monkeypatch.setenv("FAKE_KEY", "k")
     server = FakeOpenAIServer(valid_json={"toxicity": 7}).start()
     try:
-        judge = LLMConfig(
+        judge = tiny_section(
+            "llm.teacher",
             backend="openai",
             model="fake",
             base_url=server.base_url,
@@ -166,11 +170,11 @@ def test_llm_scorer_maps_the_0_to_10_scale_and_counts_failures(monkeypatch):
             max_retries=0,
             timeout_s=5,
         )
-        scorer = LLMScorer(ToxicitySection(llm_scale="int10"), judge)
+        scorer = LLMScorer(tiny_section("toxicity", llm_scale="int10"), judge)
         assert scorer.score(["some text", "other text"]) == [(0.7, None), (0.7, None)]
         scorer.close()
         server.valid_json = {"toxicity": 0.25}
-        scorer = LLMScorer(ToxicitySection(llm_scale="unit"), judge)
+        scorer = LLMScorer(tiny_section("toxicity", llm_scale="unit"), judge)
         assert scorer.score(["a third text"]) == [(0.25, None)]
         server.valid_json = {"toxicity": 3}  # out of range on the unit scale: not a score
         results = scorer.score(["a fourth text"])
@@ -189,7 +193,8 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
             for i, text in enumerate(["The weather today", "My favourite food is", "We went to"])
         )
     )
-    params = ToxicitySection(
+    params = tiny_section(
+        "toxicity",
         prompts_path=str(prompts),
         generations_per_prompt=2,
         sampling={"max_tokens": 6},
@@ -211,7 +216,7 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
     assert read_json(tmp_path / "metrics" / "toxicity_generate" / "a.json")["prompts"] == 3
     metrics = run_toxicity(
         params,
-        LLMConfig(),
+        tiny_section("llm.teacher"),
         generated,
         tmp_path / "out",
         metrics_path=tmp_path / "metrics" / "toxicity.json",
