@@ -179,3 +179,61 @@ def test_profiles_share_every_key_outside_named_entries():
     assert sets["params.yaml"] == sets["profiles/paper.yaml"] == sets["profiles/tiny.yaml"], {
         name: sorted(set().union(*sets.values()) - keys_) for name, keys_ in sets.items()
     }
+
+
+def _flat(node, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict) and node:
+        flat: dict[str, object] = {}
+        for key, value in node.items():
+            flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: node}
+
+
+def test_dvc_params_diff_shows_every_difference_between_profiles(tmp_path):
+    """Switching profiles is copying one over params.yaml; `dvc params diff` must then list
+    every value that changes what the pipeline computes: the schema fills in nothing, and every
+    section a stage reads is declared in dvc.yaml (an undeclared one would be invisible here)."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from janus.config import load_params
+
+    env = {
+        **os.environ,
+        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
+    }
+
+    def run(*args: str) -> str:
+        done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    shutil.copy(REPO_ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    run("git", "init", "-q")
+    run(sys.executable, "-m", "dvc", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "default profile")
+    shutil.copy(REPO_ROOT / "profiles/paper.yaml", tmp_path / "params.yaml")
+    shown = set(
+        json.loads(run(sys.executable, "-m", "dvc", "params", "diff", "--json"))["params.yaml"]
+    )
+
+    default = _flat(load_params(REPO_ROOT / "params.yaml").model_dump(mode="json"))
+    paper = _flat(load_params(REPO_ROOT / "profiles/paper.yaml").model_dump(mode="json"))
+    hidden = []
+    for key in sorted(set(default) | set(paper)):
+        before, after = default.get(key), paper.get(key)
+        if before == after or before in (None, {}) and after in (None, {}):
+            continue  # equal, or an entry that one profile has and the other lacks, read as null
+        parts = tuple(key.split("."))
+        if parts[0] == "tracking" or _allowed_to_omit(parts) or parts[-2:-1] == ("prices",):
+            continue  # allowed defaults: they cannot change an output
+        if not any(key == name or key.startswith(name + ".") for name in shown):
+            hidden.append(f"{key}: {before!r} -> {after!r}")
+    assert len(shown) > 100
+    assert not hidden, hidden
