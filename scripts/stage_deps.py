@@ -4,7 +4,8 @@ For every stage in dvc.yaml, the script(s) its `cmd` runs (`python stages/x.py .
 and every `import janus.x` / `from janus.x import y` (relative ones too, and imports inside
 functions, which run as well; not those under `if TYPE_CHECKING:`) is followed to a fixed point
 inside src/janus. A module's deps are its file and the `__init__.py` of every package above it
-(importing `janus.a.b` runs `janus/__init__.py` and `janus/a/__init__.py` first). Package data
+(importing `janus.a.b` runs `janus/__init__.py` and `janus/a/__init__.py` first; an empty one
+runs nothing and is left out until it has content). Package data
 counts too: a prompt template named in a call of `janus.prompts.render*`
 (`render_messages("judge_absolute", ...)`) adds `src/janus/prompts/judge_absolute.*.j2`, and a
 call whose template name is not a literal adds the whole prompts directory. A directory all of
@@ -156,7 +157,8 @@ def code_files(scripts: Iterable[Path], root: Path = REPO) -> set[Path]:
         path = module_path(module, src)
         if path is None:
             raise SystemExit(f"stage_deps: {module} is imported but no file provides it")
-        files.add(path)
+        if path.stat().st_size:  # an empty __init__.py runs nothing (and DVC warns on empty deps)
+            files.add(path)
         info = scan(path, module, src)
         pending += sorted(info.imports - seen)
         templates |= info.templates
@@ -179,7 +181,12 @@ def _is_source(path: Path) -> bool:
 
 
 def _all_files(directory: Path) -> set[Path]:
-    return {path for path in directory.rglob("*") if path.is_file() and _is_source(path)}
+    """The files a directory dep would stand for (empty ones run nothing)."""
+    return {
+        path
+        for path in directory.rglob("*")
+        if path.is_file() and _is_source(path) and path.stat().st_size
+    }
 
 
 def collapse(files: set[Path], root: Path = REPO) -> list[str]:

@@ -119,7 +119,7 @@ def test_closure_follows_lazy_and_relative_imports_and_prompt_templates(tmp_path
                 from janus.work import main
                 import janus.extra.tool
             """,
-            "src/janus/__init__.py": "",
+            "src/janus/__init__.py": "VERSION = 1\n",
             "src/janus/work.py": """
                 from typing import TYPE_CHECKING
                 from janus.prompts import render_messages
@@ -130,11 +130,11 @@ def test_closure_follows_lazy_and_relative_imports_and_prompt_templates(tmp_path
                     return render_messages("ask", x=1)
             """,
             "src/janus/helper.py": "def helper(): ...\n",
-            "src/janus/typing_only.py": "",
-            "src/janus/unused.py": "",
-            "src/janus/extra/__init__.py": "",
+            "src/janus/typing_only.py": "X = 1\n",
+            "src/janus/unused.py": "X = 1\n",
+            "src/janus/extra/__init__.py": "",  # empty: runs nothing, not a dep
             "src/janus/extra/tool.py": "from . import other\n",
-            "src/janus/extra/other.py": "",
+            "src/janus/extra/other.py": "X = 1\n",
             "src/janus/prompts/__init__.py": "def render_messages(name, **v): ...\n",
             "src/janus/prompts/ask.user.j2": "{{ x }}",
             "src/janus/prompts/ask.system.j2": "sys",
@@ -148,7 +148,6 @@ def test_closure_follows_lazy_and_relative_imports_and_prompt_templates(tmp_path
         "src/janus/__init__.py",
         "src/janus/work.py",
         "src/janus/helper.py",
-        "src/janus/extra/__init__.py",
         "src/janus/extra/tool.py",
         "src/janus/extra/other.py",
         "src/janus/prompts/__init__.py",
