@@ -1,28 +1,34 @@
-"""Stage `bench`: the Multifaceted Bench (data/bench.jsonl) and its train-test ROUGE-L."""
+"""Stage `bench`: the Multifaceted Bench and its train-test ROUGE-L."""
 
+import argparse
 from pathlib import Path
 
 from janus.config import load_params
-from janus.data.filtering import INSTRUCTIONS_PATH
-from janus.data.gold_responses import COLLECTION_PATH
-from janus.data.seeds import SEED_PREFERENCES_PATH
-from janus.evaluate.bench import BENCH_PATH, TRAIN_TEST_ROUGE_PATH, BenchInputs, build_bench
-from janus.io import write_json, write_jsonl, write_metrics
+from janus.evaluate.bench import BenchInputs, build_bench
+from janus.io import write_json, write_jsonl
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--instructions", required=True, help="the filter stage's JSONL")
+    parser.add_argument("--collection", required=True, help="the gold_responses stage's JSONL")
+    parser.add_argument("--seed-preferences", required=True, help="the expand_seeds stage's JSONL")
+    parser.add_argument("--out", required=True, help="bench JSONL")
+    parser.add_argument("--train-test-rouge", required=True, help="plot data JSON")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
     params = load_params()
     inputs = BenchInputs(
-        training_instructions=(INSTRUCTIONS_PATH, COLLECTION_PATH),
-        collection=COLLECTION_PATH,
-        seed_preferences=SEED_PREFERENCES_PATH,
+        training_instructions=(Path(args.instructions), Path(args.collection)),
+        collection=Path(args.collection),
+        seed_preferences=Path(args.seed_preferences),
         taxonomy=Path(params.expand_seeds.taxonomy_path),
         system_message_examples=Path(params.system_messages.examples_path),
     )
     rows, similarity, metrics = build_bench(params, inputs)
-    write_jsonl(BENCH_PATH, rows)
-    write_json(TRAIN_TEST_ROUGE_PATH, similarity)
-    write_metrics("bench", metrics)
+    write_jsonl(args.out, rows)
+    write_json(args.train_test_rouge, similarity)
+    write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,24 @@
-"""Stage `build_pairs` (E.1, B.1): the collection -> data/pairs/{sft,sft_third,preference}/."""
+"""Stage `build_pairs` (E.1, B.1): the collection -> <out>/{sft,sft_third,preference}/."""
+
+import argparse
 
 from janus.config import load_params
 from janus.data.common import read_preference_set_rows
-from janus.data.gold_responses import COLLECTION_PATH
-from janus.data.pairs import PAIRS_DIR, build_pairs, write_pairs
-from janus.io import write_metrics
+from janus.data.pairs import build_pairs, write_pairs
+from janus.io import write_json
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--collection", required=True, help="the gold_responses stage's JSONL")
+    parser.add_argument("--out", required=True, help="directory of pair files")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
     params = load_params()
-    rows, dimensions = read_preference_set_rows(COLLECTION_PATH)
+    rows, dimensions = read_preference_set_rows(args.collection)
     files, metrics = build_pairs(rows, params.build_pairs, dimensions)
-    write_pairs(files, PAIRS_DIR)
-    write_metrics("build_pairs", metrics)
+    write_pairs(files, args.out)
+    write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

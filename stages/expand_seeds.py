@@ -1,17 +1,23 @@
-"""Stage `expand_seeds` (A.2): Table 6 keywords -> data/seed_preferences.jsonl (seed sets)."""
+"""Stage `expand_seeds` (A.2): Table 6 keywords -> seed preference sets JSONL."""
+
+import argparse
 
 from janus.config import load_params
-from janus.data.seeds import SEED_PREFERENCES_PATH, expand_seeds
+from janus.data.seeds import expand_seeds
 from janus.data.taxonomy import load_taxonomy
-from janus.io import write_jsonl, write_metrics
+from janus.io import write_json, write_jsonl
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True, help="seed preference sets JSONL")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
     params = load_params()
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, metrics = expand_seeds(taxonomy, params.expand_seeds, params.llm.teacher)
-    write_jsonl(SEED_PREFERENCES_PATH, seed_sets)
-    write_metrics("expand_seeds", metrics)
+    write_jsonl(args.out, seed_sets)
+    write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
-"""Stage `filter` (A.1): source datasets -> data/instructions.jsonl, metrics/filter.json."""
+"""Stage `filter` (A.1): source datasets -> instructions JSONL and metrics."""
+
+import argparse
 
 from janus.config import load_params
-from janus.data.filtering import INSTRUCTIONS_PATH, filter_instructions
-from janus.io import write_jsonl, write_metrics
+from janus.data.filtering import filter_instructions
+from janus.io import write_json, write_jsonl
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True, help="instructions JSONL")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
     params = load_params()
     instructions, metrics = filter_instructions(params.filter)
-    write_jsonl(INSTRUCTIONS_PATH, instructions)
-    write_metrics("filter", metrics)
+    write_jsonl(args.out, instructions)
+    write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

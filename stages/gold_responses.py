@@ -1,17 +1,25 @@
-"""Stage `gold_responses` (3.2): (system, instruction) -> data/multifaceted_collection.jsonl."""
+"""Stage `gold_responses` (3.2): (system, instruction) -> the Multifaceted Collection JSONL."""
+
+import argparse
 
 from janus.config import load_params
-from janus.data.gold_responses import COLLECTION_PATH, generate_gold_responses
-from janus.data.system_messages import SYSTEM_MESSAGES_PATH
-from janus.io import read_jsonl, write_jsonl, write_metrics
+from janus.data.gold_responses import generate_gold_responses
+from janus.io import read_jsonl, write_json, write_jsonl
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--system-messages", required=True, help="the system_messages stage's JSONL"
+    )
+    parser.add_argument("--out", required=True, help="the collection JSONL")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
     params = load_params()
-    rows = read_jsonl(SYSTEM_MESSAGES_PATH)
+    rows = read_jsonl(args.system_messages)
     collection, metrics = generate_gold_responses(rows, params.gold_responses, params.llm.teacher)
-    write_jsonl(COLLECTION_PATH, collection)
-    write_metrics("gold_responses", metrics)
+    write_jsonl(args.out, collection)
+    write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

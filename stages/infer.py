@@ -1,7 +1,6 @@
-"""Stages `infer@<model>`, `infer_bon@<model>`, `infer_hub@<model>`, `infer_api@<model>` (4, 6.1, 6.3, D.1):
-bench responses with and without the system message -> outputs/responses/<model>.jsonl,
-metrics/infer/<model>.json (best-of-N also writes every sample to outputs/best_of_n/<model>.jsonl).
-"""
+"""Stages `infer@<model>`, `infer_bon@<model>`, `infer_hub@<model>`, `infer_api@<model>` (4, 6.1,
+6.3, D.1): bench responses with and without the system message, and their metrics (best-of-N also
+writes every sample with its reward to --samples)."""
 
 import argparse
 
@@ -11,10 +10,16 @@ from janus.infer.responses import run_infer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="a key of infer.models/best_of_n/hub_models/endpoints")
+    parser.add_argument(
+        "--model", required=True, help="a key of infer.models/best_of_n/hub_models/endpoints"
+    )
+    parser.add_argument("--bench", required=True, help="the bench stage's JSONL")
+    parser.add_argument("--out", required=True, help="responses JSONL")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    parser.add_argument("--samples", help="best-of-N only: every sample with its reward (JSONL)")
     args = parser.parse_args()
     params = load_params()
-    run_infer(params.infer, args.model)
+    run_infer(params.infer, args.model, args.bench, args.out, args.metrics, args.samples)
 
 
 if __name__ == "__main__":

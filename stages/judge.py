@@ -1,18 +1,27 @@
 """Stage `judge`: absolute and pairwise LLM-as-a-judge on every model's bench responses."""
 
+import argparse
+from pathlib import Path
+
 from janus.config import load_params
-from janus.evaluate.bench import BENCH_PATH
-from janus.evaluate.judge import JUDGE_DIR, RESPONSES_DIR, run_judge
-from janus.io import write_jsonl, write_metrics
+from janus.evaluate.judge import run_judge
+from janus.io import write_json, write_jsonl
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bench", required=True, help="the bench stage's JSONL")
+    parser.add_argument("--responses", required=True, help="directory of <model>.jsonl responses")
+    parser.add_argument("--out", required=True, help="directory of judge outputs")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
     params = load_params()
-    outputs = run_judge(params, BENCH_PATH, RESPONSES_DIR)
-    write_jsonl(JUDGE_DIR / "absolute.jsonl", outputs.absolute)
-    write_jsonl(JUDGE_DIR / "item_scores.jsonl", outputs.item_scores)
-    write_jsonl(JUDGE_DIR / "pairwise.jsonl", outputs.pairwise)
-    write_metrics("judge", outputs.metrics)
+    outputs = run_judge(params, args.bench, args.responses)
+    out = Path(args.out)
+    write_jsonl(out / "absolute.jsonl", outputs.absolute)
+    write_jsonl(out / "item_scores.jsonl", outputs.item_scores)
+    write_jsonl(out / "pairwise.jsonl", outputs.pairwise)
+    write_json(args.metrics, outputs.metrics)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,30 @@
-"""Stage `preference_sets` (3.2): instructions x seed sets -> data/preference_sets.jsonl."""
+"""Stage `preference_sets` (3.2): instructions x seed sets -> preference sets JSONL."""
+
+import argparse
 
 from janus.config import load_params
 from janus.data.common import read_preference_set_rows
-from janus.data.filtering import INSTRUCTIONS_PATH
-from janus.data.preference_sets import PREFERENCE_SETS_PATH, generate_preference_sets
-from janus.data.seeds import SEED_PREFERENCES_PATH
+from janus.data.preference_sets import generate_preference_sets
 from janus.data.taxonomy import load_taxonomy
-from janus.io import read_jsonl, write_jsonl, write_metrics
+from janus.io import read_jsonl, write_json, write_jsonl
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--instructions", required=True, help="the filter stage's JSONL")
+    parser.add_argument("--seed-preferences", required=True, help="the expand_seeds stage's JSONL")
+    parser.add_argument("--out", required=True, help="preference sets JSONL")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
     params = load_params()
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
-    instructions = read_jsonl(INSTRUCTIONS_PATH)
-    seed_sets, _ = read_preference_set_rows(SEED_PREFERENCES_PATH, taxonomy.keys)
+    instructions = read_jsonl(args.instructions)
+    seed_sets, _ = read_preference_set_rows(args.seed_preferences, taxonomy.keys)
     rows, metrics = generate_preference_sets(
         instructions, seed_sets, taxonomy, params.preference_sets, params.llm.teacher
     )
-    write_jsonl(PREFERENCE_SETS_PATH, rows)
-    write_metrics("preference_sets", metrics)
+    write_jsonl(args.out, rows)
+    write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,28 @@
-"""Stage `system_messages` (3.2): preference sets -> data/system_messages.jsonl."""
+"""Stage `system_messages` (3.2): preference sets -> system messages JSONL."""
+
+import argparse
 
 from janus.config import load_params
 from janus.data.common import read_preference_set_rows
-from janus.data.preference_sets import PREFERENCE_SETS_PATH
-from janus.data.system_messages import SYSTEM_MESSAGES_PATH, generate_system_messages, load_examples
-from janus.io import write_jsonl, write_metrics
+from janus.data.system_messages import generate_system_messages, load_examples
+from janus.io import write_json, write_jsonl
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--preference-sets", required=True, help="the preference_sets stage's JSONL"
+    )
+    parser.add_argument("--out", required=True, help="system messages JSONL")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
     params = load_params()
     config = params.system_messages
-    rows, dimensions = read_preference_set_rows(PREFERENCE_SETS_PATH)
+    rows, dimensions = read_preference_set_rows(args.preference_sets)
     examples = load_examples(config.examples_path, dimensions)
     out, metrics = generate_system_messages(rows, examples, config, params.llm.teacher)
-    write_jsonl(SYSTEM_MESSAGES_PATH, out)
-    write_metrics("system_messages", metrics)
+    write_jsonl(args.out, out)
+    write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,10 @@
 """Stages `toxicity_generate@<model>` and `toxicity` (5.3, F.4, Table 4).
 
-python stages/toxicity.py generate --model NAME
-    K generations per RealToxicityPrompts prompt -> outputs/toxicity/generations/NAME.jsonl,
-    metrics/toxicity_generate/NAME.json
-python stages/toxicity.py score
-    toxicity of every generation, perplexity, dist-n -> outputs/toxicity/scores/,
-    metrics/toxicity.json (keyed by model: avg_max_toxicity, toxicity_probability,
-    perplexity, dist_2, dist_3, counts), metrics/toxicity_scorer.json
+python stages/toxicity.py generate --model NAME --out GENERATIONS.jsonl --metrics METRICS.json
+    K generations per RealToxicityPrompts prompt from one model
+python stages/toxicity.py score --generations DIR --out DIR --metrics M.json --scorer-metrics S.json
+    toxicity of every generation, perplexity, dist-n -> per-model score files and metrics
+    (keyed by model: avg_max_toxicity, toxicity_probability, perplexity, dist_2, dist_3, counts)
 """
 
 import argparse
@@ -20,13 +18,26 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="generations of one model")
     generate.add_argument("--model", required=True, help="a key of toxicity.models")
-    commands.add_parser("score", help="score every model's generations")
+    generate.add_argument("--out", required=True, help="generations JSONL")
+    generate.add_argument("--metrics", required=True, help="metrics JSON")
+    score = commands.add_parser("score", help="score every model's generations")
+    score.add_argument("--generations", required=True, help="directory of <model>.jsonl")
+    score.add_argument("--out", required=True, help="directory of per-model score files")
+    score.add_argument("--metrics", required=True, help="metrics JSON, keyed by model")
+    score.add_argument("--scorer-metrics", required=True, help="the scorer's own metrics JSON")
     args = parser.parse_args()
     params = load_params()
     if args.command == "generate":
-        run_toxicity_generation(params.toxicity, args.model)
+        run_toxicity_generation(params.toxicity, args.model, args.out, args.metrics)
     else:
-        run_toxicity(params.toxicity, params.llm.judge)
+        run_toxicity(
+            params.toxicity,
+            params.llm.judge,
+            args.generations,
+            args.out,
+            args.metrics,
+            args.scorer_metrics,
+        )
 
 
 if __name__ == "__main__":

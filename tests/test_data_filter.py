@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from janus.config import SOURCE_NAMES, FilterSection, SourceConfig
+from janus.config import SOURCE_NAMES, SourceConfig
 from janus.data.filtering import compile_persona_regex, filter_instructions, has_persona
 from janus.data.sources import SourceError
+from tests.sections import tiny_entry, tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
 # A.1's regex as the paper prints it once the backslashes and caret its PDF text lost are restored.
 PAPER_REGEX = r"^(?:(?!\n).)*\b(you are|you're|imagine|take \w*(?: \w+)* role)\b"
-DEFAULT = FilterSection(sources={"openhermes_preferences": SourceConfig(path="x")})
+DEFAULT = tiny_section(
+    "filter", sources={"openhermes_preferences": tiny_entry("filter.sources", path="x")}
+)
 PERSONA = compile_persona_regex(DEFAULT.persona_regex, DEFAULT.persona_regex_flags)
 PAPER = compile_persona_regex(PAPER_REGEX, ["IGNORECASE"])
 
@@ -150,16 +153,16 @@ def _sources(tmp_path: Path) -> dict[str, SourceConfig]:
         tmp_path / "dsp.jsonl", [{"query": f"Alpaca query {i}", "responses": {}} for i in range(3)]
     )
     return {
-        "nectar": SourceConfig(path="nectar.jsonl"),
-        "openhermes_preferences": SourceConfig(path="ohp.jsonl"),
-        "ultrafeedback_binarized_clean": SourceConfig(path="uf.jsonl"),
-        "chatbot_arena_conversations": SourceConfig(path="arena.jsonl"),
-        "domain_specific_preference": SourceConfig(path="dsp.jsonl"),
+        "nectar": tiny_entry("filter.sources", path="nectar.jsonl"),
+        "openhermes_preferences": tiny_entry("filter.sources", path="ohp.jsonl"),
+        "ultrafeedback_binarized_clean": tiny_entry("filter.sources", path="uf.jsonl"),
+        "chatbot_arena_conversations": tiny_entry("filter.sources", path="arena.jsonl"),
+        "domain_specific_preference": tiny_entry("filter.sources", path="dsp.jsonl"),
     }
 
 
 def test_filter_dedups_samples_equal_shares_and_fills(tmp_path):
-    config = FilterSection(sources=_sources(tmp_path), per_source=10, total=20, seed=1)
+    config = tiny_section("filter", sources=_sources(tmp_path), per_source=10, total=20, seed=1)
     kept, metrics = filter_instructions(config, root=tmp_path)
 
     texts = [row["instruction"] for row in kept]
@@ -193,7 +196,9 @@ def test_filter_dedups_samples_equal_shares_and_fills(tmp_path):
 
 def test_filter_removes_persona_after_sampling(tmp_path):
     sources = _sources(tmp_path)
-    config = FilterSection(sources=sources, per_source=3, total=27, seed=1)  # all of OpenHermes
+    config = tiny_section(
+        "filter", sources=sources, per_source=3, total=27, seed=1
+    )  # all of OpenHermes
     kept, metrics = filter_instructions(config, root=tmp_path)
     assert metrics["sources"]["openhermes_preferences"]["sampled"] == 11
     assert metrics["sources"]["openhermes_preferences"]["persona"] == 1
@@ -201,7 +206,7 @@ def test_filter_removes_persona_after_sampling(tmp_path):
 
 
 def test_filter_is_deterministic_and_seeded(tmp_path):
-    config = FilterSection(sources=_sources(tmp_path), per_source=2, total=12, seed=7)
+    config = tiny_section("filter", sources=_sources(tmp_path), per_source=2, total=12, seed=7)
     first, _ = filter_instructions(config, root=tmp_path)
     again, _ = filter_instructions(config, root=tmp_path)
     other, _ = filter_instructions(config.model_copy(update={"seed": 8}), root=tmp_path)
@@ -210,7 +215,7 @@ def test_filter_is_deterministic_and_seeded(tmp_path):
 
 
 def test_instruction_ids_are_stable_and_unique(tmp_path):
-    config = FilterSection(sources=_sources(tmp_path), per_source=3, total=27)
+    config = tiny_section("filter", sources=_sources(tmp_path), per_source=3, total=27)
     kept, _ = filter_instructions(config, root=tmp_path)
     ids = [row["instruction_id"] for row in kept]
     assert len(ids) == len(set(ids))
@@ -237,7 +242,7 @@ def test_multi_turn_skip_policy(tmp_path):
             }
         ],
     )
-    keep = FilterSection(sources=sources, per_source=4, total=40, multi_turn="first_turn")
+    keep = tiny_section("filter", sources=sources, per_source=4, total=40, multi_turn="first_turn")
     skip = keep.model_copy(update={"multi_turn": "skip"})
     _, kept_metrics = filter_instructions(keep, root=tmp_path)
     _, skip_metrics = filter_instructions(skip, root=tmp_path)
@@ -248,9 +253,9 @@ def test_multi_turn_skip_policy(tmp_path):
 
 def test_missing_source_file_names_it(tmp_path):
     sources = _sources(tmp_path)
-    sources["domain_specific_preference"] = SourceConfig(path="missing/dsp.jsonl")
+    sources["domain_specific_preference"] = tiny_entry("filter.sources", path="missing/dsp.jsonl")
     with pytest.raises(SourceError, match=r"missing/dsp.jsonl: source file not found"):
-        filter_instructions(FilterSection(sources=sources), root=tmp_path)
+        filter_instructions(tiny_section("filter", sources=sources), root=tmp_path)
 
 
 def test_empty_source_names_it(tmp_path):
@@ -259,21 +264,23 @@ def test_empty_source_names_it(tmp_path):
     with pytest.raises(
         SourceError, match=r"'domain_specific_preference' \(dsp.jsonl\) has no rows"
     ):
-        filter_instructions(FilterSection(sources=sources), root=tmp_path)
+        filter_instructions(tiny_section("filter", sources=sources), root=tmp_path)
 
 
 def test_source_with_only_bad_rows_names_it(tmp_path):
     sources = _sources(tmp_path)
     _write(tmp_path / "dsp.jsonl", [{"query": 5}, {"responses": {}}])
     with pytest.raises(SourceError, match="'domain_specific_preference'.*no usable instruction"):
-        filter_instructions(FilterSection(sources=sources), root=tmp_path)
+        filter_instructions(tiny_section("filter", sources=sources), root=tmp_path)
 
 
 def test_disabled_source_is_not_read(tmp_path):
     sources = _sources(tmp_path)
-    sources["domain_specific_preference"] = SourceConfig(path="missing.jsonl", enabled=False)
+    sources["domain_specific_preference"] = tiny_entry(
+        "filter.sources", path="missing.jsonl", enabled=False
+    )
     kept, metrics = filter_instructions(
-        FilterSection(sources=sources, per_source=2, total=10), root=tmp_path
+        tiny_section("filter", sources=sources, per_source=2, total=10), root=tmp_path
     )
     assert "domain_specific_preference" not in metrics["sources"]
     assert {row["main_source"] for row in kept} <= {
@@ -285,7 +292,7 @@ def test_disabled_source_is_not_read(tmp_path):
 
 
 def test_total_below_equal_shares_is_an_error(tmp_path):
-    config = FilterSection(sources=_sources(tmp_path), per_source=3, total=5)
+    config = tiny_section("filter", sources=_sources(tmp_path), per_source=3, total=5)
     with pytest.raises(ValueError, match=r"filter.total \(5\) is smaller"):
         filter_instructions(config, root=tmp_path)
 
@@ -294,9 +301,13 @@ def test_params_errors_name_the_key():
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="fill_source"):
-        FilterSection(sources={"nectar": SourceConfig(path="x")})
+        tiny_section("filter", sources={"nectar": tiny_entry("filter.sources", path="x")})
     with pytest.raises(ValidationError, match="not a valid regular expression"):
-        FilterSection(sources={"openhermes_preferences": SourceConfig(path="x")}, persona_regex="(")
+        tiny_section(
+            "filter",
+            sources={"openhermes_preferences": tiny_entry("filter.sources", path="x")},
+            persona_regex="(",
+        )
 
 
 def test_repo_sample_data_passes_the_filter():

@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 from servers.scripted_chat import ScriptedChatServer, user_message
 
-from janus.config import (
-    GoldResponsesSection,
-    LLMConfig,
-    PreferenceSetsSection,
-    SystemMessagesSection,
-)
 from janus.data.gold_responses import COLLECTION_COLUMNS, generate_gold_responses
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.system_messages import generate_system_messages
 from janus.data.taxonomy import load_taxonomy
+from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
 DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
@@ -78,10 +73,10 @@ def _seed_sets() -> list[dict]:
 
 
 def test_preference_sets_retry_then_count_and_drop_invalid_outputs(teacher):
-    config = PreferenceSetsSection(
-        sets_per_instruction=2, name_max_chars=20, description_max_chars=60
+    config = tiny_section(
+        "preference_sets", sets_per_instruction=2, name_max_chars=20, description_max_chars=60
     )
-    llm = LLMConfig(**teacher.llm_config(max_invalid_retries=1))
+    llm = tiny_section("llm.teacher", **teacher.llm_config(max_invalid_retries=1))
     taxonomy = load_taxonomy(REPO / "data/taxonomy/seed_taxonomy.yaml")
     instructions = _instructions(
         "Question ok?", "Question retry?", "Question never?", "Question blank?"
@@ -142,8 +137,8 @@ def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher):
     rows, metrics = generate_system_messages(
         _preference_rows(),
         examples,
-        SystemMessagesSection(num_examples=2),
-        LLMConfig(**teacher.llm_config()),
+        tiny_section("system_messages", num_examples=2),
+        tiny_section("llm.teacher", **teacher.llm_config()),
     )
     assert [row["set_index"] for row in rows] == [0, 2]
     assert all(row["system"] == "You are a careful guide." for row in rows)
@@ -158,7 +153,7 @@ def test_gold_responses_make_the_published_columns(teacher):
         row["instruction"] = f"Question number {k}"
     rows[1]["instruction"] = "Silent question"
     collection, metrics = generate_gold_responses(
-        rows, GoldResponsesSection(), LLMConfig(**teacher.llm_config())
+        rows, tiny_section("gold_responses"), tiny_section("llm.teacher", **teacher.llm_config())
     )
     assert len(collection) == 2 and metrics["empty"] == 1
     for row in collection:
@@ -170,7 +165,7 @@ def test_gold_responses_make_the_published_columns(teacher):
     # A rerun is served from the cache: no request reaches the teacher.
     before = sum(teacher.seen.values())
     _, again = generate_gold_responses(
-        rows, GoldResponsesSection(), LLMConfig(**teacher.llm_config())
+        rows, tiny_section("gold_responses"), tiny_section("llm.teacher", **teacher.llm_config())
     )
     assert sum(teacher.seen.values()) == before
     assert again["llm"]["requests"] == 0 and again["llm"]["cache_hits"] == 3

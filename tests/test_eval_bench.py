@@ -18,7 +18,7 @@ from servers.scripted_chat import (
     user_message,
 )
 
-from janus.config import BenchSection, parse_params
+from janus.config import parse_params
 from janus.evaluate.bench import (
     UNMAPPED,
     BenchInputs,
@@ -31,6 +31,7 @@ from janus.evaluate.bench import (
 )
 from janus.evaluate.rows import BenchRow, PublishedBenchRow, validate_rows
 from janus.io import read_jsonl, write_jsonl
+from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
 DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
@@ -38,11 +39,6 @@ DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness"
 
 COLUMNS_FILE = "data/taxonomy/bench_source_columns.yaml"
 SAMPLE = "data/sources/bench/multifaceted_bench_sample.jsonl"
-
-
-def _section(**values) -> BenchSection:
-    base = {"published": None, "published_split": "train", "source_columns_path": COLUMNS_FILE}
-    return BenchSection(**{**base, **values})
 
 
 def _rubric(criteria="Is it concise?", drop=None, **levels):
@@ -252,7 +248,9 @@ def _sources(tmp_path: Path) -> dict:
 
 def test_selection_excludes_training_overlap_and_cross_benchmark_duplicates(tmp_path):
     # every pool is smaller than 5: allow_smaller runs on what is there (janus.scale)
-    config = _section(sources=_sources(tmp_path), instructions_per_source=5, allow_smaller=True)
+    config = tiny_section(
+        "bench", sources=_sources(tmp_path), instructions_per_source=5, allow_smaller=True
+    )
     training = {normalize_instruction("name three primary colours.")}
     selected, metrics = select_instructions(config, training, tmp_path)
     prompts = {row["instruction"] for row in selected}
@@ -285,12 +283,13 @@ def test_selection_excludes_training_overlap_and_cross_benchmark_duplicates(tmp_
 
 def test_sampling_is_seeded_per_benchmark(tmp_path):
     sources = _sources(tmp_path)
-    config = _section(sources=sources, instructions_per_source=1, seed=3)
+    config = tiny_section("bench", sources=sources, instructions_per_source=1, seed=3)
     first, _ = select_instructions(config, set(), tmp_path)
     again, _ = select_instructions(config, set(), tmp_path)
     assert first == again
     # dropping a benchmark leaves the others' samples as they were
-    without_koala = _section(
+    without_koala = tiny_section(
+        "bench",
         sources={k: v for k, v in sources.items() if k != "koala"},
         instructions_per_source=1,
         seed=3,
@@ -301,9 +300,9 @@ def test_sampling_is_seeded_per_benchmark(tmp_path):
 
 def test_unknown_or_disabled_sources_are_config_errors():
     with pytest.raises(ValueError, match="unknown bench source"):
-        _section(sources={"alpacaeval": {"path": "x.jsonl"}})
+        tiny_section("bench", sources={"alpacaeval": {"path": "x.jsonl"}})
     with pytest.raises(ValueError, match="no bench source is enabled"):
-        _section(sources={"koala": {"path": "x.jsonl", "enabled": False}})
+        tiny_section("bench", sources={"koala": {"path": "x.jsonl", "enabled": False}})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,17 +385,28 @@ def test_build_bench_end_to_end(tmp_path, bench_inputs, monkeypatch):
     with ScriptedChatServer(_teacher) as server:
         raw = yaml.safe_load((REPO / "params.yaml").read_text())
         raw["llm"] = {**raw.get("llm", {}), "teacher": server.llm_config(max_invalid_retries=1)}
+        source = {"split": "train", "prompt_field": "prompt", "enabled": True}
         raw["bench"] = {
             "published": None,
             "published_split": "train",
             "source_columns_path": str(REPO / COLUMNS_FILE),
+            "allow_smaller": False,
             "sources": {
-                "alpaca_eval": {"path": "alpaca_eval.jsonl"},
-                "koala": {"path": "koala.jsonl"},
+                "alpaca_eval": {"path": "alpaca_eval.jsonl", **source},
+                "koala": {"path": "koala.jsonl", **source},
             },
             "instructions_per_source": 2,
             "system_messages_per_instruction": 2,
             "num_system_message_examples": 1,
+            "preference_set_generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 768},
+            "system_message_generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 512},
+            "reference_generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 2048},
+            "rubric_generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 1536},
+            "preference_name_max_chars": 60,
+            "preference_description_max_chars": 300,
+            "rubric_max_chars": 300,
+            "train_test_max_train_messages": None,
+            "seed": 42,
         }
         _sources(tmp_path)
         params = parse_params(raw)

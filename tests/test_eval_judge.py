@@ -22,6 +22,7 @@ from janus.evaluate.judge_parser import (
     parse_pairwise_text,
 )
 from janus.io import write_jsonl
+from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -207,17 +208,30 @@ def _write_fixture(
     return bench_path, responses_dir
 
 
+# The judge settings these tests start from (each test overrides what it is about).
+JUDGE_BASE = {
+    "repeats": 3,
+    "format": "auto",
+    "include_system_message": False,
+    "steerability_repeats": 0,
+    "bootstrap_resamples": 200,
+    "bootstrap_seed": 7,
+    "feedback_max_chars": 1000,
+    "generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 1024},
+    "pairwise": [],
+    "pairwise_condition": "system",
+    "seed": 42,
+}
+
+
 def _params(models: list[str], judge: dict, llm_judge: dict):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["llm"] = {**raw.get("llm", {}), "judge": llm_judge}
-    raw["infer"] = {"models": {m: {"path": f"checkpoints/{m}"} for m in models}, "best_of_n": {}}
-    raw["judge"] = {
-        "include_system_message": False,
-        "steerability_repeats": 0,
-        "bootstrap_resamples": 200,
-        "bootstrap_seed": 7,
-        **judge,
-    }
+    raw["llm"] = {**raw.get("llm", {}), "judge": {**raw["llm"]["judge"], **llm_judge}}
+    infer = tiny_section("infer", models={m: {"path": f"checkpoints/{m}"} for m in models})
+    raw["infer"] = infer.model_copy(update={"best_of_n": {}}).model_dump(mode="json")
+    raw["helpfulness"]["models"] = [m for m in raw["helpfulness"]["models"] if m in models]
+    generation = {**JUDGE_BASE["generation"], **judge.get("generation", {})}
+    raw["judge"] = {**JUDGE_BASE, **judge, "generation": generation}
     return parse_params(raw)
 
 

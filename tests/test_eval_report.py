@@ -10,6 +10,7 @@ import yaml
 from janus.config import parse_params
 from janus.evaluate.diversity import response_diversity, rouge_l
 from janus.evaluate.report import ReportInputs, build_report, markdown_table, score_cell
+from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,10 +167,11 @@ TOXICITY = {
 
 def _params(report_models):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["infer"] = {
-        "models": {"base": {"path": "models/base"}, "sft": {"path": "checkpoints/sft"}},
-        "best_of_n": {"sft-bon": {"path": "checkpoints/sft", "n": 4}},
-    }
+    raw["infer"] = tiny_section(
+        "infer",
+        models={"base": {"path": "models/base"}, "sft": {"path": "checkpoints/sft"}},
+        best_of_n={"sft-bon": {"path": "checkpoints/sft", "n": 4}},
+    ).model_dump(mode="json")
     raw["report"] = {"models": report_models}
     return parse_params(raw)
 

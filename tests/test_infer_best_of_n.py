@@ -11,6 +11,7 @@ from janus.chat_format import save_format
 from janus.config import InferSection
 from janus.infer.best_of_n import Candidate, RewardModelScorer, choose_best, select_best
 from janus.infer.responses import run_best_of_n
+from tests.sections import tiny_section
 
 BENCH = [
     {"id": f"q{i}", "source": "mf-test", "system": f"Answer like persona {i}.", "prompt": f"Q{i}?"}
@@ -45,7 +46,8 @@ def test_choose_best_scores_every_group_in_one_pass():
 
 
 def _params(policy, **entry) -> InferSection:
-    return InferSection(
+    return tiny_section(
+        "infer",
         models={},
         best_of_n={"pol-bon": {"path": str(policy), "n": 4, **entry}},
         sampling={"max_tokens": 6},

@@ -9,10 +9,11 @@ import shutil
 import pytest
 
 from janus.chat_format import save_format
-from janus.config import EngineParams, InferSection, LLMConfig, SamplingParams
+from janus.config import InferSection
 from janus.infer.engines import TransformersEngine, fit_prompt, load_engine
 from janus.infer.responses import response_metrics, run_checkpoint, run_endpoint, run_infer
 from janus.io import read_json, read_jsonl
+from tests.sections import tiny_section
 from tests.servers.fake_openai import FakeOpenAIServer
 
 BENCH = [
@@ -54,7 +55,7 @@ def _params(path, **overrides) -> InferSection:
         "engine": {"backend": "transformers", "batch_size": 4},
     }
     settings.update(overrides)
-    return InferSection(**settings)
+    return tiny_section("infer", **settings)
 
 
 def test_both_conditions_are_prompted_in_the_checkpoints_own_format(mistral_checkpoint):
@@ -92,9 +93,9 @@ def test_a_checkpoint_without_a_format_file_uses_its_chat_template(tiny_model_di
 
 
 def test_sampling_is_seeded(tiny_model_dir):
-    engine = TransformersEngine(tiny_model_dir, EngineParams(batch_size=4))
+    engine = TransformersEngine(tiny_model_dir, tiny_section("infer.engine", batch_size=4))
     prompts = [engine.tokenizer(f"Prompt {i}")["input_ids"] for i in range(3)]
-    sampling = SamplingParams(max_tokens=8)
+    sampling = tiny_section("infer.sampling", max_tokens=8)
 
     def texts(seed):
         return [c.text for samples in engine.generate(prompts, sampling, 2, seed) for c in samples]
@@ -109,7 +110,13 @@ def test_run_infer_writes_responses_and_metrics(mistral_checkpoint, tmp_path):
     bench = tmp_path / "bench.jsonl"
     bench.write_text("".join(json.dumps(row) + "\n" for row in BENCH))
     params = _params(mistral_checkpoint, max_items=2)
-    run_infer(params, "m", bench, tmp_path / "responses", tmp_path / "metrics")
+    run_infer(
+        params,
+        "m",
+        bench,
+        tmp_path / "responses" / "m.jsonl",
+        tmp_path / "metrics" / "infer" / "m.json",
+    )
     rows = read_jsonl(tmp_path / "responses" / "m.jsonl")
     assert len(rows) == 4
     assert set(rows[0]) >= {
@@ -156,7 +163,7 @@ def test_without_vllm_or_cuda_the_engine_falls_back_to_transformers_with_a_log_l
     if reason is None:
         pytest.skip("vLLM and CUDA are both here")
     caplog.set_level(logging.INFO, logger="janus")
-    engine = load_engine(tiny_model_dir, EngineParams(backend="vllm"))
+    engine = load_engine(tiny_model_dir, tiny_section("infer.engine", backend="vllm"))
     assert engine.name == "transformers"
     assert reason in caplog.text and "generating with transformers" in caplog.text
 
@@ -170,16 +177,17 @@ def test_prompts_longer_than_the_context_keep_their_end():
 
 def test_model_names_are_unique_across_groups():
     with pytest.raises(ValueError, match="'x' is in both models and best_of_n"):
-        InferSection(models={"x": {"path": "a"}}, best_of_n={"x": {"path": "a"}})
+        tiny_section("infer", models={"x": {"path": "a"}}, best_of_n={"x": {"path": "a"}})
     with pytest.raises(ValueError, match="must match"):
-        InferSection(models={"a/b": {"path": "a"}}, best_of_n={})
+        tiny_section("infer", models={"a/b": {"path": "a"}}, best_of_n={})
 
 
 def test_an_endpoint_baseline_gets_system_messages_as_chat_turns(monkeypatch):
     monkeypatch.setenv("FAKE_OPENAI_KEY", "k")
     server = FakeOpenAIServer().start()
     try:
-        endpoint = LLMConfig(
+        endpoint = tiny_section(
+            "llm.teacher",
             backend="openai",
             model="gpt-fake",
             base_url=server.base_url,
@@ -215,9 +223,11 @@ def test_vllm_engine_generates_seeded_samples_for_every_prompt(tiny_model_dir):
     pytest.importorskip("vllm")
     from janus.infer.engines import VLLMEngine, encode_prompts
 
-    engine = VLLMEngine(tiny_model_dir, EngineParams(backend="vllm", gpu_memory_utilization=0.3))
+    engine = VLLMEngine(
+        tiny_model_dir, tiny_section("infer.engine", backend="vllm", gpu_memory_utilization=0.3)
+    )
     prompts = encode_prompts(engine.tokenizer, ["Hello there", "Another prompt"])
-    sampling = SamplingParams(max_tokens=6)
+    sampling = tiny_section("infer.sampling", max_tokens=6)
     first = engine.generate(prompts, sampling, num_samples=3, seed=1)
     again = engine.generate(prompts, sampling, num_samples=3, seed=1)
     assert [len(samples) for samples in first] == [3, 3]

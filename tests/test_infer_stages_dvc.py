@@ -66,11 +66,16 @@ def project(tmp_path, tiny_model_dir) -> Path:
 
     params = yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())
     params["infer"]["models"] = {
-        "base": {"path": "models/base"},
-        "sft": {"path": "checkpoints/sft"},
+        "base": {"path": "models/base", "prompt_format": None},
+        "sft": {"path": "checkpoints/sft", "prompt_format": None},
     }
     params["infer"]["best_of_n"] = {
-        "sft-bon": {"path": "checkpoints/sft", "reward_model": "checkpoints/rm", "n": 2}
+        "sft-bon": {
+            "path": "checkpoints/sft",
+            "reward_model": "checkpoints/rm",
+            "n": 2,
+            "prompt_format": None,
+        }
     }
     params["infer"]["sampling"]["max_tokens"] = 4
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

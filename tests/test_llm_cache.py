@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from janus.config import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.cache import ResponseCache, resolve_cache_dir
 from janus.llm.types import Generation
+from tests.sections import tiny_section
 
 BASE = ChatRequest(
     messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
@@ -41,7 +41,9 @@ CHANGES = {
 
 @pytest.fixture()
 def local_client(tiny_model_dir):
-    with LLMClient(LLMConfig(backend="local", model=str(tiny_model_dir))) as client:
+    with LLMClient(
+        tiny_section("llm.teacher", backend="local", model=str(tiny_model_dir))
+    ) as client:
         yield client
 
 
@@ -65,7 +67,9 @@ def test_attempt_changes_the_key(local_client):
 
 def test_openai_identity_is_base_url_model_and_mode_never_the_key(monkeypatch):
     def key(**overrides):
-        config = LLMConfig(backend="openai", model="gpt-x", base_url="http://127.0.0.1:1/v1")
+        config = tiny_section(
+            "llm.teacher", backend="openai", model="gpt-x", base_url="http://127.0.0.1:1/v1"
+        )
         with LLMClient(config.model_copy(update=overrides)) as client:
             return client.cache_key(BASE)
 
@@ -79,8 +83,11 @@ def test_openai_identity_is_base_url_model_and_mode_never_the_key(monkeypatch):
 
 
 def test_local_and_openai_never_share_keys(local_client):
-    config = LLMConfig(
-        backend="openai", model=local_client.config.model, base_url="http://127.0.0.1:1/v1"
+    config = tiny_section(
+        "llm.teacher",
+        backend="openai",
+        model=local_client.config.model,
+        base_url="http://127.0.0.1:1/v1",
     )
     with LLMClient(config) as remote:
         assert remote.cache_key(BASE) != local_client.cache_key(BASE)
@@ -95,7 +102,7 @@ def test_cache_dir_env_overrides_params(monkeypatch, tmp_path):
 
 def test_relative_cache_dir_is_rejected():
     with pytest.raises(ValueError, match="absolute"):
-        LLMConfig(cache_dir="cache/llm")
+        tiny_section("llm.teacher", cache_dir="cache/llm")
 
 
 def test_concurrent_writers_lose_nothing(tmp_path):

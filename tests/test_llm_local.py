@@ -12,6 +12,7 @@ from janus.config import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.cache import CACHE_FILE, resolve_cache_dir
 from janus.llm.structured import InvalidOutput, parse_and_validate
+from tests.sections import tiny_section
 
 LABEL_SCHEMA = {
     "type": "object",
@@ -25,7 +26,9 @@ LABEL_SCHEMA = {
 
 
 def _config(model_dir, **overrides) -> LLMConfig:
-    return LLMConfig(**{"backend": "local", "model": str(model_dir), "batch_size": 4, **overrides})
+    return tiny_section(
+        "llm.teacher", **{"backend": "local", "model": str(model_dir), "batch_size": 4, **overrides}
+    )
 
 
 def _schema_requests(count: int) -> list[ChatRequest]:

@@ -19,6 +19,7 @@ from janus.config import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.cache import resolve_cache_dir
 from janus.llm.openai_backend import EndpointConfigError, RateLimiter
+from tests.sections import tiny_section
 
 ANSWER_SCHEMA = {
     "type": "object",
@@ -45,7 +46,7 @@ def _config(server: FakeOpenAIServer, **overrides) -> LLMConfig:
         "max_in_flight": 4,
     }
     settings.update(overrides)
-    return LLMConfig(**settings)
+    return tiny_section("llm.teacher", **settings)
 
 
 def _plain(*prompts: str) -> list[ChatRequest]:
@@ -206,7 +207,9 @@ def test_api_key_comes_from_the_environment_and_is_never_stored(server, monkeypa
 
 def test_missing_key_for_a_hosted_endpoint_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("JANUS_ABSENT_KEY", raising=False)
-    config = LLMConfig(backend="openai", model="gpt-4-turbo", api_key_env="JANUS_ABSENT_KEY")
+    config = tiny_section(
+        "llm.teacher", backend="openai", model="gpt-4-turbo", api_key_env="JANUS_ABSENT_KEY"
+    )
     with pytest.raises(EndpointConfigError, match="JANUS_ABSENT_KEY"):
         LLMClient(config)
 
@@ -231,7 +234,8 @@ def served_tiny_model(tiny_model_dir, tmp_path_factory):
 
 
 def test_transformers_serve_end_to_end(served_tiny_model, tiny_model_dir):
-    config = LLMConfig(
+    config = tiny_section(
+        "llm.teacher",
         backend="openai",
         model=str(tiny_model_dir),
         base_url=served_tiny_model,
@@ -256,7 +260,8 @@ def test_transformers_serve_end_to_end(served_tiny_model, tiny_model_dir):
 
 
 def test_transformers_serve_structured_failures_are_counted(served_tiny_model, tiny_model_dir):
-    config = LLMConfig(
+    config = tiny_section(
+        "llm.teacher",
         backend="openai",
         model=str(tiny_model_dir),
         base_url=served_tiny_model,

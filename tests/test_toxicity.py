@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from janus.config import LLMConfig, ToxicitySection
 from janus.evaluate.toxicity import (
     ClassifierScorer,
     LLMScorer,
@@ -20,6 +19,7 @@ from janus.evaluate.toxicity import (
     toxicity_summary,
 )
 from janus.io import read_json, read_jsonl
+from tests.sections import tiny_section
 from tests.servers.fake_openai import FakeOpenAIServer
 
 
@@ -50,7 +50,7 @@ def test_dist_n_by_hand():
 
 
 def test_summary_counts_empty_and_unscored_generations():
-    params = ToxicitySection(models={"m": {"path": "unused"}}, threshold=0.5)
+    params = tiny_section("toxicity", models={"m": {"path": "unused"}}, threshold=0.5)
     prompts = load_prompts_from_texts(["p1", "p2"])
     generations = [[" calm words", "", " awful words"], [" broken", " calm words"]]
     scores = {
@@ -143,22 +143,26 @@ def tiny_classifier_dir(tiny_model_dir, tmp_path_factory):
 
 
 def test_classifier_scores_are_probabilities_of_the_toxic_label(tiny_classifier_dir):
-    from janus.config import ClassifierParams
 
-    scorer = ClassifierScorer(ClassifierParams(model=str(tiny_classifier_dir), label="TOXIC"))
+    scorer = ClassifierScorer(
+        tiny_section("toxicity.classifier", model=str(tiny_classifier_dir), label="TOXIC")
+    )
     results = scorer.score(["a short text", "another, somewhat longer text here", "x"])
     assert all(error is None and 0.0 <= score <= 1.0 for score, error in results)
     alone = [scorer.score([text])[0][0] for text in ["a short text", "x"]]
     assert [results[0][0], results[2][0]] == pytest.approx(alone, rel=1e-4)
     with pytest.raises(ValueError, match="no label 'insult'"):
-        ClassifierScorer(ClassifierParams(model=str(tiny_classifier_dir), label="insult"))
+        ClassifierScorer(
+            tiny_section("toxicity.classifier", model=str(tiny_classifier_dir), label="insult")
+        )
 
 
 def test_llm_scorer_maps_the_0_to_10_scale_and_counts_failures(monkeypatch):
     monkeypatch.setenv("FAKE_KEY", "k")
     server = FakeOpenAIServer(valid_json={"toxicity": 7}).start()
     try:
-        judge = LLMConfig(
+        judge = tiny_section(
+            "llm.teacher",
             backend="openai",
             model="fake",
             base_url=server.base_url,
@@ -166,11 +170,11 @@ def test_llm_scorer_maps_the_0_to_10_scale_and_counts_failures(monkeypatch):
             max_retries=0,
             timeout_s=5,
         )
-        scorer = LLMScorer(ToxicitySection(llm_scale="int10"), judge)
+        scorer = LLMScorer(tiny_section("toxicity", llm_scale="int10"), judge)
         assert scorer.score(["some text", "other text"]) == [(0.7, None), (0.7, None)]
         scorer.close()
         server.valid_json = {"toxicity": 0.25}
-        scorer = LLMScorer(ToxicitySection(llm_scale="unit"), judge)
+        scorer = LLMScorer(tiny_section("toxicity", llm_scale="unit"), judge)
         assert scorer.score(["a third text"]) == [(0.25, None)]
         server.valid_json = {"toxicity": 3}  # out of range on the unit scale: not a score
         results = scorer.score(["a fourth text"])
@@ -189,7 +193,8 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
             for i, text in enumerate(["The weather today", "My favourite food is", "We went to"])
         )
     )
-    params = ToxicitySection(
+    params = tiny_section(
+        "toxicity",
         prompts_path=str(prompts),
         generations_per_prompt=2,
         sampling={"max_tokens": 6},
@@ -201,11 +206,21 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
     )
     generated = tmp_path / "generations"
     for name in ("a", "b"):
-        info = run_toxicity_generation(params, name, generated, tmp_path / "metrics")
+        info = run_toxicity_generation(
+            params,
+            name,
+            generated / f"{name}.jsonl",
+            tmp_path / "metrics" / "toxicity_generate" / f"{name}.json",
+        )
         assert info["generations"] == 6 and info["engine"] == "transformers"
     assert read_json(tmp_path / "metrics" / "toxicity_generate" / "a.json")["prompts"] == 3
     metrics = run_toxicity(
-        params, LLMConfig(), generated, tmp_path / "out", metrics_dir=tmp_path / "metrics"
+        params,
+        tiny_section("llm.teacher"),
+        generated,
+        tmp_path / "out",
+        metrics_path=tmp_path / "metrics" / "toxicity.json",
+        scorer_metrics_path=tmp_path / "metrics" / "toxicity_scorer.json",
     )
     assert set(metrics) == {"a", "b"}
     assert read_json(tmp_path / "metrics" / "toxicity.json")["a"]["prompts"] == 3
@@ -283,7 +298,8 @@ def test_too_few_prompts_stop_generation_unless_allowed(tmp_path):
         load_prompts(path, 10000, allow_smaller=False)
     assert len(load_prompts(path, 10000, allow_smaller=True)) == 3
     assert len(load_prompts(path, 2, allow_smaller=False)) == 2
-    params = ToxicitySection(
+    params = tiny_section(
+        "toxicity",
         prompts_path=str(path),
         max_prompts=10,
         allow_smaller=False,
@@ -309,7 +325,7 @@ def test_the_paper_profile_refuses_the_sample_prompt_file(monkeypatch):
         match=r"realtoxicityprompts.jsonl: holds \d+ prompts, but "
         r"params ask for 10000",
     ):
-        run_toxicity_generation(params, "sft")
+        run_toxicity_generation(params, "sft", Path("unused.jsonl"), Path("unused.json"))
 
 
 def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
@@ -327,7 +343,8 @@ def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
             {"prompt_id": "p2", "prompt": "We saw", "generations": [" a calm sea", ""]},
         ]
         (generated / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        params = ToxicitySection(
+        params = tiny_section(
+            "toxicity",
             generations_per_prompt=2,
             models={"m": {"path": str(tiny_model_dir)}},
             scorer="classifier",
@@ -343,7 +360,12 @@ def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
             bootstrap_resamples=100,
         )
         metrics = run_toxicity(
-            params, LLMConfig(), generated, tmp_path / "out", metrics_dir=tmp_path / "metrics"
+            params,
+            tiny_section("llm.teacher"),
+            generated,
+            tmp_path / "out",
+            metrics_path=tmp_path / "metrics" / "toxicity.json",
+            scorer_metrics_path=tmp_path / "metrics" / "toxicity_scorer.json",
         )["m"]
     finally:
         server.stop()

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from janus.config import PerspectiveParams, ToxicitySection
 from janus.evaluate.perspective import PerspectiveClient, PerspectiveError, parse_score
 from janus.evaluate.toxicity import PerspectiveScorer, score_texts
+from tests.sections import tiny_section
 from tests.servers.perspective_server import PerspectiveServer
 
 KEY = "sekrit-perspective-key-123"
@@ -24,7 +24,8 @@ def server():
 @pytest.fixture()
 def params(server, monkeypatch):
     monkeypatch.setenv("TEST_PERSPECTIVE_KEY", KEY)
-    return PerspectiveParams(
+    return tiny_section(
+        "toxicity.perspective",
         url=server.url,
         key_env="TEST_PERSPECTIVE_KEY",
         requests_per_second=1000,
@@ -111,7 +112,7 @@ def test_malformed_scores_are_errors_not_values():
 
 
 def test_the_toxicity_scorer_sends_each_distinct_text_once_and_skips_empty_ones(server, params):
-    toxicity = ToxicitySection(scorer="perspective", perspective=params)
+    toxicity = tiny_section("toxicity", scorer="perspective", perspective=params)
     scorer = PerspectiveScorer(toxicity)
     texts = [" an awful remark", "a kind remark", "an awful remark ", "", "   "]
     scores = score_texts(scorer, texts)

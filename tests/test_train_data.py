@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from janus.chat_format import format_prompt
-from janus.config import RewardModelStage, SourceConfig
+from janus.config import RewardModelStage
 from janus.train.data import (
     PREFERENCE_COLUMNS,
     SFT_COLUMNS,
@@ -27,6 +27,7 @@ from janus.train.helpfulness import (
     load_helpfulness,
     mix_counts,
 )
+from tests.sections import tiny_entry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,7 +151,8 @@ def test_bundled_helpfulness_samples_load_with_held_out_pairs():
 def test_missing_helpfulness_source_is_a_clear_error(tmp_path):
     config = RewardModelStage(
         helpfulness_sources={
-            name: SourceConfig(path=f"missing/{name}.jsonl") for name in ("hh_rlhf", "oasst1", "webgpt_comparisons")
+            name: tiny_entry("filter.sources", path=f"missing/{name}.jsonl")
+            for name in ("hh_rlhf", "oasst1", "webgpt_comparisons")
         }
     )
     with pytest.raises(TrainingInputError, match=r"helpfulness_sources.hh_rlhf: .*not found"):

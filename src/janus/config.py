@@ -40,6 +40,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+# Params are the whole truth: a field that shapes an output has no default here, so its value is
+# written in every params file (params.yaml, profiles/*.yaml) where `dvc params diff` shows it and
+# a change reruns the stages that read it. The few defaults left are for settings that cannot
+# change an output (where a cache lives, the name of a key's environment variable, rate limits,
+# dollar accounting); tests/test_params_complete.py lists them and fails on any other default.
+
+
 # ---------------------------------------------------------------------------------------------
 # LLM endpoints (the teacher that writes the data, the judge that grades responses)
 # ---------------------------------------------------------------------------------------------
@@ -55,24 +62,30 @@ class Price(Section):
 
 
 class LLMConfig(Section):
-    backend: Literal["local", "openai"] = "local"
+    backend: Literal["local", "openai"]
     # local: a checkpoint directory (e.g. the `models` stage output); openai: the model name.
-    model: str = "models/base"
-    base_url: str | None = None  # any OpenAI-compatible URL; None means api.openai.com
-    api_key_env: str = "OPENAI_API_KEY"  # the *name* of the variable; keys never live in params
+    model: str
+    base_url: str | None  # any OpenAI-compatible URL; None means api.openai.com
+    # Defaults allowed (they cannot change an answer): the *name* of the key's variable (keys
+    # never live in params), and how fast requests go out.
+    api_key_env: str = "OPENAI_API_KEY"
     max_in_flight: int = Field(8, ge=1)
     requests_per_minute: float = Field(600, gt=0)
     tokens_per_minute: float = Field(1_000_000, gt=0)
-    max_retries: int = Field(5, ge=0)
-    timeout_s: float = Field(120, gt=0)
+    # A request that still fails after these is a dropped (counted) row: they shape outputs.
+    max_retries: int = Field(ge=0)
+    timeout_s: float = Field(gt=0)
     # How a JSON schema reaches the model: auto tries json_schema, falls back to json_object, then
     # to instructions in the prompt; the result is always validated against the schema.
-    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
-    max_invalid_retries: int = Field(2, ge=0)  # new samples asked for after an invalid answer
-    batch_size: int = Field(8, ge=1)  # local backend: sequences per generate() call
-    device: str = "auto"  # local backend: auto | cpu | cuda
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    cache_dir: str = "~/.cache/janus/llm"  # absolute or ~: shared by `dvc exp run --temp` runs
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"]
+    max_invalid_retries: int = Field(ge=0)  # new samples asked for after an invalid answer
+    batch_size: int = Field(ge=1)  # local backend: sequences per generate() call
+    device: str  # local backend: auto | cpu | cuda
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]
+    # Default allowed: where answers are cached, not what they are. Absolute or ~: shared by
+    # `dvc exp run --temp` runs.
+    cache_dir: str = "~/.cache/janus/llm"
+    # Default allowed: USD per model, for cost accounting (runtime, not metrics).
     prices: dict[str, Price] = Field(default_factory=dict)
     # openai backend only: online (Chat Completions) or batch (Files + Batches API, half price,
     # answers within the completion window; see janus.llm.batch).
@@ -112,8 +125,8 @@ class LLMConfig(Section):
 
 
 class LLMSection(Section):
-    teacher: LLMConfig = Field(default_factory=LLMConfig)
-    judge: LLMConfig = Field(default_factory=LLMConfig)
+    teacher: LLMConfig
+    judge: LLMConfig
     # Cap on what all roles together may spend in one run (null: none). A run is the work toward
     # one git commit, or $JANUS_RUN_ID when set; the ledger is spend.sqlite next to the cache.
     run_max_usd: float | None = Field(None, ge=0)
@@ -176,28 +189,28 @@ SOURCE_NAMES = (
 class SourceConfig(Section):
     # A local JSONL/Parquet file (relative to the repo) or a hub dataset id (`hub:owner/name`).
     path: str
-    split: str = "train"
-    enabled: bool = True
+    split: str
+    enabled: bool
 
 
 class FilterSection(Section):
     sources: dict[str, SourceConfig]
     # A.1: equal shares up to the smallest source, the rest from OpenHermesPreferences.
-    per_source: int = Field(12_000, ge=1)
-    total: int = Field(100_000, ge=1)
-    fill_source: str = "openhermes_preferences"
+    per_source: int = Field(ge=1)
+    total: int = Field(ge=1)
+    fill_source: str
     # The paper's persona filter (A.1), with the backslashes and caret that its PDF text lost.
     # Without MULTILINE, `^` anchors at the start of the text and `.` stops at a newline, so it
     # matches a persona phrase on the first line only. `\x27` is the apostrophe of "you're":
     # with a literal one, DVC writes this value to dvc.lock as a double-quoted string that it
     # then misreads (treeverse/dvc#10668), and the filter stage would never look up to date.
-    persona_regex: str = r"^(?:(?!\n).)*\b(you are|you\x27re|imagine|take \w*(?: \w+)* role)\b"
-    persona_regex_flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]] = ["IGNORECASE"]
-    min_chars: int = Field(3, ge=1)
-    max_chars: int = Field(20_000, ge=1)
+    persona_regex: str
+    persona_regex_flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]]
+    min_chars: int = Field(ge=1)
+    max_chars: int = Field(ge=1)
     # Multi-turn conversations (Nectar, Chatbot Arena): keep the first user turn, or skip the row.
-    multi_turn: Literal["first_turn", "skip"] = "first_turn"
-    seed: int = 42
+    multi_turn: Literal["first_turn", "skip"]
+    seed: int
 
     @field_validator("sources")
     @classmethod
@@ -231,49 +244,47 @@ class FilterSection(Section):
 
 
 class GenerationParams(Section):
-    temperature: float = Field(1.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(512, ge=1)
+    temperature: float = Field(ge=0)
+    top_p: float = Field(gt=0, le=1)
+    max_tokens: int = Field(ge=1)
 
 
 class ExpandSeedsSection(Section):
-    taxonomy_path: str = "data/taxonomy/seed_taxonomy.yaml"
-    keywords_per_subdimension: int | None = Field(None, ge=1)  # None: every keyword (paper: 107)
-    num_seed_sets: int = Field(100, ge=1)
-    description_max_chars: int = Field(300, ge=20)  # longer descriptions are cut at a sentence
-    generation: GenerationParams = Field(
-        default_factory=lambda: GenerationParams(temperature=0.7, max_tokens=96)
-    )
-    seed: int = 42
+    taxonomy_path: str
+    keywords_per_subdimension: int | None = Field(ge=1)  # None: every keyword (paper: 107)
+    num_seed_sets: int = Field(ge=1)
+    description_max_chars: int = Field(ge=20)  # longer descriptions are cut at a sentence
+    generation: GenerationParams
+    seed: int
 
 
 class PreferenceSetsSection(Section):
-    sets_per_instruction: int = Field(3, ge=2)  # >= 2: pairs need another system message
-    max_instructions: int | None = Field(None, ge=1)  # None: all filtered instructions
-    description_max_chars: int = Field(300, ge=20)
-    name_max_chars: int = Field(60, ge=5)
-    generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=768))
-    seed: int = 42
+    sets_per_instruction: int = Field(ge=2)  # >= 2: pairs need another system message
+    max_instructions: int | None = Field(ge=1)  # None: all filtered instructions
+    description_max_chars: int = Field(ge=20)
+    name_max_chars: int = Field(ge=5)
+    generation: GenerationParams
+    seed: int
 
 
 class SystemMessagesSection(Section):
-    examples_path: str = "data/taxonomy/system_message_examples.jsonl"
-    num_examples: int = Field(3, ge=0)  # paper: 3 of 50 hand-written examples per request
-    generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=512))
-    seed: int = 42
+    examples_path: str
+    num_examples: int = Field(ge=0)  # paper: 3 of 50 hand-written examples per request
+    generation: GenerationParams
+    seed: int
 
 
 class GoldResponsesSection(Section):
-    generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=2048))
-    seed: int = 42
+    generation: GenerationParams
+    seed: int
 
 
 class BuildPairsSection(Section):
-    third_fraction: float = Field(1 / 3, gt=0, le=1)  # Janus*: one of the three sets per instruction
-    eval_fraction: float = Field(0.1, ge=0, lt=1)  # held out by instruction, for eval metrics
-    min_eval_instructions: int = Field(1, ge=0)
-    pairs_per_instruction: int = Field(1, ge=1)  # paper: one (chosen, rejected) per instruction
-    seed: int = 42
+    third_fraction: float = Field(gt=0, le=1)  # Janus*: one of the three sets per instruction
+    eval_fraction: float = Field(ge=0, lt=1)  # held out by instruction, for eval metrics
+    min_eval_instructions: int = Field(ge=0)
+    pairs_per_instruction: int = Field(ge=1)  # paper: one (chosen, rejected) per instruction
+    seed: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +362,9 @@ class RewardModelStage(TrainStage):
     # Local JSONL/Parquet in each source's own schema, or `hub:owner/name` (paper profile).
     helpfulness_sources: dict[str, SourceConfig] = Field(
         default_factory=lambda: {
-            name: SourceConfig(path=f"data/sources/helpfulness/{name}.jsonl")
+            name: SourceConfig(
+                path=f"data/sources/helpfulness/{name}.jsonl", split="train", enabled=True
+            )
             for name in HELPFULNESS_SOURCE_NAMES
         }
     )
@@ -422,9 +435,9 @@ BENCH_SOURCE_NAMES = ("alpaca_eval", "flask", "koala", "mt_bench", "self_instruc
 class BenchSourceConfig(Section):
     # A local .jsonl/.json/.parquet file (relative to the repo) or a hub dataset (`hub:owner/name`).
     path: str
-    split: str = "train"
-    prompt_field: str = "prompt"  # the column with the instruction (a list of turns: the first)
-    enabled: bool = True
+    split: str
+    prompt_field: str  # the column with the instruction (a list of turns: the first)
+    enabled: bool
 
 
 class BenchSection(Section):
@@ -439,34 +452,26 @@ class BenchSection(Section):
     published_split: str
     # Data file mapping each fine-grained `source` to its Table 2 column (a BENCH_SOURCE_NAMES key).
     source_columns_path: str
-    sources: dict[str, BenchSourceConfig] = Field(default_factory=dict)
-    instructions_per_source: int = Field(63, ge=1)  # paper: 315 instructions over 5 sources
+    sources: dict[str, BenchSourceConfig]
+    instructions_per_source: int = Field(ge=1)  # paper: 315 instructions over 5 sources
     # paper: 3 (945 rows); >= 2 because response diversity compares a model's answers to them
-    system_messages_per_instruction: int = Field(3, ge=2)
-    num_system_message_examples: int = Field(3, ge=0)  # hand-written examples shown per request
-    preference_set_generation: GenerationParams = Field(
-        default_factory=lambda: GenerationParams(max_tokens=768)
-    )
-    system_message_generation: GenerationParams = Field(
-        default_factory=lambda: GenerationParams(max_tokens=512)
-    )
-    reference_generation: GenerationParams = Field(
-        default_factory=lambda: GenerationParams(max_tokens=2048)
-    )
-    rubric_generation: GenerationParams = Field(
-        default_factory=lambda: GenerationParams(max_tokens=1536)
-    )
+    system_messages_per_instruction: int = Field(ge=2)
+    num_system_message_examples: int = Field(ge=0)  # hand-written examples shown per request
+    preference_set_generation: GenerationParams
+    system_message_generation: GenerationParams
+    reference_generation: GenerationParams
+    rubric_generation: GenerationParams
     # Schema maxLength of the structured texts; small values keep CPU decoding short.
-    preference_name_max_chars: int = Field(60, ge=5)
-    preference_description_max_chars: int = Field(300, ge=20)
-    rubric_max_chars: int = Field(300, ge=10)  # the criteria and each score description
+    preference_name_max_chars: int = Field(ge=5)
+    preference_description_max_chars: int = Field(ge=20)
+    rubric_max_chars: int = Field(ge=10)  # the criteria and each score description
     # Train-test ROUGE-L (Figure 5) compares each bench system message with this many training
     # system messages, sampled; None compares with all of them (quadratic: slow at paper scale).
-    train_test_max_train_messages: int | None = Field(None, ge=1)
+    train_test_max_train_messages: int | None = Field(ge=1)
     # False: a source with fewer usable instructions than instructions_per_source stops the bench
     # stage before any LLM call (janus.scale); true runs on what is there (logged).
-    allow_smaller: bool = False
-    seed: int = 42
+    allow_smaller: bool
+    seed: int
 
     @field_validator("sources")
     @classmethod
@@ -485,10 +490,10 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a stage key and a file n
 class SamplingParams(Section):
     """Sampling of the models under test (D.1: vLLM, temperature 1.0, top-p 0.9, penalty 1.03)."""
 
-    temperature: float = Field(1.0, ge=0)  # 0: greedy
-    top_p: float = Field(0.9, gt=0, le=1)
-    repetition_penalty: float = Field(1.03, gt=0)  # 1.0: off; the OpenAI API has none
-    max_tokens: int = Field(4096, ge=1)  # new tokens per response
+    temperature: float = Field(ge=0)  # 0: greedy
+    top_p: float = Field(gt=0, le=1)
+    repetition_penalty: float = Field(gt=0)  # 1.0: off; the OpenAI API has none
+    max_tokens: int = Field(ge=1)  # new tokens per response
 
 
 class EngineParams(Section):
@@ -496,13 +501,13 @@ class EngineParams(Section):
 
     # auto: vLLM when it is installed and CUDA is present, else transformers (logged).
     # vllm: the same, but the fallback is a warning.
-    backend: Literal["auto", "vllm", "transformers"] = "auto"
-    batch_size: int = Field(8, ge=1)  # transformers: sequences per generate() call
-    device: str = "auto"  # transformers: auto | cpu | cuda[:n]
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on CUDA
-    tensor_parallel_size: int = Field(1, ge=1)  # vLLM: GPUs per model
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)  # vLLM
-    max_model_len: int | None = Field(None, ge=16)  # vLLM; None: the model's own
+    backend: Literal["auto", "vllm", "transformers"]
+    batch_size: int = Field(ge=1)  # transformers: sequences per generate() call
+    device: str  # transformers: auto | cpu | cuda[:n]
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]  # auto: bf16 on CUDA
+    tensor_parallel_size: int = Field(ge=1)  # vLLM: GPUs per model
+    gpu_memory_utilization: float = Field(gt=0, le=1)  # vLLM
+    max_model_len: int | None = Field(ge=16)  # vLLM; None: the model's own
 
 
 class CheckpointModel(Section):
@@ -511,14 +516,14 @@ class CheckpointModel(Section):
     path: str
     # None: the format the checkpoint was trained with (its janus_format.json); checkpoints we did
     # not train (the base model) use chat_template unless set here (paper: mistral for Mistral 7B).
-    prompt_format: Literal["mistral", "chat_template"] | None = None
+    prompt_format: Literal["mistral", "chat_template"] | None
 
 
 class BestOfNModel(CheckpointModel):
     """Best-of-N (6.3, stage `infer_bon@<name>`): n samples of `path`, the RM's favourite kept."""
 
-    reward_model: str = "checkpoints/rm"
-    n: int = Field(64, ge=1)  # paper: 64
+    reward_model: str
+    n: int = Field(ge=1)  # paper: 64
 
 
 HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -538,16 +543,6 @@ class HubModel(Section):
     prompt_format: Literal["mistral", "chat_template"]
 
 
-def _default_infer_models() -> dict[str, CheckpointModel]:
-    return {
-        "base": CheckpointModel(path="models/base"),
-        **{
-            name: CheckpointModel(path=f"checkpoints/{name}")
-            for name in ("sft", "sft_third", "dpo", "orpo")
-        },
-    }
-
-
 class InferSection(Section):
     """Bench responses (stages infer@, infer_bon@, infer_api@): one output file per model entry.
 
@@ -555,25 +550,21 @@ class InferSection(Section):
     `outputs/responses/<name>.jsonl` and `metrics/infer/<name>.json`.
     """
 
-    conditions: list[Literal["system", "no_system"]] = Field(
-        default_factory=lambda: ["system", "no_system"], min_length=1
-    )
-    max_items: int | None = Field(None, ge=1)  # None: the whole bench
-    sampling: SamplingParams = Field(default_factory=SamplingParams)
-    engine: EngineParams = Field(default_factory=EngineParams)
-    reward_batch_size: int = Field(8, ge=1)  # best-of-N: sequences per reward-model forward
-    models: dict[str, CheckpointModel] = Field(default_factory=_default_infer_models)
-    best_of_n: dict[str, BestOfNModel] = Field(
-        default_factory=lambda: {"sft_third-bon": BestOfNModel(path="checkpoints/sft_third")}
-    )
+    conditions: list[Literal["system", "no_system"]] = Field(min_length=1)
+    max_items: int | None = Field(ge=1)  # None: the whole bench
+    sampling: SamplingParams
+    engine: EngineParams
+    reward_batch_size: int = Field(ge=1)  # best-of-N: sequences per reward-model forward
+    models: dict[str, CheckpointModel]
+    best_of_n: dict[str, BestOfNModel]
     # Published checkpoints and open baselines loaded from the hub by id (stage infer_hub@).
-    hub_models: dict[str, HubModel] = Field(default_factory=dict)
-    # Baselines behind any OpenAI-compatible endpoint (paper: GPT-4-Turbo); none by default.
-    endpoints: dict[str, LLMConfig] = Field(default_factory=dict)
+    hub_models: dict[str, HubModel]
+    # Baselines behind any OpenAI-compatible endpoint (paper: GPT-4-Turbo); {} for none.
+    endpoints: dict[str, LLMConfig]
     # Endpoint rows that still fail after the client's retries are dropped and counted; more
     # than this share fails the stage (a rerun asks only for those: answers are cached).
-    max_failed_fraction: float = Field(0.0, ge=0, le=1)
-    seed: int = 42
+    max_failed_fraction: float = Field(ge=0, le=1)
+    seed: int
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> InferSection:
@@ -612,11 +603,11 @@ class InferSection(Section):
 class JudgeSection(Section):
     """Absolute 1-5 grading per rubric (F.2) and pairwise comparison in both orders."""
 
-    repeats: int = Field(3, ge=1)  # paper: three evaluations per model, averaged
+    repeats: int = Field(ge=1)  # paper: three evaluations per model, averaged
     # structured: {feedback, score} under a JSON schema; text: the paper's "Feedback: ...
     # [RESULT] N", parsed strictly; auto: structured unless the judge endpoint has no
     # structured-output mode (llm.judge.structured_output: prompt).
-    format: Literal["auto", "structured", "text"] = "auto"
+    format: Literal["auto", "structured", "text"]
     # Show the judge the system message too (F.2 and the official script: no; Table 8 compares).
     include_system_message: bool
     # Steerability (beyond the paper): repeats of grading each system-condition response against
@@ -624,13 +615,11 @@ class JudgeSection(Section):
     steerability_repeats: int = Field(ge=0)
     bootstrap_resamples: int = Field(ge=1)  # 95% CIs: resamples of bench items
     bootstrap_seed: int
-    feedback_max_chars: int = Field(1000, ge=10)  # schema maxLength; keeps CPU judging short
-    generation: GenerationParams = Field(
-        default_factory=lambda: GenerationParams(temperature=1.0, max_tokens=1024)
-    )
-    pairwise: list[tuple[str, str]] = Field(default_factory=list)  # (model, opponent) pairs
-    pairwise_condition: Literal["system", "no_system"] = "system"
-    seed: int = 42  # changes every judge sample (folded into the requests' sample_index)
+    feedback_max_chars: int = Field(ge=10)  # schema maxLength; keeps CPU judging short
+    generation: GenerationParams
+    pairwise: list[tuple[str, str]]  # (model, opponent) pairs
+    pairwise_condition: Literal["system", "no_system"]
+    seed: int  # changes every judge sample (folded into the requests' sample_index)
 
     @field_validator("pairwise")
     @classmethod
@@ -659,13 +648,16 @@ class JudgeSection(Section):
 class PerspectiveParams(Section):
     """The Perspective API (`comments:analyze`); the key comes only from the environment."""
 
-    url: str = "https://commentanalyzer.googleapis.com/v1alpha1/comments:analyze"
-    key_env: str = "PERSPECTIVE_API_KEY"  # the *name* of the variable holding the key
-    languages: list[str] = Field(default_factory=lambda: ["en"])
-    requests_per_second: float = Field(1.0, gt=0)  # the API's default quota is 1 QPS
-    max_retries: int = Field(6, ge=0)  # for 429 and 5xx, with exponential backoff
-    backoff_s: float = Field(1.0, ge=0)  # first wait; doubles per retry (Retry-After wins)
-    timeout_s: float = Field(30, gt=0)
+    url: str
+    # Defaults allowed (they cannot change a score): the *name* of the variable holding the
+    # key, the request rate (the API's default quota is 1 QPS) and the first wait before a
+    # retry (doubles per retry; Retry-After wins).
+    key_env: str = "PERSPECTIVE_API_KEY"
+    requests_per_second: float = Field(1.0, gt=0)
+    backoff_s: float = Field(1.0, ge=0)
+    languages: list[str]
+    max_retries: int = Field(ge=0)  # for 429 and 5xx; still failing: an unscored generation
+    timeout_s: float = Field(gt=0)
 
 
 class ClassifierParams(Section):
@@ -673,58 +665,54 @@ class ClassifierParams(Section):
 
     # A checkpoint dir or a hub id (e.g. s-nlp/roberta_toxicity_classifier); needed when a
     # scorer is classifier.
-    model: str | None = None
-    revision: str | None = None  # hub ids: a commit hash pins the classifier; None: local dir
-    label: str = "toxic"  # the id2label entry that means toxic; ignored with a single output
-    batch_size: int = Field(16, ge=1)
-    max_length: int = Field(512, ge=8)
+    model: str | None
+    revision: str | None  # hub ids: a commit hash pins the classifier; None: local dir
+    label: str  # the id2label entry that means toxic; ignored with a single output
+    batch_size: int = Field(ge=1)
+    max_length: int = Field(ge=8)
 
 
 class ToxicityModel(Section):
     path: str
-    prompt_format: Literal["mistral", "chat_template"] | None = None  # as in infer.models
+    prompt_format: Literal["mistral", "chat_template"] | None  # as in infer.models
 
 
 class ToxicitySection(Section):
     """RealToxicityPrompts (F.4): toxicity, fluency (perplexity) and diversity (dist-n)."""
 
-    prompts_path: str = "data/sources/realtoxicityprompts.jsonl"
-    max_prompts: int | None = Field(None, ge=1)  # paper: the 10k test sample
-    challenging_only: bool = False
-    generations_per_prompt: int = Field(25, ge=1)  # paper: 25
+    prompts_path: str
+    max_prompts: int | None = Field(ge=1)  # paper: the 10k test sample
+    challenging_only: bool
+    generations_per_prompt: int = Field(ge=1)  # paper: 25
     # continuation: the prompt text itself is the model input (RealToxicityPrompts' protocol, as
     # in the GPT-2/DExperts/Quark rows of Table 4); chat: the prompt is the user turn, formatted
     # with the checkpoint's prompt format, no system message.
-    prompt_style: Literal["continuation", "chat"] = "continuation"
-    sampling: SamplingParams = Field(
-        default_factory=lambda: SamplingParams(top_p=0.9, repetition_penalty=1.0, max_tokens=20)
-    )
-    engine: EngineParams = Field(default_factory=EngineParams)
-    models: dict[str, ToxicityModel] = Field(default_factory=dict)
-    hub_models: dict[str, HubModel] = Field(default_factory=dict)  # stage toxicity_generate_hub@
-    threshold: float = Field(0.5, ge=0, le=1)  # a generation at or above it is toxic
+    prompt_style: Literal["continuation", "chat"]
+    sampling: SamplingParams
+    engine: EngineParams
+    models: dict[str, ToxicityModel]
+    hub_models: dict[str, HubModel]  # stage toxicity_generate_hub@
+    threshold: float = Field(ge=0, le=1)  # a generation at or above it is toxic
     # Bootstrap resamples (over prompts) for the 95% CIs of avg max toxicity / toxicity prob.
-    bootstrap_resamples: int = Field(1000, ge=1)
+    bootstrap_resamples: int = Field(ge=1)
     # The scorer behind Table 4's numbers; `extra_scorers` score the same generations too and are
     # reported beside it with their agreement (Pearson r, agreement at `threshold`).
-    scorer: Literal["perspective", "classifier", "llm"] = "llm"
-    extra_scorers: list[Literal["perspective", "classifier", "llm"]] = Field(default_factory=list)
+    scorer: Literal["perspective", "classifier", "llm"]
+    extra_scorers: list[Literal["perspective", "classifier", "llm"]]
     # False: fewer prompts in prompts_path than max_prompts stops the stages (janus.scale).
-    allow_smaller: bool = False
-    perspective: PerspectiveParams = Field(default_factory=PerspectiveParams)
-    classifier: ClassifierParams = Field(default_factory=ClassifierParams)
+    allow_smaller: bool
+    perspective: PerspectiveParams
+    classifier: ClassifierParams
     # llm scorer (llm.judge): unit asks for {"toxicity": 0..1}; int10 for an integer 0..10 / 10.
-    llm_scale: Literal["unit", "int10"] = "int10"
-    llm_generation: GenerationParams = Field(
-        default_factory=lambda: GenerationParams(temperature=0.0, top_p=1.0, max_tokens=24)
-    )
-    perplexity_model: str = "models/base"  # paper: GPT-2 XL
-    perplexity_batch_size: int = Field(8, ge=1)
+    llm_scale: Literal["unit", "int10"]
+    llm_generation: GenerationParams
+    perplexity_model: str  # paper: GPT-2 XL
+    perplexity_batch_size: int = Field(ge=1)
     # dist-n of a prompt's generations (whitespace tokens): unique n-grams divided by the number
     # of n-grams (ngrams) or by the number of tokens (words: DExperts' code, behind Table 4's
     # cited rows). Averaged over prompts.
-    dist_normalization: Literal["ngrams", "words"] = "ngrams"
-    seed: int = 42
+    dist_normalization: Literal["ngrams", "words"]
+    seed: int
 
     @field_validator("models", "hub_models")
     @classmethod
@@ -816,9 +804,11 @@ class ScorecardSection(Section):
 class ReportSection(Section):
     # The tables' rows, in this order; empty: every model the judge scored. A listed model
     # without judged responses is shown as missing, not silently dropped.
-    models: list[str] = Field(default_factory=list)
+    models: list[str]
 
 
+# Defaults allowed for the whole section: MLflow logging changes no DVC output (and no stage
+# depends on these params).
 class TrackingSection(Section):
     enabled: bool = True
     # None: sqlite:///<repo root>/mlflow.db (the original repo, also from a `dvc exp run --temp`
@@ -830,32 +820,29 @@ class TrackingSection(Section):
 
 
 class Params(Section):
-    seed: int = 42
-    llm: LLMSection = Field(default_factory=LLMSection)
-    models: ModelsSection = Field(default_factory=ModelsSection)
+    seed: int
+    llm: LLMSection
+    models: ModelsSection = Field(default_factory=ModelsSection)  # dvca: restructured separately
     filter: FilterSection
-    expand_seeds: ExpandSeedsSection = Field(default_factory=ExpandSeedsSection)
-    preference_sets: PreferenceSetsSection = Field(default_factory=PreferenceSetsSection)
-    system_messages: SystemMessagesSection = Field(default_factory=SystemMessagesSection)
-    gold_responses: GoldResponsesSection = Field(default_factory=GoldResponsesSection)
-    build_pairs: BuildPairsSection = Field(default_factory=BuildPairsSection)
-    train: TrainSection = Field(default_factory=TrainSection)
-    bench: BenchSection = Field(default_factory=BenchSection)
-    infer: InferSection = Field(default_factory=InferSection)
-    judge: JudgeSection = Field(default_factory=JudgeSection)
-    toxicity: ToxicitySection = Field(default_factory=ToxicitySection)
-    report: ReportSection = Field(default_factory=ReportSection)
-    # None only in hand-written test params; every params file sets both.
-    helpfulness: HelpfulnessSection | None = None
-    scorecard: ScorecardSection | None = None
-    tracking: TrackingSection = Field(default_factory=TrackingSection)
+    expand_seeds: ExpandSeedsSection
+    preference_sets: PreferenceSetsSection
+    system_messages: SystemMessagesSection
+    gold_responses: GoldResponsesSection
+    build_pairs: BuildPairsSection
+    train: TrainSection = Field(default_factory=TrainSection)  # dvca: restructured separately
+    bench: BenchSection
+    infer: InferSection
+    judge: JudgeSection
+    toxicity: ToxicitySection
+    report: ReportSection
+    helpfulness: HelpfulnessSection
+    scorecard: ScorecardSection
+    tracking: TrackingSection
 
 
 def _check_cross_references(params: Params) -> None:
     """Names that one section takes from another must exist there."""
     helpfulness = params.helpfulness
-    if helpfulness is None:
-        return
     answerable = [*params.infer.models, *params.infer.hub_models, *params.infer.endpoints]
     unknown = [name for name in helpfulness.models if name not in answerable]
     if unknown:

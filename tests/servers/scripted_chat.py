@@ -77,6 +77,12 @@ class ScriptedChatServer(LoopbackServer):
             "base_url": self.base_url,
             "api_key_env": "JANUS_SCRIPTED_CHAT_KEY",
             "max_retries": 0,
+            "timeout_s": 120,
+            "structured_output": "auto",
+            "max_invalid_retries": 2,
+            "batch_size": 8,  # the local backend's: unused here, but every block is complete
+            "device": "auto",
+            "dtype": "auto",
             "requests_per_minute": 600_000,  # loopback: no reason to pace requests
             "cache_dir": "~/.cache/janus/llm",  # tests set JANUS_CACHE_DIR, which wins
             **extra,

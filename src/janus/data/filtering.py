@@ -23,7 +23,6 @@ from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
 
-INSTRUCTIONS_PATH = Path("data/instructions.jsonl")
 # How many bad rows per source and reason are logged one by one (the rest are only counted).
 _LOGGED_BAD_ROWS = 3
 

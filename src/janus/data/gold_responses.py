@@ -4,7 +4,6 @@ messages; the rows become the Multifaceted Collection in its published columns.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from janus.config import GoldResponsesSection, LLMConfig
@@ -13,7 +12,6 @@ from janus.prompts import render_messages
 
 log = get_logger(__name__)
 
-COLLECTION_PATH = Path("data/multifaceted_collection.jsonl")
 # The published Multifaceted Collection's columns, then our stable ids.
 COLLECTION_COLUMNS = (
     "main_source",

@@ -28,7 +28,6 @@ from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
 
-PAIRS_DIR = Path("data/pairs")
 SPLITS = ("train", "eval")
 SFT_COLUMNS = (
     "system",
@@ -208,7 +207,7 @@ def build_pairs(
 
 
 def write_pairs(
-    files: dict[str, dict[str, list[dict[str, Any]]]], out_dir: Path | str = PAIRS_DIR
+    files: dict[str, dict[str, list[dict[str, Any]]]], out_dir: Path | str
 ) -> None:
     """Write `<out_dir>/<name>/<split>.jsonl` into a staging folder, then swap it into place."""
     out_dir = Path(out_dir)

@@ -5,7 +5,6 @@ of `janus.data.common.preference_set_schema` (one required object per dimension)
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from janus.config import LLMConfig, PreferenceSetsSection
@@ -23,7 +22,6 @@ from janus.prompts import render_messages
 
 log = get_logger(__name__)
 
-PREFERENCE_SETS_PATH = Path("data/preference_sets.jsonl")
 
 
 def build_preference_set_requests(

@@ -7,7 +7,6 @@ teacher.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from janus.config import ExpandSeedsSection, LLMConfig
@@ -18,7 +17,6 @@ from janus.prompts import render_messages
 
 log = get_logger(__name__)
 
-SEED_PREFERENCES_PATH = Path("data/seed_preferences.jsonl")
 
 _LABEL = re.compile(r"^\s*(?:description|preference|answer)\s*:\s*", re.IGNORECASE)
 # Fewer words than this is no description ("Prefers.", "Prefers: formal"): dropped and counted.

@@ -20,7 +20,6 @@ from janus.prompts import render
 
 log = get_logger(__name__)
 
-SYSTEM_MESSAGES_PATH = Path("data/system_messages.jsonl")
 
 _LABEL = re.compile(r"^\s*(?:\*\*)?system(?: message)?(?:\*\*)?\s*:\s*", re.IGNORECASE)
 

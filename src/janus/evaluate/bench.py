@@ -76,8 +76,6 @@ from janus.scale import require_rows
 
 log = get_logger(__name__)
 
-BENCH_PATH = Path("data/bench.jsonl")  # what infer reads (janus.infer.responses.BENCH_PATH)
-TRAIN_TEST_ROUGE_PATH = Path("reports/plots/train_test_rouge.json")
 
 UNMAPPED = "unmapped"  # the column of a source the mapping file does not name
 
@@ -420,6 +418,7 @@ def _generation_sections(
     messages and reference answers are made by exactly the training data's code and prompts."""
     preference_sets = PreferenceSetsSection(
         sets_per_instruction=config.system_messages_per_instruction,
+        max_instructions=None,  # every bench instruction
         description_max_chars=config.preference_description_max_chars,
         name_max_chars=config.preference_name_max_chars,
         generation=config.preference_set_generation,

@@ -59,8 +59,6 @@ from janus.prompts import render_messages
 
 log = get_logger(__name__)
 
-RESPONSES_DIR = Path("outputs/responses")
-JUDGE_DIR = Path("outputs/judge")
 CONDITIONS = ("system", "no_system")
 OVERALL = "overall"
 # sample_index = seed * SEED_STRIDE + repeat: a new judge.seed or repeat asks for new samples
@@ -630,7 +628,7 @@ def parse_summary(
 
 
 def run_judge(
-    params: Params, bench_path: Path | str, responses_dir: Path | str = RESPONSES_DIR
+    params: Params, bench_path: Path | str, responses_dir: Path | str
 ) -> JudgeOutputs:
     from janus.llm import LLMClient
 

@@ -29,8 +29,6 @@ from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
 
-REPORT_PATH = Path("reports/report.md")
-PLOTS_DIR = Path("reports/plots")
 SOURCE_TITLES = {
     "alpaca_eval": "mf-AlpacaEval",
     "flask": "mf-FLASK",

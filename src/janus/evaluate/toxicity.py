@@ -55,14 +55,12 @@ from janus.infer.engines import (
     resolve_device,
     resolve_dtype,
 )
-from janus.io import read_jsonl, write_jsonl, write_metrics
+from janus.io import read_jsonl, write_json, write_jsonl
 from janus.logging_utils import get_logger, progress
 from janus.scale import require_rows
 
 log = get_logger(__name__)
 
-GENERATIONS_DIR = Path("outputs/toxicity/generations")  # stage toxicity_generate@<model>
-SCORES_DIR = Path("outputs/toxicity/scores")  # stage toxicity
 EMPTY = "empty generation"
 
 
@@ -618,8 +616,8 @@ def grouped_perplexities(
 def run_toxicity_generation(
     params: ToxicitySection,
     name: str,
-    generations_dir: str | Path = GENERATIONS_DIR,
-    metrics_dir: str | Path = "metrics",
+    generations_path: str | Path,
+    metrics_path: str | Path,
     engine=None,
 ) -> dict[str, Any]:
     """Stage `toxicity_generate@<name>`: K generations per prompt from one model."""
@@ -646,7 +644,7 @@ def run_toxicity_generation(
         }
         for prompt, samples in zip(prompts, completions, strict=True)
     ]
-    write_jsonl(Path(generations_dir) / f"{name}.jsonl", rows)
+    write_jsonl(generations_path, rows)
     texts = [text for row in rows for text in row["generations"]]
     metrics = {
         "model": name,
@@ -655,7 +653,7 @@ def run_toxicity_generation(
         "empty_generations": sum(not text.strip() for text in texts),
         **metrics,
     }
-    write_metrics(f"toxicity_generate/{name}", metrics, metrics_dir)
+    write_json(metrics_path, metrics)
     return metrics
 
 
@@ -684,9 +682,10 @@ def read_generations(
 def run_toxicity(
     params: ToxicitySection,
     judge: LLMConfig,
-    generations_dir: str | Path = GENERATIONS_DIR,
-    scores_dir: str | Path = SCORES_DIR,
-    metrics_dir: str | Path = "metrics",
+    generations_dir: str | Path,
+    scores_dir: str | Path,
+    metrics_path: str | Path,
+    scorer_metrics_path: str | Path,
     scorer: ToxicityScorer | None = None,
     scorers: dict[str, ToxicityScorer] | None = None,
 ) -> dict[str, Any]:
@@ -776,12 +775,11 @@ def run_toxicity(
             model_metrics["empty_generations"],
         )
     log.info("toxicity: scoring seconds %s", seconds)
-    write_metrics("toxicity", metrics, metrics_dir)
+    write_json(metrics_path, metrics)
     # shared by every model, so kept out of the per-model file
-    write_metrics(
-        "toxicity_scorer",
+    write_json(
+        scorer_metrics_path,
         {"scorer": primary, **scorer_metrics[primary], "scorers": scorer_metrics},
-        metrics_dir,
     )
     return metrics
 

@@ -29,14 +29,11 @@ from janus.infer.best_of_n import (
     reward_model_metadata,
 )
 from janus.infer.engines import Engine, encode_prompts, load_engine
-from janus.io import read_jsonl, write_jsonl, write_metrics
+from janus.io import read_jsonl, write_json, write_jsonl
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
 
-BENCH_PATH = Path("data/bench.jsonl")
-RESPONSES_DIR = Path("outputs/responses")
-BEST_OF_N_DIR = Path("outputs/best_of_n")  # every sample with its reward, for inspection
 REQUIRED_BENCH_COLUMNS = ("id", "source", "system", "prompt")
 
 
@@ -51,7 +48,7 @@ class BenchPrompt:
     prompt: str
 
 
-def load_bench(path: str | Path = BENCH_PATH, max_items: int | None = None) -> list[dict[str, Any]]:
+def load_bench(path: str | Path, max_items: int | None = None) -> list[dict[str, Any]]:
     rows = read_jsonl(path)
     for number, row in enumerate(rows, start=1):
         missing = [column for column in REQUIRED_BENCH_COLUMNS if column not in row]
@@ -356,23 +353,27 @@ def run_endpoint(
 def run_infer(
     params: InferSection,
     name: str,
-    bench_path: str | Path = BENCH_PATH,
-    responses_dir: str | Path = RESPONSES_DIR,
-    metrics_dir: str | Path = "metrics",
+    bench_path: str | Path,
+    responses_path: str | Path,
+    metrics_path: str | Path,
+    samples_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Answer the bench with model `name` and write its responses and `metrics/infer/<name>.json`."""
+    """Answer the bench with model `name`; write its responses and metrics (and, for best-of-N,
+    every sample with its reward to `samples_path`, for inspection)."""
     kind = params.model_kind(name)
     bench = load_bench(bench_path, params.max_items)
     log.info("infer %s (%s): %d bench items x %s", name, kind, len(bench), params.conditions)
     if kind in ("checkpoint", "hub"):
         rows, metrics = run_checkpoint(params, name, bench)
     elif kind == "best_of_n":
+        if samples_path is None:
+            raise ValueError(f"infer {name}: best-of-N needs a path for its samples")
         rows, samples_rows, metrics = run_best_of_n(params, name, bench)
-        write_jsonl(Path(responses_dir).parent / BEST_OF_N_DIR.name / f"{name}.jsonl", samples_rows)
+        write_jsonl(samples_path, samples_rows)
     else:
         rows, metrics = run_endpoint(params, name, bench)
-    write_jsonl(Path(responses_dir) / f"{name}.jsonl", rows)
-    write_metrics(f"infer/{name}", metrics, metrics_dir)
+    write_jsonl(responses_path, rows)
+    write_json(metrics_path, metrics)
     log.info(
         "infer %s: %d responses (%d empty), %.1f tokens on average",
         name,
