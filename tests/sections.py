@@ -53,6 +53,8 @@ ENTRY_TEMPLATES = {"LLMConfig": "llm.teacher"}
 def _entry_template(child: type[BaseModel], table: Any) -> dict[str, Any]:
     if isinstance(table, dict) and table:
         return next(iter(table.values()))
+    if child.__name__ not in ENTRY_TEMPLATES:
+        return {}  # no template: the entry must be given whole
     raw: Any = yaml.safe_load(_tiny_raw())
     for key in ENTRY_TEMPLATES[child.__name__].split("."):
         raw = raw[key]

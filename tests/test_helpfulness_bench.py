@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from janus.config import AlpacaEvalRun, HelpfulnessSection, InferSection, LLMConfig, load_params
+from janus.config import AlpacaEvalRun, HelpfulnessSection, load_params
 from janus.evaluate.alpaca_eval_judge import alpaca_eval_command, run_alpaca_eval
 from janus.evaluate.helpfulness_bench import (
     format_conversation,
@@ -18,6 +18,7 @@ from janus.evaluate.helpfulness_bench import (
 )
 from janus.io import read_json, read_jsonl
 from janus.scale import TooFewRows
+from tests.sections import tiny_section
 from tests.servers.fake_openai import FakeOpenAIServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,9 @@ def _section(**overrides) -> HelpfulnessSection:
             },
         },
         "sampling": {"temperature": 1.0, "top_p": 0.9, "repetition_penalty": 1.0, "max_tokens": 5},
-        "engine": {"backend": "transformers", "batch_size": 4, "device": "cpu", "dtype": "auto"},
+        "engine": tiny_section(
+            "helpfulness.engine", backend="transformers", batch_size=4, device="cpu"
+        ).model_dump(),
         "allow_smaller": False,
         "alpaca_eval_runs": {},
         "seed": 3,
@@ -54,8 +57,8 @@ def _section(**overrides) -> HelpfulnessSection:
     return HelpfulnessSection(**raw)
 
 
-def _infer(model_dir: Path) -> InferSection:
-    return InferSection(models={"m": {"path": str(model_dir)}}, best_of_n={})
+def _infer(model_dir: Path):
+    return tiny_section("infer", models={"m": {"path": str(model_dir)}}, best_of_n={})
 
 
 def test_bundled_samples_are_in_each_tools_question_format():
@@ -151,11 +154,13 @@ def test_endpoint_models_answer_turn_by_turn_with_the_history(monkeypatch, tmp_p
     monkeypatch.setenv("FAKE_KEY", "k")
     server = FakeOpenAIServer().start()
     try:
-        infer = InferSection(
+        infer = tiny_section(
+            "infer",
             models={},
             best_of_n={},
             endpoints={
-                "api": LLMConfig(
+                "api": tiny_section(
+                    "llm.teacher",
                     backend="openai",
                     model="fake",
                     base_url=server.base_url,
@@ -180,7 +185,7 @@ def test_endpoint_models_answer_turn_by_turn_with_the_history(monkeypatch, tmp_p
 
 def test_a_sample_file_is_refused_before_any_model_loads(tmp_path):
     # The model path does not exist: reaching the engine would fail differently.
-    infer = InferSection(models={"m": {"path": str(tmp_path / "no-model")}}, best_of_n={})
+    infer = tiny_section("infer", models={"m": {"path": str(tmp_path / "no-model")}}, best_of_n={})
     params = _section()
     params.benchmarks["mt_bench"].max_prompts = 80
     with pytest.raises(
@@ -221,7 +226,8 @@ def test_alpaca_eval_judge_runs_the_tool_and_reads_its_leaderboard(monkeypatch, 
     run = AlpacaEvalRun(
         model="m", annotators_config="weighted_alpaca_eval_gpt4_turbo", reference_outputs=None
     )
-    judge = LLMConfig(
+    judge = tiny_section(
+        "llm.judge",
         backend="openai",
         model="gpt-4-turbo",
         base_url="http://127.0.0.1:9/v1",

@@ -17,16 +17,17 @@ from pathlib import Path
 import pytest
 
 from janus.config import ConfigError, InferSection, parse_params
+from tests.sections import tiny_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 RUN = """
 import json, sys
-from janus.config import InferSection
 from janus.infer.responses import run_infer
-params = InferSection(
-    models={}, best_of_n={},
+from tests.sections import tiny_section
+params = tiny_section(
+    "infer", models={}, best_of_n={},
     hub_models={"pub": {"hub_id": "janus-test/tiny", "revision": sys.argv[1],
                         "prompt_format": "chat_template"}},
     sampling={"max_tokens": 4}, engine={"backend": "transformers", "device": "cpu"},
@@ -56,7 +57,7 @@ def _run(hub_cache: Path, tmp_path: Path, revision: str) -> subprocess.Completed
         os.environ,
         HF_HUB_CACHE=str(hub_cache),
         HF_HUB_OFFLINE="1",
-        PYTHONPATH=str(REPO / "src"),
+        PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]),
     )
     return subprocess.run(
         [
@@ -65,8 +66,8 @@ def _run(hub_cache: Path, tmp_path: Path, revision: str) -> subprocess.Completed
             RUN,
             revision,
             str(bench),
-            str(tmp_path / "responses"),
-            str(tmp_path / "metrics"),
+            str(tmp_path / "responses" / "pub.jsonl"),
+            str(tmp_path / "metrics" / "pub.json"),
         ],
         capture_output=True,
         text=True,
@@ -101,7 +102,8 @@ def test_hub_model_entries_are_validated():
     with pytest.raises(ValueError, match="prompt_format"):
         InferSection(hub_models={"x": {"hub_id": "a/b", "revision": "main"}})
     with pytest.raises(ValueError, match="in both models and hub_models"):
-        InferSection(
+        tiny_section(
+            "infer",
             models={"x": {"path": "p"}},
             best_of_n={},
             hub_models={"x": {"hub_id": "a/b", "revision": "main", "prompt_format": "mistral"}},

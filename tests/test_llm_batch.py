@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sections import tiny_section
 from servers.fake_batches import FakeBatchesServer
 
 from janus.config import LLMConfig
@@ -60,7 +61,7 @@ def _config(server, **overrides) -> LLMConfig:
         "cache_dir": "~/unused",  # JANUS_CACHE_DIR (conftest) wins
         "prices": {"gpt-fake": PRICE},
     }
-    return LLMConfig.model_validate({**settings, **overrides})
+    return tiny_section("llm.teacher", **{**settings, **overrides})
 
 
 def _requests(prompts, schema=None):

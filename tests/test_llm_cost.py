@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sections import tiny_section
 from servers.fake_openai import FakeOpenAIServer
 
 from janus.config import LLMConfig, LLMSection, parse_params
@@ -60,7 +61,7 @@ def _config(server, **overrides) -> LLMConfig:
         "cache_dir": "~/unused",
         "prices": {"fake-model": DOLLAR_PER_OUTPUT_TOKEN},
     }
-    return LLMConfig.model_validate({**settings, **overrides})
+    return tiny_section("llm.teacher", **{**settings, **overrides})
 
 
 def _requests(n: int) -> list[ChatRequest]:
@@ -91,7 +92,7 @@ def test_fallback_estimator_counts_openai_overheads():
 def test_local_models_are_counted_with_their_own_chat_template(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    config = LLMConfig.model_validate({"backend": "local", "model": str(tiny_model_dir)})
+    config = tiny_section("llm.teacher", backend="local", model=str(tiny_model_dir))
     estimator = token_estimator(config)
     assert estimator.name == f"tokenizer:{tiny_model_dir}"
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}]
@@ -196,7 +197,7 @@ def test_run_cap_counts_every_role_and_a_new_run_starts_at_zero(server, monkeypa
 
 def test_a_free_model_never_stops():
     stats = UsageStats()
-    config = LLMConfig.model_validate({"backend": "local", "max_usd": 0})
+    config = tiny_section("llm.teacher", backend="local", max_usd=0)
     guard = CostGuard(config, "unit", stats, Path("unused-never-created"))
     assert guard.ledger is None
     assert list(guard.admit(["job"] * 3)) == [["job"] * 3]  # type: ignore[list-item]
@@ -281,7 +282,8 @@ def test_forecast_sees_what_a_stage_already_cached(tiny_model_dir):
     assert after["expand_seeds"].covered == before.requests
     assert after["expand_seeds"].prompt_tokens == 0  # nothing left to send
     assert after["expand_seeds"].estimator == f"tokenizer:{tiny_model_dir}"
-    # judge: models x conditions x rubrics x repeats x rows + pairs x rows x repeats x 2
+    # judge: models x conditions x rubrics x repeats x rows + pairs x rows x repeats x 2,
+    # plus steerability: models x rows x rubrics x its repeats
     judge = params.judge
     rows = (
         sum(s.enabled for s in params.bench.sources.values()) * params.bench.instructions_per_source
@@ -291,6 +293,7 @@ def test_forecast_sees_what_a_stage_already_cached(tiny_model_dir):
         rows = min(rows, params.infer.max_items)
     models = len(params.infer.model_names())
     expected = judge.repeats * rows * (models * 2 * 4 + len(judge.pairwise) * 2)
+    expected += judge.steerability_repeats * models * rows * 4  # system responses, other rubrics
     assert after["judge"].requests == expected
 
 

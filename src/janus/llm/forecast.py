@@ -345,9 +345,11 @@ def _stand_in_bench_rows(params: Params, root: Path, count: int) -> list[dict[st
 
     taxonomy = load_taxonomy(root / params.expand_seeds.taxonomy_path)
     examples = load_examples(root / params.system_messages.examples_path, taxonomy.keys)
-    rubric = {"criteria": "Does the response follow the stated preference?"} | {
-        f"score{n}_description": "A response that follows the preference to this degree."
-        for n in range(1, 6)
+    rubric = {
+        "criteria": "Does the response follow the stated preference?",
+        "score_descriptions": {
+            str(n): "A response that follows the preference to this degree." for n in range(1, 6)
+        },
     }
     return [
         {
@@ -425,15 +427,19 @@ def judge_requests(params: Params, outputs: dict[str, str], root: Path):
     sample_rows = _stand_in_bench_rows(params, root, STAND_IN_SAMPLE)
     dimensions = len(sample_rows[0]["rubrics"])
     absolute = judge.repeats * models * len(CONDITIONS) * rows * dimensions
+    # steerability: system-condition responses graded against another system message's rubrics
+    absolute += judge.steerability_repeats * models * rows * dimensions
     pairwise = len(judge.pairwise) * rows * judge.repeats * 2
     fmt = resolve_format(judge, params.llm.judge)
     requests = [
         absolute_request(
-            AbsoluteTask(Response("stand-in", "system", row["id"], STAND_IN_RESPONSE), 0, 0),
+            AbsoluteTask(
+                Response("stand-in", "system", row["id"], STAND_IN_RESPONSE), row["id"], 0, 0, "own"
+            ),
+            row["prompt"],
             row,
             judge,
             fmt,
-            0,
         )
         for row in sample_rows
     ]
