@@ -134,16 +134,20 @@ class SourceConfig(Section):
 
 class FilterSection(Section):
     sources: dict[str, SourceConfig]
-    # A.1: equal shares up to the smallest source, the rest from OpenHermesPreferences.
+    # A.1: `per_source` from every source (12k; a source with fewer gives all it has and its
+    # shortfall is a metric), then `fill_source` tops the sample up to `total` (100k).
     per_source: int = Field(12_000, ge=1)
     total: int = Field(100_000, ge=1)
     fill_source: str = "openhermes_preferences"
-    # The paper's persona filter (A.1), with the backslashes and caret that its PDF text lost.
-    # Without MULTILINE, `^` anchors at the start of the text and `.` stops at a newline, so it
-    # matches a persona phrase on the first line only. `\x27` is the apostrophe of "you're":
-    # with a literal one, DVC writes this value to dvc.lock as a double-quoted string that it
-    # then misreads (treeverse/dvc#10668), and the filter stage would never look up to date.
-    persona_regex: str = r"^(?:(?!\n).)*\b(you are|you\x27re|imagine|take \w*(?: \w+)* role)\b"
+    # The paper's persona filter (A.1). Its PDF text lost the backslashes and the caret but kept
+    # each escaped character, so its `(?!.)` is `(?!\.)`: the phrase must come before the first
+    # full stop (and, `.` not crossing newlines, on the first line). The apostrophe of "you're"
+    # is the paper's typographic one or a straight one, written as escapes (`\x27`, `\u2019`):
+    # with a literal straight one, DVC writes this value to dvc.lock as a double-quoted string
+    # that it then misreads (treeverse/dvc#10668), and the stage would never look up to date.
+    persona_regex: str = (
+        r"^(?:(?!\.).)*\b(you are|you[\x27\u2019]re|imagine|take \w*(?: \w+)* role)\b"
+    )
     persona_regex_flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]] = ["IGNORECASE"]
     min_chars: int = Field(3, ge=1)
     max_chars: int = Field(20_000, ge=1)
