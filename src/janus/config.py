@@ -207,6 +207,9 @@ class PreferenceSetsSection(Section):
     sets_per_instruction: int = Field(3, ge=2)  # >= 2: pairs need another system message
     max_instructions: int | None = Field(None, ge=1)  # None: all filtered instructions
     description_max_chars: int = Field(300, ge=20)
+    # Sentences a preference description may have: asked for in the prompt and checked (a
+    # description with more is rejected, counted). The published ones have two (~330-370 chars).
+    description_max_sentences: int = Field(ge=1)
     name_max_chars: int = Field(60, ge=5)
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=768))
     seed: int = 42
@@ -215,16 +218,47 @@ class PreferenceSetsSection(Section):
 class SystemMessagesSection(Section):
     examples_path: str = "data/taxonomy/system_message_examples.jsonl"
     num_examples: int = Field(3, ge=0)  # paper: 3 of 50 hand-written examples per request
+    # Show the teacher the instruction next to the preference set (the published system
+    # messages are specific to their task); the examples then show theirs too.
+    with_instruction: bool
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=512))
     seed: int = 42
 
 
 class GoldResponsesSection(Section):
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=2048))
+    # A response cut off at generation.max_tokens (finish_reason "length") is asked again once
+    # with retry_max_tokens and dropped if cut off again (retry), dropped (drop), or kept with
+    # `truncated: true` in its row (keep: for random test models that never stop). All counted.
+    on_length: Literal["retry", "drop", "keep"]
+    retry_max_tokens: int = Field(ge=1)
     seed: int = 42
+
+    @model_validator(mode="after")
+    def _retry_budget_is_larger(self) -> GoldResponsesSection:
+        if self.on_length == "retry" and self.retry_max_tokens <= self.generation.max_tokens:
+            raise ValueError(
+                f"retry_max_tokens ({self.retry_max_tokens}) must be larger than "
+                f"generation.max_tokens ({self.generation.max_tokens}) to be worth a retry"
+            )
+        return self
+
+
+class PublishedCollectionSection(Section):
+    """The published Multifaceted Collection (`hub:kaist-ai/Multifaceted-Collection`) or a local
+    JSONL/Parquet file in its layout, and optionally its pair variants (`-DPO`, `-ORPO`, `-RM`)."""
+
+    collection: SourceConfig
+    variants: dict[Literal["dpo", "orpo", "rm"], SourceConfig]
+    max_rows: int | None = Field(ge=1)  # per file; None: every row
 
 
 class BuildPairsSection(Section):
+    # The collection the pairs are built from, the switch between generating and starting from
+    # the published data: data/multifaceted_collection.jsonl (the gold_responses stage) or
+    # data/published_collection/multifaceted_collection.jsonl (the published_collection stage).
+    # dvc.yaml makes it the stage's dependency, so only that branch of the DAG runs.
+    collection: str
     third_fraction: float = Field(1 / 3, gt=0, le=1)  # Janus*: one of the three sets per instruction
     eval_fraction: float = Field(0.1, ge=0, lt=1)  # held out by instruction, for eval metrics
     min_eval_instructions: int = Field(1, ge=0)
@@ -672,10 +706,11 @@ class Params(Section):
     models: ModelsSection = Field(default_factory=ModelsSection)
     filter: FilterSection
     expand_seeds: ExpandSeedsSection = Field(default_factory=ExpandSeedsSection)
-    preference_sets: PreferenceSetsSection = Field(default_factory=PreferenceSetsSection)
-    system_messages: SystemMessagesSection = Field(default_factory=SystemMessagesSection)
-    gold_responses: GoldResponsesSection = Field(default_factory=GoldResponsesSection)
-    build_pairs: BuildPairsSection = Field(default_factory=BuildPairsSection)
+    preference_sets: PreferenceSetsSection
+    system_messages: SystemMessagesSection
+    gold_responses: GoldResponsesSection
+    published_collection: PublishedCollectionSection
+    build_pairs: BuildPairsSection
     train: TrainSection = Field(default_factory=TrainSection)
     bench: BenchSection = Field(default_factory=BenchSection)
     infer: InferSection = Field(default_factory=InferSection)
