@@ -10,6 +10,10 @@ from janus.data.pairs import build_pairs, rouge_l_diversity, split_instructions,
 DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
 
 
+def _pairs_config(**values) -> BuildPairsSection:
+    return BuildPairsSection(collection="data/multifaceted_collection.jsonl", **values)
+
+
 def _preference_set(tag: str) -> list[dict]:
     return [
         {
@@ -48,7 +52,7 @@ SETS = {f"i{n}": 3 for n in range(7)} | {"single": 1}
 def test_preference_pairs_come_from_one_instruction_and_two_system_messages():
     rows = _collection(SETS)
     by_key = {(row["instruction_id"], row["set_index"]): row for row in rows}
-    files, metrics = build_pairs(rows, BuildPairsSection(pairs_per_instruction=2), DIMENSIONS)
+    files, metrics = build_pairs(rows, _pairs_config(pairs_per_instruction=2), DIMENSIONS)
     pairs = files["preference"]["train"] + files["preference"]["eval"]
     assert len(pairs) == 7 * 2  # the single-set instruction gives none
     assert metrics["instructions_without_pairs"] == 1
@@ -72,7 +76,7 @@ def test_preference_pairs_come_from_one_instruction_and_two_system_messages():
 def test_pairs_per_instruction_is_capped_by_the_ordered_pairs():
     files, _ = build_pairs(
         _collection({"a": 3, "b": 2}),
-        BuildPairsSection(pairs_per_instruction=10, eval_fraction=0, min_eval_instructions=0),
+        _pairs_config(pairs_per_instruction=10, eval_fraction=0, min_eval_instructions=0),
         DIMENSIONS,
     )
     counts = {}
@@ -83,7 +87,7 @@ def test_pairs_per_instruction_is_capped_by_the_ordered_pairs():
 
 def test_third_subset_is_one_system_message_per_instruction():
     rows = _collection(SETS)
-    files, metrics = build_pairs(rows, BuildPairsSection(), DIMENSIONS)
+    files, metrics = build_pairs(rows, _pairs_config(), DIMENSIONS)
     third = files["sft_third"]["train"] + files["sft_third"]["eval"]
     assert sorted(row["instruction_id"] for row in third) == sorted(SETS)  # exactly one each
     assert metrics["counts"]["sft"]["train"] + metrics["counts"]["sft"]["eval"] == len(rows) == 22
@@ -96,7 +100,7 @@ def test_third_subset_is_one_system_message_per_instruction():
 
 def test_split_is_by_instruction_without_leakage():
     rows = _collection(SETS)
-    config = BuildPairsSection(eval_fraction=0.25, min_eval_instructions=1, pairs_per_instruction=2)
+    config = _pairs_config(eval_fraction=0.25, min_eval_instructions=1, pairs_per_instruction=2)
     files, metrics = build_pairs(rows, config, DIMENSIONS)
     assert metrics["instructions"] == {"train": 6, "eval": 2}  # round(0.25 * 8) = 2
     for name, splits in files.items():
@@ -112,10 +116,10 @@ def test_split_is_by_instruction_without_leakage():
 def test_split_sizes_and_seed():
     groups = {iid: [{}] * 3 for iid in (f"i{n}" for n in range(10))}
     train, held = split_instructions(
-        groups, BuildPairsSection(eval_fraction=0.0, min_eval_instructions=2)
+        groups, _pairs_config(eval_fraction=0.0, min_eval_instructions=2)
     )
     assert len(held) == 2 and len(train) == 8
-    config = BuildPairsSection(eval_fraction=0.0, min_eval_instructions=2)
+    config = _pairs_config(eval_fraction=0.0, min_eval_instructions=2)
     assert split_instructions(groups, config)[1] == held  # deterministic
     others = {
         tuple(split_instructions(groups, config.model_copy(update={"seed": seed}))[1])
@@ -123,20 +127,20 @@ def test_split_sizes_and_seed():
     }
     assert len(others | {tuple(held)}) > 1  # and the seed changes it
     # One instruction is always left for training.
-    train, held = split_instructions({"only": [{}] * 3}, BuildPairsSection(min_eval_instructions=1))
+    train, held = split_instructions({"only": [{}] * 3}, _pairs_config(min_eval_instructions=1))
     assert (train, held) == (["only"], [])
 
 
 def test_no_pairs_at_all_is_a_clear_error():
     with pytest.raises(ValueError, match="no preference pairs"):
-        build_pairs(_collection({"a": 1, "b": 1, "c": 1}), BuildPairsSection(), DIMENSIONS)
+        build_pairs(_collection({"a": 1, "b": 1, "c": 1}), _pairs_config(), DIMENSIONS)
 
 
 def test_repeated_set_index_is_an_error():
     rows = _collection({"a": 2})
     rows[1]["set_index"] = 0
     with pytest.raises(ValueError, match="repeated set_index"):
-        build_pairs(rows, BuildPairsSection(), DIMENSIONS)
+        build_pairs(rows, _pairs_config(), DIMENSIONS)
 
 
 def test_rouge_l_diversity_hand_computed():
@@ -187,7 +191,7 @@ def test_written_files_open_with_datasets(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
     files, metrics = build_pairs(
-        _collection(SETS), BuildPairsSection(pairs_per_instruction=2), DIMENSIONS
+        _collection(SETS), _pairs_config(pairs_per_instruction=2), DIMENSIONS
     )
     write_pairs(files, tmp_path / "pairs")
     assert not (tmp_path / "pairs.partial").exists()

@@ -136,9 +136,7 @@ def import_collection(
         )
     metrics = counter.metrics(len(rows))
     metrics["instructions"] = len(set_counts)
-    metrics["system_messages_per_instruction"] = dict(
-        sorted(Counter(set_counts.values()).items())
-    )
+    metrics["system_messages_per_instruction"] = dict(sorted(Counter(set_counts.values()).items()))
     return rows, metrics
 
 
