@@ -117,6 +117,7 @@ def test_data_params_survive_the_dvc_lock_file(params_file):
         "preference_sets",
         "system_messages",
         "gold_responses",
+        "published_collection",
         "build_pairs",
     )
     for section in sections:
