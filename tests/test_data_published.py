@@ -84,7 +84,7 @@ def test_the_repo_sample_imports_with_its_bad_rows_counted():
         "invalid:preference_set": 1,
         "missing:system": 1,
     }
-    assert metrics["dpo"]["bad_rows"] == {"invalid:rejected": 1}
+    assert metrics["dpo"]["bad_rows"] == {"invalid:rejected": 1}  # an empty answer
     assert set(pairs) == {"dpo", "orpo", "rm"}
     assert metrics["bad_rows"] == 3
     # the collection comes out in the columns gold_responses writes
@@ -154,7 +154,8 @@ def test_duplicates_are_counted_and_extra_columns_ignored(tmp_path):
     ("change", "reason"),
     [
         ({"chosen": []}, "empty:chosen"),
-        ({"chosen": "Nile."}, "wrong_type:chosen"),
+        ({"chosen": 7}, "wrong_type:chosen"),
+        ({"rejected": ""}, "invalid:rejected"),
         ({"rejected": [{"content": "Name a river.", "role": "user"}]}, "invalid:rejected"),
         ({"rejected": [{"content": "x", "role": "narrator"}]}, "wrong_value:rejected.role"),
         ({"system": ""}, "empty:system"),
@@ -165,6 +166,14 @@ def test_a_bad_pair_row_is_counted_by_reason(tmp_path, change, reason):
     rows, metrics = import_pairs("dpo", SourceConfig(path=str(path)), None)
     assert len(rows) == 1 and metrics["bad_rows"] == {reason: 1}
     assert rows[0]["chosen"] == "Nile." and rows[0]["rejected"] == "Rhine."
+
+
+def test_the_dpo_layout_stores_answers_as_text(tmp_path):
+    flat = {**_pair(), "chosen": "Nile.", "rejected": "Rhine."}
+    path = _write(tmp_path / "dpo.jsonl", [flat, _pair(prompt="Q?")])
+    rows, metrics = import_pairs("dpo", SourceConfig(path=str(path)), None)
+    assert metrics["bad_rows"] == {}
+    assert [(row["chosen"], row["rejected"]) for row in rows] == [("Nile.", "Rhine.")] * 2
 
 
 def test_identical_answers_are_not_a_pair(tmp_path):

@@ -5,10 +5,12 @@ Layouts, from the dataset cards of kaist-ai/Multifaceted-Collection and its vari
 
 - main (SFT, 196k rows): main_source, original_source, preference_set (a list of {dimension,
   subdimension, preference, description}), system, prompt, output.
-- DPO / ORPO (65k rows): main_source, original_source, system, prompt, and chosen / rejected as
-  chat message lists ([{role, content}, ...]: the user turn, then the assistant's answer).
-- RM: the same pair layout (its card's feature list could not be checked here; a system turn
-  inside the message lists is accepted too, see `PublishedPairRow.response`).
+- ORPO (65k rows): main_source, original_source, system, prompt, and chosen / rejected as chat
+  message lists ([{content, role}, ...]: the user turn, then the assistant's answer).
+- DPO: the same columns with chosen / rejected as the answer text (the hub tags it `dpo` for its
+  prompt / chosen / rejected columns; copies of it on the hub store both as strings).
+- RM: its card's feature list could not be checked here, so either form is accepted for every
+  variant, and a system turn inside a message list too (see `PublishedPairRow.response`).
 
 Extra columns are ignored (the hub adds none today); a missing or empty field, a wrong type or a
 preference set without exactly one preference per dimension is a bad row, counted by reason.
@@ -60,6 +62,12 @@ class PublishedPairRow(_Row):
     prompt: str = NonEmpty
     chosen: list[ChatMessage] = Field(min_length=1)
     rejected: list[ChatMessage] = Field(min_length=1)
+
+    @field_validator("chosen", "rejected", mode="before")
+    @classmethod
+    def _text_is_an_answer(cls, value: object) -> object:
+        # The DPO layout stores the answer itself: the same as a one-message conversation.
+        return [{"role": "assistant", "content": value}] if isinstance(value, str) else value
 
     @field_validator("chosen", "rejected")
     @classmethod
