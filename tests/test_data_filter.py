@@ -207,6 +207,12 @@ def test_filter_dedups_samples_per_source_and_fills(tmp_path):
         "domain_specific_preference": 1,
     }
     assert all(sources[key]["requested"] == 4 for key in sources)
+    assert metrics["table5"]["domain_specific_preference"] == {
+        "requested": 4,
+        "available": 3,
+        "kept": 3,
+        "shortfall": 1,
+    }
     assert metrics["shortfall"] == 2
     # The fill source tops the sample up to total: 20 - (4 + 4 + 4 + 3 + 3).
     assert metrics["fill"] == {

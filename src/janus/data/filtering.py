@@ -264,6 +264,17 @@ def filter_instructions(
         "persona_rate": totals["persona"] / sampled_total if sampled_total else None,
         "removed": dict(sorted(totals.items())),
         "sources": {key: report.as_metrics() for key, report in reports.items()},
+        # Per source, as Table 5 reports it: asked for, there to take, kept after the persona
+        # filter (the fill included), and how many short of per_source the source was.
+        "table5": {
+            key: {
+                "requested": report.requested,
+                "available": report.pool,
+                "kept": report.kept,
+                "shortfall": report.shortfall,
+            }
+            for key, report in reports.items()
+        },
         # Table 5's shape: main source -> original source -> count, most frequent first.
         "per_original_source": {
             main: dict(counts.most_common()) for main, counts in sorted(table5.items())
