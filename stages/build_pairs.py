@@ -15,6 +15,8 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    # generated (gold_responses) or published (published_collection): build_pairs.collection,
+    # which dvc.yaml passes here and declares as the dependency
     rows, dimensions = read_preference_set_rows(args.collection)
     files, metrics = build_pairs(rows, params.build_pairs, dimensions)
     write_pairs(files, args.out)

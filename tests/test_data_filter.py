@@ -14,19 +14,23 @@ from janus.data.sources import SourceError
 from tests.sections import tiny_entry, tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
-# A.1's regex as the paper prints it once the backslashes and caret its PDF text lost are restored.
-PAPER_REGEX = r"^(?:(?!\n).)*\b(you are|you're|imagine|take \w*(?: \w+)* role)\b"
+# A.1's regex as the paper prints it, r"(^?:(?!.).)*b(you are|you're|imagine|take w*(?: w+)* role)\b"
+# (its apostrophe typographic, its caret a combining accent),
+# with what its PDF text lost put back: the caret and each backslash (its `.` in `(?!.)` is the
+# escaped `\.`, its `b` and `w` are `\b` and `\w`). The apostrophe is the paper's typographic one.
+PAPER_REGEX = r"^(?:(?!\.).)*\b(you are|you\u2019re|imagine|take \w*(?: \w+)* role)\b"
 DEFAULT = tiny_section(
     "filter", sources={"openhermes_preferences": tiny_entry("filter.sources", path="x")}
 )
 PERSONA = compile_persona_regex(DEFAULT.persona_regex, DEFAULT.persona_regex_flags)
 PAPER = compile_persona_regex(PAPER_REGEX, ["IGNORECASE"])
 
+# Matched by both ours and the paper's (typographic apostrophe or none).
 MUST_MATCH = [
     "You are a helpful assistant. Summarise this article.",
     "you are given a sentence in English; translate it to French.",
     "In this task, you are given a review. Classify its sentiment.",
-    "You're an expert chef. Suggest a menu.",
+    "You\u2019re an expert chef. Suggest a menu.",  # the paper's typographic apostrophe
     "Imagine a world without electricity.",
     "Can you imagine what Rome looked like in 100 AD?",
     "IMAGINE you could fly.",
@@ -34,19 +38,32 @@ MUST_MATCH = [
     "Please take the role of a tutor.",
     "Take a role as my interviewer.",
     "Pretend you are my grandmother.\nTell me a story.",
-    "Paris is where you are going? Then pack light.",  # on the first line: the pattern matches
+    "Paris is where you are going? Then pack light.",  # `?` does not end the scope, `.` does
+    "Act as my coach, you are strict",  # no full stop at all: the whole first line
+]
+# Straight apostrophe: ours matches it too (the paper's text has only the typographic one).
+MUST_MATCH_OURS_ONLY = [
+    "You're an expert chef. Suggest a menu.",
+    "Since you're a lawyer, draft a contract.",
 ]
 MUST_NOT_MATCH = [
+    # The first sentence is clean: the persona phrase comes after the first full stop.
+    "Summarize the text below. You are free to use bullet points.",
+    "Translate this sentence. Imagine the reader is a child.",
+    "Write a haiku. Take on the role of a monk while writing it.",
+    "Answer briefly. You\u2019re allowed two sentences.",
+    "Answer briefly. You're allowed two sentences.",
     "Summarise this article.\nYou are free to use bullet points.",  # persona only on line 2
-    "Write a poem about the sea.\n\nImagine it is stormy.",
+    "Write a poem about the sea\n\nImagine it is stormy",  # no full stop: still line 1 only
     "What is the capital of France?\nParis is where you are going?",
     "Who are you?",  # "are you", not "you are"
     "Youare not spaced",
     "The yourea is a made-up word.",
+    "You\u2018re with an opening quote mark is not an apostrophe.",
     "Describe an imaginary friend.",  # "imaginary" is not the word "imagine"
     "take role",  # the pattern needs a word between "take" and "role"
     "Explain the role of mitochondria.",
-    "You’re here (typographic apostrophe): the paper's pattern has a straight one",
+    "Mix 2.5 cups of flour. You are done when it is smooth.",  # the first `.` ends the scope
 ]
 
 
@@ -56,33 +73,40 @@ def test_persona_regex_matches(text):
     assert has_persona(text, PAPER)
 
 
+@pytest.mark.parametrize("text", MUST_MATCH_OURS_ONLY)
+def test_persona_regex_matches_the_straight_apostrophe(text):
+    assert has_persona(text, PERSONA)
+    assert not has_persona(text, PAPER)
+
+
 @pytest.mark.parametrize("text", MUST_NOT_MATCH)
 def test_persona_regex_does_not_match(text):
     assert not has_persona(text, PERSONA)
     assert not has_persona(text, PAPER)
 
 
-def test_persona_regex_is_first_line_only_even_with_dotall():
-    # The (?!\n) guard keeps the match on the first line even when `.` may cross newlines.
+def test_persona_regex_is_first_sentence_only_even_with_dotall():
+    # The (?!\.) guard ends the scope at the first full stop even when `.` may cross newlines.
     dotall = compile_persona_regex(DEFAULT.persona_regex, ["IGNORECASE", "DOTALL"])
     assert not has_persona("Summarise.\nYou are a pirate.", dotall)
+    assert has_persona("Summarise this\nas you are a pirate.", dotall)
     multiline = compile_persona_regex(DEFAULT.persona_regex, ["IGNORECASE", "MULTILINE"])
     assert has_persona("Summarise.\nYou are a pirate.", multiline)
 
 
-@pytest.mark.parametrize("params_file", ["params.yaml", "profiles/tiny.yaml"])
+@pytest.mark.parametrize("params_file", ["params.yaml", "profiles/tiny.yaml", "profiles/paper.yaml"])
 def test_params_carry_the_papers_regex(params_file):
     import yaml
 
     params = yaml.safe_load((REPO / params_file).read_text())
     regex = params["filter"]["persona_regex"]
     assert regex == DEFAULT.persona_regex
-    # The same pattern as the paper's, the apostrophe written as an escape.
-    assert regex.replace(r"\x27", "'") == PAPER_REGEX
+    # The paper's pattern, its apostrophe widened to a class of both, written as escapes.
+    assert regex.replace(r"[\x27\u2019]", r"\u2019") == PAPER_REGEX
     assert re.compile(regex)
 
 
-@pytest.mark.parametrize("params_file", ["params.yaml", "profiles/tiny.yaml"])
+@pytest.mark.parametrize("params_file", ["params.yaml", "profiles/tiny.yaml", "profiles/paper.yaml"])
 def test_data_params_survive_the_dvc_lock_file(params_file):
     """DVC compares params with what it wrote to dvc.lock; a value its YAML writer cannot read
     back unchanged makes the stage look modified forever (treeverse/dvc#10668)."""
@@ -96,6 +120,7 @@ def test_data_params_survive_the_dvc_lock_file(params_file):
         "preference_sets",
         "system_messages",
         "gold_responses",
+        "published_collection",
         "build_pairs",
     )
     for section in sections:
@@ -161,22 +186,42 @@ def _sources(tmp_path: Path) -> dict[str, SourceConfig]:
     }
 
 
-def test_filter_dedups_samples_equal_shares_and_fills(tmp_path):
-    config = tiny_section("filter", sources=_sources(tmp_path), per_source=10, total=20, seed=1)
+def test_filter_dedups_samples_per_source_and_fills(tmp_path):
+    config = tiny_section("filter", sources=_sources(tmp_path), per_source=4, total=20, seed=1)
     kept, metrics = filter_instructions(config, root=tmp_path)
 
     texts = [row["instruction"] for row in kept]
     assert len(texts) == len(set(texts))
-    # The smallest pools (arena, DSP) have 3: everyone gives 3, OpenHermes fills to 20.
-    assert metrics["share_per_source"] == 3
+    # Arena and DSP have 3 each: they give all they have, the short one is a shortfall, and no
+    # other source shrinks to match (A.1: 12k from each, the smallest gives all it has).
     sources = metrics["sources"]
     assert {key: sources[key]["sampled"] for key in sources} == {
-        "nectar": 3,
-        "openhermes_preferences": 8,
-        "ultrafeedback_binarized_clean": 3,
+        "nectar": 4,
+        "openhermes_preferences": 4 + 2,
+        "ultrafeedback_binarized_clean": 4,
         "chatbot_arena_conversations": 3,
         "domain_specific_preference": 3,
     }
+    assert {key: sources[key]["shortfall"] for key in sources} == {
+        "nectar": 0,
+        "openhermes_preferences": 0,
+        "ultrafeedback_binarized_clean": 0,
+        "chatbot_arena_conversations": 1,
+        "domain_specific_preference": 1,
+    }
+    assert all(sources[key]["requested"] == 4 for key in sources)
+    assert metrics["table5"]["domain_specific_preference"] == {
+        "requested": 4,
+        "available": 3,
+        "kept": 3,
+        "shortfall": 1,
+    }
+    assert metrics["shortfall"] == 2
+    # The fill source tops the sample up to total: 20 - (4 + 4 + 4 + 3 + 3).
+    assert metrics["fill"] == {
+        "source": "openhermes_preferences", "requested": 2, "taken": 2, "shortfall": 0
+    }
+    assert sources["openhermes_preferences"]["fill"] == 2
     assert metrics["sampled"] == 20
     # The duplicate across sources is dropped from the later source; within a source, too.
     assert sources["openhermes_preferences"]["duplicates"] == 1
@@ -192,6 +237,16 @@ def test_filter_dedups_samples_equal_shares_and_fills(tmp_path):
     for row in kept:
         assert set(row) == {"instruction_id", "main_source", "original_source", "instruction"}
         assert not has_persona(row["instruction"], PERSONA)
+
+
+def test_a_short_fill_source_is_a_counted_shortfall(tmp_path):
+    # OpenHermes has 11 unique instructions: 40 asked, it gives 4 + 7 and the rest is missing.
+    config = tiny_section("filter", sources=_sources(tmp_path), per_source=4, total=40, seed=1)
+    kept, metrics = filter_instructions(config, root=tmp_path)
+    assert metrics["fill"] == {
+        "source": "openhermes_preferences", "requested": 22, "taken": 7, "shortfall": 15
+    }
+    assert metrics["sampled"] == 4 + 11 + 4 + 3 + 3
 
 
 def test_filter_removes_persona_after_sampling(tmp_path):

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from servers.loopback import JSONHandler, LoopbackServer, chat_completion
 from servers.scripted_chat import ScriptedChatServer, user_message
 
 from janus.data.gold_responses import COLLECTION_COLUMNS, generate_gold_responses
@@ -18,6 +19,12 @@ from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
 DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
+GOLD = tiny_section("gold_responses", on_length="retry", retry_max_tokens=4096)
+
+
+def teacher_prompts(server: ScriptedChatServer, marker: str) -> str:
+    """Every user message the server saw that contains `marker`, joined."""
+    return "\n".join(user for user in server.seen if marker in user)
 
 
 def _set_object(tag: str, description: str | None = None) -> dict:
@@ -33,6 +40,8 @@ def _set_object(tag: str, description: str | None = None) -> dict:
 
 def _teacher(request: dict, times_seen: int) -> str:
     user = user_message(request)
+    if "Preferences:" in user:  # a system-message request (it shows the instruction too)
+        return "" if "empty-system" in user else "System message: You are a careful guide."
     if "Instruction:" in user:  # a preference-set request
         if "Question ok?" in user:
             return json.dumps(_set_object("ok"))
@@ -42,9 +51,9 @@ def _teacher(request: dict, times_seen: int) -> str:
             return json.dumps(broken if times_seen == 1 else _set_object("retry"))
         if "Question blank?" in user:
             return json.dumps(_set_object("blank", description="   "))  # schema-valid, still empty
+        if "Question long?" in user:  # schema-valid, but three sentences per description
+            return json.dumps(_set_object("long", description="One. Two here. Three there."))
         return json.dumps({"style": "formal", "tone": "kind"})  # never valid: wrong shape
-    if "Preferences:" in user:  # a system-message request
-        return "" if "empty-system" in user else "System message: You are a careful guide."
     return "" if "Silent" in user else f"An answer to: {user}"
 
 
@@ -73,13 +82,16 @@ def _seed_sets() -> list[dict]:
 
 
 def test_preference_sets_retry_then_count_and_drop_invalid_outputs(teacher):
-    config = tiny_section(
-        "preference_sets", sets_per_instruction=2, name_max_chars=20, description_max_chars=60
+    config = tiny_section("preference_sets",
+        sets_per_instruction=2,
+        name_max_chars=20,
+        description_max_chars=60,
+        description_max_sentences=2,
     )
     llm = tiny_section("llm.teacher", **teacher.llm_config(max_invalid_retries=1))
     taxonomy = load_taxonomy(REPO / "data/taxonomy/seed_taxonomy.yaml")
     instructions = _instructions(
-        "Question ok?", "Question retry?", "Question never?", "Question blank?"
+        "Question ok?", "Question retry?", "Question never?", "Question blank?", "Question long?"
     )
     rows, metrics = generate_preference_sets(instructions, _seed_sets(), taxonomy, config, llm)
 
@@ -93,16 +105,20 @@ def test_preference_sets_retry_then_count_and_drop_invalid_outputs(teacher):
     for row in rows:
         assert [item["dimension"] for item in row["preference_set"]] == list(DIMENSIONS)
         assert row["seed_id"] == "seed-0000"
-    assert metrics["requested"] == 8
+    assert metrics["requested"] == 10
     assert metrics["preference_sets"] == 4
     assert metrics["failed"] == 2  # "never": invalid on every attempt
-    assert metrics["rejected_after_schema"] == 2  # "blank": whitespace descriptions
-    assert metrics["valid_rate"] == pytest.approx(0.5)
+    # "blank": whitespace descriptions; "long": three sentences where two are allowed
+    assert metrics["rejected_after_schema"] == 4
+    assert metrics["rejected_reasons"] == {"other": 2, "too_many_sentences": 2}
+    assert metrics["valid_rate"] == pytest.approx(0.4)
     assert metrics["instructions_with_all_sets"] == 2
-    assert metrics["instructions_without_pairable_sets"] == 2
+    assert metrics["instructions_without_pairable_sets"] == 3
     llm_stats = metrics["llm"]
     assert llm_stats["invalid_outputs"] >= 1 + 2 * 2  # the retry's first answer, never's two tries
-    assert llm_stats["requests"] >= 8 and llm_stats["failed"] == 2
+    assert llm_stats["requests"] >= 10 and llm_stats["failed"] == 2
+    # the limit is asked for in the prompt
+    assert "in at most 2 sentences" in teacher_prompts(teacher, "Question ok?")
 
 
 def _preference_rows() -> list[dict]:
@@ -129,6 +145,7 @@ def _preference_rows() -> list[dict]:
 def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher):
     examples = [
         {
+            "instruction": f"Example question {i}?",
             "preference_set": _preference_rows()[0]["preference_set"],
             "system": f"You are example {i}.",
         }
@@ -137,7 +154,7 @@ def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher):
     rows, metrics = generate_system_messages(
         _preference_rows(),
         examples,
-        tiny_section("system_messages", num_examples=2),
+        tiny_section("system_messages", num_examples=2, with_instruction=True),
         tiny_section("llm.teacher", **teacher.llm_config()),
     )
     assert [row["set_index"] for row in rows] == [0, 2]
@@ -152,9 +169,7 @@ def test_gold_responses_make_the_published_columns(teacher):
     for k, row in enumerate(rows):
         row["instruction"] = f"Question number {k}"
     rows[1]["instruction"] = "Silent question"
-    collection, metrics = generate_gold_responses(
-        rows, tiny_section("gold_responses"), tiny_section("llm.teacher", **teacher.llm_config())
-    )
+    collection, metrics = generate_gold_responses(rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config()))
     assert len(collection) == 2 and metrics["empty"] == 1
     for row in collection:
         assert set(COLLECTION_COLUMNS) <= set(row)
@@ -164,8 +179,107 @@ def test_gold_responses_make_the_published_columns(teacher):
 
     # A rerun is served from the cache: no request reaches the teacher.
     before = sum(teacher.seen.values())
-    _, again = generate_gold_responses(
-        rows, tiny_section("gold_responses"), tiny_section("llm.teacher", **teacher.llm_config())
-    )
+    _, again = generate_gold_responses(rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config()))
     assert sum(teacher.seen.values()) == before
     assert again["llm"]["requests"] == 0 and again["llm"]["cache_hits"] == 3
+
+
+# -- gold responses cut off at max_tokens ------------------------------------------------------
+
+
+class BudgetedTeacher(LoopbackServer):
+    """Answers as the Chat Completions API does under `max_tokens`: an answer longer than the
+    budget (one token per word here) is cut there and comes with finish_reason "length"."""
+
+    def __init__(self, words_per_question: dict[str, int]):
+        self.budgets: list[tuple[str, int]] = []  # (question, max_tokens) per request
+        server = self
+
+        class Handler(JSONHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.read_json()
+                question = user_message(body)
+                budget = body["max_tokens"]
+                server.budgets.append((question, budget))
+                words = [f"w{i}" for i in range(words_per_question[question])]
+                payload = chat_completion(
+                    "chatcmpl-1",
+                    body["model"],
+                    " ".join(words[:budget]),
+                    5,
+                    min(budget, len(words)),
+                )
+                payload["choices"][0]["finish_reason"] = "length" if len(words) > budget else "stop"
+                self.send_json(200, payload)
+
+        super().__init__(Handler)
+
+    def llm_config(self) -> dict:
+        return {
+            "backend": "openai",
+            "model": "budgeted-gpt",
+            "base_url": f"http://127.0.0.1:{self._server.server_address[1]}/v1",
+            "api_key_env": "JANUS_SCRIPTED_CHAT_KEY",
+            "max_retries": 0,
+            "requests_per_minute": 600_000,
+        }
+
+
+QUESTIONS = {"Short?": 3, "Long?": 20, "Endless?": 100}
+
+
+def _gold_rows() -> list[dict]:
+    rows = []
+    for k, question in enumerate(QUESTIONS):
+        row = {**_preference_rows()[k], "system": "You are a careful guide."}
+        rows.append({**row, "instruction": question})
+    return rows
+
+
+@pytest.mark.parametrize("policy", ["retry", "drop", "keep"])
+def test_gold_responses_cut_off_at_max_tokens_are_never_kept_silently(monkeypatch, policy):
+    monkeypatch.setenv("JANUS_SCRIPTED_CHAT_KEY", "sk-test-not-a-secret")
+    config = tiny_section("gold_responses",
+        generation={"max_tokens": 10}, on_length=policy, retry_max_tokens=30
+    )
+    with BudgetedTeacher(QUESTIONS) as server:
+        collection, metrics = generate_gold_responses(
+            _gold_rows(), config, tiny_section("llm.teacher", **server.llm_config())
+        )
+    outputs = {row["prompt"]: row["output"] for row in collection}
+    assert metrics["cut_off"]["first_pass"] == 2  # Long and Endless hit 10 tokens
+    if policy == "retry":
+        # asked again with the larger budget: Long now fits, Endless is cut off again
+        assert sorted(server.budgets) == [
+            ("Endless?", 10),
+            ("Endless?", 30),
+            ("Long?", 10),
+            ("Long?", 30),
+            ("Short?", 10),
+        ]
+        assert set(outputs) == {"Short?", "Long?"} and len(outputs["Long?"].split()) == 20
+        assert metrics["cut_off"] == {
+            "policy": "retry",
+            "first_pass": 2,
+            "retried": 2,
+            "dropped": 1,
+            "kept_flagged": 0,
+        }
+    elif policy == "drop":
+        assert len(server.budgets) == 3
+        assert set(outputs) == {"Short?"}
+        assert metrics["cut_off"]["dropped"] == 2 and metrics["cut_off"]["retried"] == 0
+    else:
+        assert len(server.budgets) == 3
+        assert set(outputs) == set(QUESTIONS)
+        flagged = {row["prompt"] for row in collection if row.get("truncated")}
+        assert flagged == {"Long?", "Endless?"}
+        assert metrics["cut_off"]["kept_flagged"] == 2 and metrics["cut_off"]["dropped"] == 0
+    assert metrics["responses"] == len(collection)
+
+
+def test_a_retry_budget_must_be_larger():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="retry_max_tokens"):
+        tiny_section("gold_responses", generation={"max_tokens": 64}, on_length="retry", retry_max_tokens=64)

@@ -298,8 +298,11 @@ def test_preference_set_requests_use_a_seeded_example_and_distinct_samples():
         }
         for i in range(4)
     ]
-    config = tiny_section(
-        "preference_sets", sets_per_instruction=3, name_max_chars=30, description_max_chars=100
+    config = tiny_section("preference_sets",
+        sets_per_instruction=3,
+        name_max_chars=30,
+        description_max_chars=100,
+        description_max_sentences=1,
     )
     jobs = build_preference_set_requests(instructions, _seed_sets(), taxonomy, config)
     assert len(jobs) == 12
@@ -325,12 +328,27 @@ def test_preference_set_requests_use_a_seeded_example_and_distinct_samples():
 
 
 def test_example_pool_is_hand_written_and_valid():
+    from collections import Counter
+
+    from janus.data.taxonomy import load_taxonomy
+
     examples = load_examples(REPO / "data/taxonomy/system_message_examples.jsonl", DIMENSIONS)
-    assert len(examples) >= 12
+    assert len(examples) >= 50  # 3.2: "We manually create 50 system messages"
     assert len({example["system"] for example in examples}) == len(examples)
+    assert len({example["instruction"] for example in examples}) == len(examples)
     for example in examples:
         assert example["system"].startswith("You ")
-        assert len(example["system"].split()) >= 40
+        assert len(example["system"].split()) >= 25
+    # spread over the taxonomy: every subdimension of every dimension is shown several times
+    used = Counter(
+        (item["dimension"], item["subdimension"])
+        for example in examples
+        for item in example["preference_set"]
+    )
+    taxonomy = load_taxonomy(REPO / "data/taxonomy/seed_taxonomy.yaml")
+    for dimension in taxonomy.dimensions:
+        for subdimension in dimension.subdimensions:
+            assert used[(dimension.key, subdimension.name)] >= 3, (dimension.key, subdimension)
 
 
 def test_example_pool_errors_name_the_line(tmp_path):
@@ -338,24 +356,32 @@ def test_example_pool_errors_name_the_line(tmp_path):
     write_jsonl(
         path,
         [
-            {"preference_set": _list(), "system": "You are kind."},
-            {"preference_set": _list()[:2], "system": "x"},
+            {"instruction": "Hi?", "preference_set": _list(), "system": "You are kind."},
+            {"instruction": "Hi?", "preference_set": _list()[:2], "system": "x"},
         ],
     )
     with pytest.raises(ValueError, match=r"pool.jsonl:2: invalid preference_set"):
         load_examples(path, DIMENSIONS)
-    write_jsonl(path, [{"preference_set": _list(), "system": ""}])
+    write_jsonl(path, [{"instruction": "Hi?", "preference_set": _list(), "system": ""}])
     with pytest.raises(ValueError, match=r"pool.jsonl:1: 'system' must be a non-empty string"):
+        load_examples(path, DIMENSIONS)
+    write_jsonl(path, [{"preference_set": _list(), "system": "You are kind."}])
+    with pytest.raises(ValueError, match=r"pool.jsonl:1: 'instruction' must be a non-empty"):
         load_examples(path, DIMENSIONS)
 
 
-def test_system_message_requests_show_seeded_examples_as_turns():
+@pytest.mark.parametrize("with_instruction", [True, False])
+def test_system_message_requests_show_seeded_examples_as_turns(with_instruction):
     examples = []
     for i in range(6):
         preference_set = _list()
         preference_set[0] = {**preference_set[0], "preference": f"Example style {i}"}
         examples.append(
-            {"preference_set": preference_set, "system": f"You are example number {i}."}
+            {
+                "instruction": f"Example task {i}?",
+                "preference_set": preference_set,
+                "system": f"You are example number {i}.",
+            }
         )
     rows = [
         {
@@ -366,7 +392,7 @@ def test_system_message_requests_show_seeded_examples_as_turns():
         }
         for k in range(3)
     ]
-    config = tiny_section("system_messages", num_examples=3)
+    config = tiny_section("system_messages", num_examples=3, with_instruction=with_instruction)
     requests = build_system_message_requests(rows, examples, config)
     for request in requests:
         messages = request.message_list()
@@ -374,14 +400,19 @@ def test_system_message_requests_show_seeded_examples_as_turns():
         for user, assistant in zip(messages[1:-1:2], messages[2:-1:2], strict=True):
             number = int(assistant["content"].split()[-1].rstrip("."))
             assert f"Example style {number}." in user["content"]  # each example's own preferences
+            # each example with its own instruction, or none at all
+            assert (f"Example task {number}?" in user["content"]) == with_instruction
+            assert "Instruction:" not in user["content"] or with_instruction
         assert "Warn about risky commands." in messages[-1]["content"]
         assert "Example style" not in messages[-1]["content"]
+        assert ("Explain DNS." in messages[-1]["content"]) == with_instruction
+        assert ("do not answer it" in messages[0]["content"]) == with_instruction
     assert requests == build_system_message_requests(rows, examples, config)
     shown = [tuple(m["content"] for m in r.message_list()[2:-1:2]) for r in requests]
     assert len(set(shown)) > 1  # each preference set draws its own examples
     with pytest.raises(ValueError, match="num_examples is 7 but the pool"):
         build_system_message_requests(
-            rows, examples, tiny_section("system_messages", num_examples=7)
+            rows, examples, tiny_section("system_messages", num_examples=7, with_instruction=True)
         )
 
 
@@ -397,3 +428,29 @@ def test_system_message_requests_show_seeded_examples_as_turns():
 )
 def test_clean_system_message(text, expected):
     assert clean_system_message(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("Prefers short answers.", 1),
+        ("Prefers short answers", 1),
+        ("Prefers answers of 3.5 lines, e.g. summaries.", 1),
+        ("Knows Node.js well. Wants async examples.", 2),
+        ('Likes quotes ("be brief.") A lot.', 2),
+        ("Wants it fast! Why wait? Now.", 3),
+        ("", 0),
+    ],
+)
+def test_count_sentences(text, sentences):
+    from janus.data.common import count_sentences
+
+    assert count_sentences(text) == sentences
+
+
+def test_description_sentence_limit():
+    two = "Prefers concise answers. Dislikes filler words."
+    value = {d: {"subdimension": "S", "preference": "P", "description": two} for d in DIMENSIONS}
+    assert preference_set_from_object(value, DIMENSIONS, Limits(60, 400, 2))
+    with pytest.raises(PreferenceSetError, match="description has 2 sentences, more than 1"):
+        preference_set_from_object(value, DIMENSIONS, Limits(60, 400, 1))

@@ -195,15 +195,17 @@ class SourceConfig(Section):
 
 class FilterSection(Section):
     sources: dict[str, SourceConfig]
-    # A.1: equal shares up to the smallest source, the rest from OpenHermesPreferences.
+    # A.1: `per_source` from every source (12k; a source with fewer gives all it has and its
+    # shortfall is a metric), then `fill_source` tops the sample up to `total` (100k).
     per_source: int = Field(ge=1)
     total: int = Field(ge=1)
     fill_source: str
-    # The paper's persona filter (A.1), with the backslashes and caret that its PDF text lost.
-    # Without MULTILINE, `^` anchors at the start of the text and `.` stops at a newline, so it
-    # matches a persona phrase on the first line only. `\x27` is the apostrophe of "you're":
-    # with a literal one, DVC writes this value to dvc.lock as a double-quoted string that it
-    # then misreads (treeverse/dvc#10668), and the filter stage would never look up to date.
+    # The paper's persona filter (A.1). Its PDF text lost the backslashes and the caret but kept
+    # each escaped character, so its `(?!.)` is `(?!\.)`: the phrase must come before the first
+    # full stop (and, `.` not crossing newlines, on the first line). The apostrophe of "you're"
+    # is the paper's typographic one or a straight one, written as escapes (`\x27`, `\u2019`):
+    # with a literal straight one, DVC writes this value to dvc.lock as a double-quoted string
+    # that it then misreads (treeverse/dvc#10668), and the stage would never look up to date.
     persona_regex: str
     persona_regex_flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]]
     min_chars: int = Field(ge=1)
@@ -262,6 +264,9 @@ class PreferenceSetsSection(Section):
     sets_per_instruction: int = Field(ge=2)  # >= 2: pairs need another system message
     max_instructions: int | None = Field(ge=1)  # None: all filtered instructions
     description_max_chars: int = Field(ge=20)
+    # Sentences a preference description may have: asked for in the prompt and checked (a
+    # description with more is rejected, counted). The published ones have two (~330-370 chars).
+    description_max_sentences: int = Field(ge=1)
     name_max_chars: int = Field(ge=5)
     generation: GenerationParams
     seed: int
@@ -270,16 +275,47 @@ class PreferenceSetsSection(Section):
 class SystemMessagesSection(Section):
     examples_path: str
     num_examples: int = Field(ge=0)  # paper: 3 of 50 hand-written examples per request
+    # Show the teacher the instruction next to the preference set (the published system
+    # messages are specific to their task); the examples then show theirs too.
+    with_instruction: bool
     generation: GenerationParams
     seed: int
 
 
 class GoldResponsesSection(Section):
     generation: GenerationParams
+    # A response cut off at generation.max_tokens (finish_reason "length") is asked again once
+    # with retry_max_tokens and dropped if cut off again (retry), dropped (drop), or kept with
+    # `truncated: true` in its row (keep: for random test models that never stop). All counted.
+    on_length: Literal["retry", "drop", "keep"]
+    retry_max_tokens: int = Field(ge=1)
     seed: int
+
+    @model_validator(mode="after")
+    def _retry_budget_is_larger(self) -> GoldResponsesSection:
+        if self.on_length == "retry" and self.retry_max_tokens <= self.generation.max_tokens:
+            raise ValueError(
+                f"retry_max_tokens ({self.retry_max_tokens}) must be larger than "
+                f"generation.max_tokens ({self.generation.max_tokens}) to be worth a retry"
+            )
+        return self
+
+
+class PublishedCollectionSection(Section):
+    """The published Multifaceted Collection (`hub:kaist-ai/Multifaceted-Collection`) or a local
+    JSONL/Parquet file in its layout, and optionally its pair variants (`-DPO`, `-ORPO`, `-RM`)."""
+
+    collection: SourceConfig
+    variants: dict[Literal["dpo", "orpo", "rm"], SourceConfig]
+    max_rows: int | None = Field(ge=1)  # per file; None: every row
 
 
 class BuildPairsSection(Section):
+    # The collection the pairs are built from, the switch between generating and starting from
+    # the published data: data/multifaceted_collection.jsonl (the gold_responses stage) or
+    # data/published_collection/multifaceted_collection.jsonl (the published_collection stage).
+    # dvc.yaml makes it the stage's dependency, so only that branch of the DAG runs.
+    collection: str
     third_fraction: float = Field(gt=0, le=1)  # Janus*: one of the three sets per instruction
     eval_fraction: float = Field(ge=0, lt=1)  # held out by instruction, for eval metrics
     min_eval_instructions: int = Field(ge=0)
@@ -828,6 +864,7 @@ class Params(Section):
     preference_sets: PreferenceSetsSection
     system_messages: SystemMessagesSection
     gold_responses: GoldResponsesSection
+    published_collection: PublishedCollectionSection
     build_pairs: BuildPairsSection
     train: TrainSection = Field(default_factory=TrainSection)  # dvca: restructured separately
     bench: BenchSection

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,25 @@ class PreferenceSetError(ValueError):
     """A preference set that does not have exactly one well-formed preference per dimension."""
 
 
+# A sentence ends at . ! or ? (and any closing quote or bracket) followed by whitespace: "3.5",
+# "e.g. the" and "Node.js" do not end one.
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+(?=[A-Z0-9\"'(\[])")
+
+
+def count_sentences(text: str) -> int:
+    """Sentences in a short text (at least 1 for a non-empty text)."""
+    text = text.strip()
+    return len(_SENTENCE_END.findall(text)) + 1 if text else 0
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Longest subdimension/preference name and description a preference may have (in characters)."""
+    """Longest subdimension/preference name and description a preference may have (in characters),
+    and the most sentences a description may have (None: no limit)."""
 
     name_max_chars: int = 60
     description_max_chars: int = 300
+    description_max_sentences: int | None = None
 
     def max_chars(self, field: str) -> int:
         return self.description_max_chars if field == "description" else self.name_max_chars
@@ -75,6 +89,16 @@ def _checked_preference(value: Any, dimension: str, limits: Limits | None) -> di
         if limits is not None and len(text) > limits.max_chars(field):
             raise PreferenceSetError(
                 f"{dimension}: {field} has {len(text)} characters, more than {limits.max_chars(field)}"
+            )
+        if (
+            field == "description"
+            and limits is not None
+            and limits.description_max_sentences is not None
+            and count_sentences(text) > limits.description_max_sentences
+        ):
+            raise PreferenceSetError(
+                f"{dimension}: description has {count_sentences(text)} sentences, more than "
+                f"{limits.description_max_sentences}"
             )
         preference[field] = text
     extra = sorted(set(value) - set(PREFERENCE_FIELDS) - {"dimension"})

@@ -2,9 +2,10 @@
 cleared of instructions that carry their own persona.
 
 Order, as in A.1: every row becomes one user instruction through its source's adapter (bad rows are
-counted skips); exact duplicates are removed across all sources; each source gives an equal share
-(`per_source`, at most the size of the smallest source); `fill_source` tops the sample up to
-`total`; then the persona regex drops instructions whose first line sets a role or a persona.
+counted skips); exact duplicates are removed across all sources; each source gives `per_source`
+instructions (A.1: 12k), or all it has when it has fewer (its shortfall is a metric: no other
+source shrinks to match it); `fill_source` tops the sample up to `total`; then the persona regex
+drops instructions whose first sentence sets a role or a persona.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class SourceReport:
     multi_turn: int = 0  # rows with more than one user turn (first turn kept, or skipped)
     duplicates: int = 0
     pool: int = 0  # unique instructions available for sampling
+    requested: int = 0  # per_source
+    shortfall: int = 0  # requested - what the pool could give (a short source gives all it has)
+    fill: int = 0  # extra instructions taken to reach `total` (fill_source only)
     sampled: int = 0
     persona: int = 0
     kept: int = 0
@@ -69,6 +73,9 @@ class SourceReport:
             "multi_turn": self.multi_turn,
             "duplicates": self.duplicates,
             "pool": self.pool,
+            "requested": self.requested,
+            "shortfall": self.shortfall,
+            "fill": self.fill,
             "sampled": self.sampled,
             "persona": self.persona,
             "kept": self.kept,
@@ -132,18 +139,26 @@ def load_source(
     return records
 
 
-def sample_instructions(
-    pools: dict[str, list[dict[str, Any]]], config: FilterSection
-) -> tuple[dict[str, list[dict[str, Any]]], int]:
-    """A.1's sampling: an equal share from every source, then `fill_source` up to `total`.
+@dataclass
+class Sample:
+    """A.1's sample: per source what was asked, what it could give, and the fill."""
 
-    Returns the sample per source (in the pools' order) and the equal share used.
-    """
-    share = min(config.per_source, min(len(pool) for pool in pools.values()))
-    if share * len(pools) > config.total:
+    per_source: dict[str, list[dict[str, Any]]]
+    requested: int  # per source
+    fill: list[dict[str, Any]]
+    fill_requested: int
+
+    def shortfall(self, key: str) -> int:
+        return self.requested - len(self.per_source[key])
+
+
+def sample_instructions(pools: dict[str, list[dict[str, Any]]], config: FilterSection) -> Sample:
+    """A.1's sampling: `per_source` from every source (all it has when fewer), then more from
+    `fill_source` up to `total`. A short source never changes another source's share."""
+    if config.per_source * len(pools) > config.total:
         raise ValueError(
-            f"filter.total ({config.total}) is smaller than the equal shares of the "
-            f"{len(pools)} sources ({share} each); raise total or lower per_source"
+            f"filter.total ({config.total}) is smaller than the shares of the {len(pools)} "
+            f"sources ({config.per_source} each); raise total or lower per_source"
         )
     sampled: dict[str, list[dict[str, Any]]] = {}
     leftover: list[dict[str, Any]] = []
@@ -151,22 +166,27 @@ def sample_instructions(
         # One generator per source, seeded by its name: adding a source changes no other's sample.
         rng = random.Random(f"{config.seed}:{key}")
         order = rng.sample(range(len(pool)), len(pool))
-        sampled[key] = [pool[i] for i in order[:share]]
-        if key == config.fill_source:
-            leftover = [pool[i] for i in order[share:]]
-    missing = config.total - share * len(pools)
-    if missing > 0:
-        fill = leftover[:missing]
-        if len(fill) < missing:
+        sampled[key] = [pool[i] for i in order[: config.per_source]]
+        if len(pool) < config.per_source:
             log.warning(
-                "fill source %s has only %d more instructions; %d instead of total %d",
-                config.fill_source,
-                len(fill),
-                share * len(pools) + len(fill),
-                config.total,
+                "%s has %d instructions, fewer than per_source %d: all of them are taken",
+                key,
+                len(pool),
+                config.per_source,
             )
-        sampled[config.fill_source] = sampled[config.fill_source] + fill
-    return sampled, share
+        if key == config.fill_source:
+            leftover = [pool[i] for i in order[config.per_source :]]
+    fill_requested = config.total - sum(len(rows) for rows in sampled.values())
+    fill = leftover[:fill_requested]
+    if len(fill) < fill_requested:
+        log.warning(
+            "fill source %s has only %d more instructions; %d instead of total %d",
+            config.fill_source,
+            len(fill),
+            config.total - fill_requested + len(fill),
+            config.total,
+        )
+    return Sample(sampled, config.per_source, fill, fill_requested)
 
 
 def filter_instructions(
@@ -195,10 +215,15 @@ def filter_instructions(
         pools[key] = pool
         log.info("%s: %d rows -> %d unique instructions", key, report.rows, report.pool)
 
-    sampled, share = sample_instructions(pools, config)
+    sample = sample_instructions(pools, config)
     kept: list[dict[str, Any]] = []
-    for key, records in sampled.items():
+    for key, records in sample.per_source.items():
         report = reports[key]
+        report.requested = sample.requested
+        report.shortfall = sample.shortfall(key)
+        if key == config.fill_source:
+            report.fill = len(sample.fill)
+            records = records + sample.fill
         report.sampled = len(records)
         for record in records:
             if has_persona(record["instruction"], persona_regex):
@@ -224,11 +249,31 @@ def filter_instructions(
     metrics = {
         "instructions": len(kept),
         "rows": sum(report.rows for report in reports.values()),
-        "share_per_source": share,
+        "per_source": sample.requested,
         "sampled": sampled_total,
+        # A source with fewer instructions than per_source gives all it has; the fill source
+        # tops the sample up to `total`.
+        "shortfall": sum(report.shortfall for report in reports.values()),
+        "fill": {
+            "source": config.fill_source,
+            "requested": sample.fill_requested,
+            "taken": len(sample.fill),
+            "shortfall": sample.fill_requested - len(sample.fill),
+        },
         "persona_rate": totals["persona"] / sampled_total if sampled_total else None,
         "removed": dict(sorted(totals.items())),
         "sources": {key: report.as_metrics() for key, report in reports.items()},
+        # Per source, as Table 5 reports it: asked for, there to take, kept after the persona
+        # filter (the fill included), and how many short of per_source the source was.
+        "table5": {
+            key: {
+                "requested": report.requested,
+                "available": report.pool,
+                "kept": report.kept,
+                "shortfall": report.shortfall,
+            }
+            for key, report in reports.items()
+        },
         # Table 5's shape: main source -> original source -> count, most frequent first.
         "per_original_source": {
             main: dict(counts.most_common()) for main, counts in sorted(table5.items())

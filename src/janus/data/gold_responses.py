@@ -1,9 +1,14 @@
 """Stage `gold_responses` (3.2): the teacher answers each instruction under each of its system
 messages; the rows become the Multifaceted Collection in its published columns.
+
+A response cut off at `max_tokens` (finish_reason "length") is never kept without a word: per
+`on_length` it is asked again once with `retry_max_tokens` (and dropped if cut off again), dropped,
+or kept with `truncated: true` in its row; the metrics count each case.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from janus.config import GoldResponsesSection, LLMConfig
@@ -54,6 +59,10 @@ def collection_row(row: dict[str, Any], output: str) -> dict[str, Any]:
     }
 
 
+def _cut_off(result: Any) -> bool:
+    return result.ok and result.finish_reason == "length"
+
+
 def generate_gold_responses(
     rows: list[dict[str, Any]], config: GoldResponsesSection, teacher: LLMConfig
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -71,7 +80,26 @@ def generate_gold_responses(
     requests = build_gold_requests(rows, config)
     with LLMClient(teacher, stage="gold_responses") as client:
         results = client.generate(requests, desc="gold responses")
-    collection, empty = [], 0
+        cut_off = [i for i, result in enumerate(results) if _cut_off(result)]
+        retried = 0
+        if config.on_length == "retry" and cut_off:
+            # One more try with a larger budget: a new request (and cache key), same prompt.
+            log.info(
+                "%d responses hit max_tokens: asking again with %d",
+                len(cut_off),
+                config.retry_max_tokens,
+            )
+            again = client.generate(
+                [
+                    dataclasses.replace(requests[i], max_tokens=config.retry_max_tokens)
+                    for i in cut_off
+                ],
+                desc="gold responses (cut off: retry)",
+            )
+            for i, result in zip(cut_off, again, strict=True):
+                results[i] = result
+            retried = len(cut_off)
+    collection, empty, dropped, kept_cut_off = [], 0, 0, 0
     for row, result in zip(rows, results, strict=True):
         output = (result.text or "").strip() if result.ok else ""
         if not output:
@@ -80,12 +108,33 @@ def generate_gold_responses(
                 "no response for %s: %s", result.request.tag, result.error or "empty answer"
             )
             continue
+        if _cut_off(result):
+            if config.on_length == "keep":
+                kept_cut_off += 1
+                collection.append({**collection_row(row, output), "truncated": True})
+            else:
+                dropped += 1
+                log.warning(
+                    "response for %s cut off at %d tokens: dropped",
+                    result.request.tag,
+                    result.request.max_tokens,
+                )
+            continue
         collection.append(collection_row(row, output))
     instructions = {row["instruction_id"] for row in collection}
     metrics = {
         "system_messages": len(rows),
         "responses": len(collection),
         "empty": empty,
+        # finish_reason "length": how many hit generation.max_tokens, were asked again with
+        # retry_max_tokens, and were dropped or kept (flagged) after that
+        "cut_off": {
+            "policy": config.on_length,
+            "first_pass": len(cut_off),
+            "retried": retried,
+            "dropped": dropped,
+            "kept_flagged": kept_cut_off,
+        },
         "instructions": len(instructions),
         "mean_output_chars": (
             sum(len(row["output"]) for row in collection) / len(collection) if collection else None

@@ -5,6 +5,7 @@ of `janus.data.common.preference_set_schema` (one required object per dimension)
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from janus.config import LLMConfig, PreferenceSetsSection
@@ -35,7 +36,9 @@ def build_preference_set_requests(
 
     if not seed_sets:
         raise ValueError("no seed preference sets to use as examples (run expand_seeds)")
-    limits = Limits(config.name_max_chars, config.description_max_chars)
+    limits = Limits(
+        config.name_max_chars, config.description_max_chars, config.description_max_sentences
+    )
     schema = preference_set_schema(taxonomy.keys, limits)
     jobs = []
     for instruction in instructions:
@@ -47,6 +50,7 @@ def build_preference_set_requests(
                 instruction=instruction["instruction"],
                 example=example_json(example["preference_set"]),
                 dimensions=taxonomy.dimensions,
+                max_sentences=config.description_max_sentences,
             )
             request = ChatRequest(
                 messages=messages,
@@ -74,11 +78,14 @@ def generate_preference_sets(
 
     if config.max_instructions is not None:
         instructions = instructions[: config.max_instructions]
-    limits = Limits(config.name_max_chars, config.description_max_chars)
+    limits = Limits(
+        config.name_max_chars, config.description_max_chars, config.description_max_sentences
+    )
     jobs = build_preference_set_requests(instructions, seed_sets, taxonomy, config)
     with LLMClient(teacher, stage="preference_sets") as client:
         results = client.generate([request for _, request in jobs], desc="preference sets")
-    rows, failed, rejected = [], 0, 0
+    rows, failed = [], 0
+    rejected: Counter = Counter()
     for (row, _), result in zip(jobs, results, strict=True):
         if not result.ok:
             failed += 1
@@ -89,7 +96,7 @@ def generate_preference_sets(
         except PreferenceSetError as error:
             # The client validated against the schema; this catches what a schema cannot say
             # (e.g. a description of only whitespace).
-            rejected += 1
+            rejected["too_many_sentences" if "sentences" in str(error) else "other"] += 1
             log.warning("preference set for %s rejected: %s", result.request.tag, error)
             continue
         rows.append({**row, "preference_set": preference_set})
@@ -104,7 +111,9 @@ def generate_preference_sets(
         "requested": requested,
         "preference_sets": len(rows),
         "failed": failed,
-        "rejected_after_schema": rejected,
+        "rejected_after_schema": sum(rejected.values()),
+        # what a schema cannot say: more sentences than description_max_sentences, blank text
+        "rejected_reasons": dict(sorted(rejected.items())),
         "valid_rate": len(rows) / requested if requested else None,
         "instructions_with_all_sets": sum(
             1 for count in sets_per_instruction.values() if count == config.sets_per_instruction

@@ -2,7 +2,9 @@
 teacher from `num_examples` hand-written examples drawn at random from a pool (paper: 3 of 50).
 
 The examples are shown as earlier turns of the conversation (preferences in, system message out),
-rendered with the same user template as the real request, which even small teachers follow.
+rendered with the same user template as the real request, which even small teachers follow. With
+`with_instruction`, the teacher also sees the instruction the message is for (the published
+system messages are specific to their task), and each example shows its own instruction.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ _LABEL = re.compile(r"^\s*(?:\*\*)?system(?: message)?(?:\*\*)?\s*:\s*", re.IGNO
 
 
 def load_examples(path: Path | str, dimensions: Sequence[str]) -> list[dict[str, Any]]:
-    """The hand-written pool: rows of {preference_set, system}, each checked."""
+    """The hand-written pool: rows of {instruction, preference_set, system}, each checked."""
     examples = read_jsonl(path)
     for number, example in enumerate(examples, start=1):
         try:
@@ -34,9 +36,10 @@ def load_examples(path: Path | str, dimensions: Sequence[str]) -> list[dict[str,
             )
         except PreferenceSetError as error:
             raise ValueError(f"{path}:{number}: invalid preference_set: {error}") from None
-        system = example.get("system")
-        if not isinstance(system, str) or not system.strip():
-            raise ValueError(f"{path}:{number}: 'system' must be a non-empty string")
+        for key in ("system", "instruction"):
+            value = example.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{path}:{number}: {key!r} must be a non-empty string")
     if not examples:
         raise ValueError(f"{path}: the example pool is empty")
     return examples
@@ -53,22 +56,28 @@ def clean_system_message(text: str | None) -> str | None:
 
 
 def system_message_messages(
-    preference_set: list[dict[str, str]], examples: list[dict[str, Any]]
+    preference_set: list[dict[str, str]],
+    examples: list[dict[str, Any]],
+    instruction: str | None = None,
 ) -> list[dict[str, str]]:
-    """The chat: the task, then each example as a (preferences, system message) exchange, then
-    the preference set to convert."""
-    messages = [{"role": "system", "content": render("system_message", "system")}]
+    """The chat: the task, then each example as a ([instruction,] preferences -> system message)
+    exchange, then the preference set to convert. With an `instruction`, every turn shows one."""
+    with_instruction = instruction is not None
+    messages = [
+        {
+            "role": "system",
+            "content": render("system_message", "system", with_instruction=with_instruction),
+        }
+    ]
     for example in examples:
-        messages.append(
-            {
-                "role": "user",
-                "content": render("system_message", preference_set=example["preference_set"]),
-            }
+        shown = example["instruction"] if with_instruction else None
+        content = render(
+            "system_message", preference_set=example["preference_set"], instruction=shown
         )
+        messages.append({"role": "user", "content": content})
         messages.append({"role": "assistant", "content": example["system"].strip()})
-    messages.append(
-        {"role": "user", "content": render("system_message", preference_set=preference_set)}
-    )
+    content = render("system_message", preference_set=preference_set, instruction=instruction)
+    messages.append({"role": "user", "content": content})
     return messages
 
 
@@ -88,7 +97,11 @@ def build_system_message_requests(
         shown = rng.sample(examples, config.num_examples)
         requests.append(
             ChatRequest(
-                messages=system_message_messages(row["preference_set"], shown),
+                messages=system_message_messages(
+                    row["preference_set"],
+                    shown,
+                    row["instruction"] if config.with_instruction else None,
+                ),
                 temperature=config.generation.temperature,
                 top_p=config.generation.top_p,
                 max_tokens=config.generation.max_tokens,

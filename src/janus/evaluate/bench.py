@@ -416,21 +416,28 @@ def _generation_sections(
 ) -> tuple[PreferenceSetsSection, SystemMessagesSection, GoldResponsesSection]:
     """The data stages' own sections, filled from the bench's params, so that bench system
     messages and reference answers are made by exactly the training data's code and prompts."""
-    preference_sets = PreferenceSetsSection(
-        sets_per_instruction=config.system_messages_per_instruction,
-        max_instructions=None,  # every bench instruction
-        description_max_chars=config.preference_description_max_chars,
-        name_max_chars=config.preference_name_max_chars,
-        generation=config.preference_set_generation,
-        seed=config.seed,
+    # Copies of the training sections (so settings the bench does not name, e.g. the sentence
+    # limit or whether the teacher sees the instruction, are the training data's), bench values in.
+    preference_sets = params.preference_sets.model_copy(
+        update={
+            "sets_per_instruction": config.system_messages_per_instruction,
+            "max_instructions": None,
+            "description_max_chars": config.preference_description_max_chars,
+            "name_max_chars": config.preference_name_max_chars,
+            "generation": config.preference_set_generation,
+            "seed": config.seed,
+        }
     )
-    system_messages = SystemMessagesSection(
-        examples_path=params.system_messages.examples_path,
-        num_examples=config.num_system_message_examples,
-        generation=config.system_message_generation,
-        seed=config.seed,
+    system_messages = params.system_messages.model_copy(
+        update={
+            "num_examples": config.num_system_message_examples,
+            "generation": config.system_message_generation,
+            "seed": config.seed,
+        }
     )
-    gold = GoldResponsesSection(generation=config.reference_generation, seed=config.seed)
+    gold = params.gold_responses.model_copy(
+        update={"generation": config.reference_generation, "seed": config.seed}
+    )
     return preference_sets, system_messages, gold
 
 

@@ -1,0 +1,36 @@
+"""Stage `published_collection`: the published Multifaceted Collection (hub or local file) and its
+pair variants, every row checked -> <out>/multifaceted_collection.jsonl, <out>/pairs/<variant>.jsonl.
+"""
+
+import argparse
+import shutil
+from pathlib import Path
+
+from janus.config import load_params
+from janus.data.published import import_published
+from janus.data.taxonomy import load_taxonomy
+from janus.io import write_json, write_jsonl
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--taxonomy", required=True, help="the seed taxonomy (its dimensions)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args()
+    params = load_params()
+    taxonomy = load_taxonomy(args.taxonomy)
+    collection, pairs, metrics = import_published(params.published_collection, taxonomy.keys)
+    out = Path(args.out)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    write_jsonl(staging / "multifaceted_collection.jsonl", collection)
+    for variant, rows in pairs.items():
+        write_jsonl(staging / "pairs" / f"{variant}.jsonl", rows)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    main()
