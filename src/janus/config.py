@@ -46,7 +46,14 @@ class LLMConfig(Section):
     backend: Literal["local", "openai"] = "local"
     # local: a checkpoint directory (e.g. the `models` stage output); openai: the model name.
     model: str = "models/base"
-    base_url: str | None = None  # any OpenAI-compatible URL; None means api.openai.com
+    # Any OpenAI-compatible URL (None: api.openai.com), or a list of them: a fleet of replicas
+    # serving the same model, balanced by requests in flight; one that stops answering is taken
+    # out. Never part of the cache key: a moved server or another replica shares the cache.
+    base_url: str | list[str] | None = None
+    # What makes two endpoints "the same model" for the cache (with `model`): who serves it
+    # (None: openai for api.openai.com, self-hosted otherwise) and a revision/snapshot tag.
+    provider: str | None = None
+    model_revision: str | None = None
     api_key_env: str = "OPENAI_API_KEY"  # the *name* of the variable; keys never live in params
     max_in_flight: int = Field(8, ge=1)
     requests_per_minute: float = Field(600, gt=0)
@@ -57,6 +64,11 @@ class LLMConfig(Section):
     # to instructions in the prompt; the result is always validated against the schema.
     structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
     max_invalid_retries: int = Field(2, ge=0)  # new samples asked for after an invalid answer
+    # auto mode: this many prose answers in a row under response_format (a JSON answer resets
+    # the count) move the route down; one bad answer or a refusal is no evidence.
+    prose_answers_before_fallback: int = Field(5, ge=1)
+    # This many items failing in a row stop the run early: the endpoint looks broken.
+    broken_endpoint_window: int = Field(20, ge=1)
     batch_size: int = Field(8, ge=1)  # local backend: sequences per generate() call
     device: str = "auto"  # local backend: auto | cpu | cuda
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -72,6 +84,17 @@ class LLMConfig(Section):
                 "repo share one cache"
             )
         return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _fleet_is_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("a list of base URLs must be non-empty and without duplicates")
+        return value
+
+    def base_urls(self) -> list[str | None]:
+        """The endpoints: one, or the fleet."""
+        return list(self.base_url) if isinstance(self.base_url, list) else [self.base_url]
 
 
 class LLMSection(Section):

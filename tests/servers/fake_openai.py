@@ -13,11 +13,17 @@ two 429s, then one 500, then a normal answer. Directives:
 - `dropxN`: close the connection without answering
 - `invalidxN`: for JSON requests, valid JSON that violates the schema
 - `401xN`: invalid API key
+- `404xN`: the model does not exist (`model_not_found`)
+- `400xN`: a parameter the endpoint rejects (`invalid_request_error`, not response_format)
+- `emptyxN`: status 200 with an empty (whitespace-only) answer
+- `refusexN`: status 200 with `content: null` and a `refusal`
+- `prosexN`: prose instead of JSON, even under response_format
 
 Server-wide switches: `reject_formats` (response_format types answered with a 400; other types
 are accepted), `honor_response_format` (False: accept the field but ignore it), `die_after` (after that many answers every request has its connection dropped, as
 if the server died), `delay_s` (every answer takes that long; `peak_in_flight` records the most
-concurrent requests), and `valid_json` (the answer to any request that asks for JSON, through
+concurrent requests), `fault_all` (a directive name applied to every request, e.g. "404",
+"prose", "empty": a wrong model name, a server that never answers JSON), and `valid_json` (the answer to any request that asks for JSON, through
 response_format or a schema in the prompt; other requests get `echo: <prompt>`).
 """
 
@@ -51,6 +57,7 @@ class FakeOpenAIServer(LoopbackServer):
         self.reject_formats: set[str] = set()
         self.honor_response_format = True  # False: like `transformers serve`, ignore the field
         self.die_after: int | None = None
+        self.fault_all: str | None = None
         self.delay_s = 0.0
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -101,6 +108,10 @@ class FakeOpenAIServer(LoopbackServer):
                 return "drop", prompt_key
             if response_format in self.reject_formats:
                 return "reject_format", prompt_key
+            if self.fault_all:
+                if self.fault_all in ("invalid", "prose", "empty", "refuse"):
+                    self.answers += 1
+                return self.fault_all, prompt_key
             # rejections and drops above do not consume the prompt's scripted faults
             self._script_position[prompt_key] += 1
             seen = self._script_position[prompt_key]
@@ -113,7 +124,7 @@ class FakeOpenAIServer(LoopbackServer):
                 if seen <= budget:
                     action = name
                     break
-            if action in ("answer", "invalid"):
+            if action in ("answer", "invalid", "prose", "empty", "refuse"):
                 self.answers += 1
         return action, prompt_key
 
@@ -165,6 +176,22 @@ class FakeOpenAIServer(LoopbackServer):
                 if action == "401":
                     self._error(401, "Incorrect API key provided", "invalid_request_error")
                     return
+                if action == "404":
+                    self._error(
+                        404,
+                        f"The model `{body.get('model')}` does not exist or you do not have "
+                        "access to it.",
+                        "invalid_request_error",
+                    )
+                    return
+                if action == "400":
+                    self._error(
+                        400,
+                        "Invalid value for 'temperature': must be at most 2.",
+                        "invalid_request_error",
+                        param="temperature",
+                    )
+                    return
                 if action == "500":
                     self._error(500, "The server had an error", "server_error")
                     return
@@ -188,7 +215,11 @@ class FakeOpenAIServer(LoopbackServer):
                 wants_json = schema_in_prompt or (
                     server.honor_response_format and bool(body.get("response_format"))
                 )
-                if wants_json:
+                if action == "empty":
+                    content = "  \n"
+                elif action == "prose":
+                    content = f"Sure! Here is my answer to {prompt_key}."
+                elif wants_json:
                     content = json.dumps(
                         server.invalid_json if action == "invalid" else server.valid_json
                     )
@@ -198,15 +229,17 @@ class FakeOpenAIServer(LoopbackServer):
                     len(str(m.get("content", "")).split()) for m in body["messages"]
                 )
                 completion_tokens = len(content.split())
-                self.send_json(
-                    200,
-                    chat_completion(
-                        f"chatcmpl-{server.http_requests}",
-                        body.get("model", "fake"),
-                        content,
-                        prompt_tokens,
-                        completion_tokens,
-                    ),
+                completion = chat_completion(
+                    f"chatcmpl-{server.http_requests}",
+                    body.get("model", "fake"),
+                    content,
+                    prompt_tokens,
+                    completion_tokens,
                 )
+                if action == "refuse":
+                    message = completion["choices"][0]["message"]
+                    message["content"] = None
+                    message["refusal"] = "I'm sorry, I cannot help with that request."
+                self.send_json(200, completion)
 
         return Handler
