@@ -140,9 +140,9 @@ def test_an_endpoint_that_ignores_response_format_is_detected(server):
 
 def test_an_explicit_route_rejected_by_the_endpoint_stops_the_run(server):
     server.reject_formats = {"json_schema"}
-    with LLMClient(_config(server, structured_output="json_schema")) as client:
-        with pytest.raises(EndpointConfigError, match="response_format.*structured_output"):
-            client.generate(_structured("x", "y"))
+    client = LLMClient(_config(server, structured_output="json_schema"))
+    with client, pytest.raises(EndpointConfigError, match="response_format.*structured_output"):
+        client.generate(_structured("x", "y"))
     assert server.http_requests <= 2
 
 

@@ -41,7 +41,7 @@ cached, so the next run asks again. `stats.as_metrics()` has requests, cache hit
 invalid outputs, failures, valid rates, tokens and estimated cost (`LLMConfig.prices`).
 """
 
-from janus.llm.client import LLMClient
+from janus.llm.client import LLMClient, StageFailed
 from janus.llm.types import ChatRequest, ChatResult, UsageStats
 
-__all__ = ["ChatRequest", "ChatResult", "LLMClient", "UsageStats"]
+__all__ = ["ChatRequest", "ChatResult", "LLMClient", "StageFailed", "UsageStats"]

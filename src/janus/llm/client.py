@@ -127,7 +127,7 @@ class LLMClient:
         self._price = (price.input_per_mtok, price.output_per_mtok) if price else None
         for name in ("sent_prompt_tokens", "sent_completion_tokens", "spent_usd", "seconds"):
             self.stats.extra.setdefault(name, 0)
-        self._consecutive_failures = 0
+        self._bad_in_a_row = 0
         self._broken: str | None = None  # why the run stopped early, once it has
 
     # -- context manager ---------------------------------------------------------------------
@@ -239,19 +239,10 @@ class LLMClient:
                 result.error = error
                 result.failure_reason = reason or failure_reason(error)
                 self.stats.count_failure(result.failure_reason)
-                self._consecutive_failures += 1
                 log.warning(
                     "%s: item %s failed: %s", self.stage, result.request.tag or index, error
                 )
-                window = self.config.broken_endpoint_window
-                if (
-                    self._consecutive_failures >= window
-                    and self.max_failed_fraction != 1.0
-                    and not self._broken
-                ):
-                    self._broken = f"the last {window} items failed in a row, the last: {error}"
             else:
-                self._consecutive_failures = 0
                 self.stats.succeeded += 1
             bar.update(1)
             bar.set_postfix(
@@ -268,8 +259,9 @@ class LLMClient:
             else:
                 finish(index, f"{error} after {attempt + 1} attempt(s)", reason)
 
-        def take(index: int, attempt: int, generation: Generation) -> None:
-            """Account one answer and decide: done, re-ask, or failed."""
+        def take(index: int, attempt: int, generation: Generation, fresh: bool = False) -> None:
+            """Account one answer and decide: done, re-ask, or failed. A fresh answer (not from
+            the cache) is also evidence on whether the endpoint works."""
             result = results[index]
             request = result.request
             result.attempts += 1
@@ -278,6 +270,8 @@ class LLMClient:
             if not generation.text.strip():
                 # never a success (and never cached): re-asked as a new sample
                 self.stats.empty_outputs += 1
+                if fresh:
+                    self._note_outcome(False, "empty answer")
                 reask_or_fail(index, attempt, "empty answer", "empty_output")
                 return
             result.prompt_tokens += generation.prompt_tokens
@@ -285,20 +279,22 @@ class LLMClient:
             self.stats.prompt_tokens += generation.prompt_tokens
             self.stats.completion_tokens += generation.completion_tokens
             self.stats.cost_usd += self._cost(generation)
-            if request.schema is None:
-                finish(index)
-                return
-            self.stats.schema_outputs += 1
-            try:
-                result.parsed = parse_and_validate(generation.text, request.schema)
-            except InvalidOutput as invalid:
-                self.stats.invalid_outputs += 1
-                truncated = generation.finish_reason == "length"
-                if truncated:
-                    invalid = InvalidOutput(f"truncated at max_tokens; {invalid}")
-                reason = "truncated" if truncated else "invalid_output"
-                reask_or_fail(index, attempt, f"invalid output ({invalid})", reason)
-                return
+            if request.schema is not None:
+                self.stats.schema_outputs += 1
+                try:
+                    result.parsed = parse_and_validate(generation.text, request.schema)
+                except InvalidOutput as invalid:
+                    self.stats.invalid_outputs += 1
+                    truncated = generation.finish_reason == "length"
+                    if truncated:
+                        invalid = InvalidOutput(f"truncated at max_tokens; {invalid}")
+                    if fresh:
+                        self._note_outcome(False, f"invalid output ({invalid})")
+                    reason = "truncated" if truncated else "invalid_output"
+                    reask_or_fail(index, attempt, f"invalid output ({invalid})", reason)
+                    return
+            if fresh:
+                self._note_outcome(True)
             finish(index)
 
         # identical requests in one call are sent once; the others share the answer
@@ -309,6 +305,7 @@ class LLMClient:
             retries_used[job.index] += job.retries_used
             if generation is None:
                 # not cached: a rerun tries again
+                self._note_outcome(False, error or "no answer")
                 for index in (job.index, *duplicates.get(job.key, ())):
                     finish(index, error or "no answer")
                 return
@@ -317,7 +314,7 @@ class LLMClient:
             self.stats.extra["sent_prompt_tokens"] += generation.prompt_tokens
             self.stats.extra["sent_completion_tokens"] += generation.completion_tokens
             self.stats.extra["spent_usd"] += self._cost(generation)
-            take(job.index, job.attempt, generation)
+            take(job.index, job.attempt, generation, fresh=True)
             for index in duplicates.get(job.key, ()):
                 self.stats.cache_hits += 1
                 take(index, job.attempt, generation)
@@ -363,6 +360,18 @@ class LLMClient:
             if not pending:
                 break
         return results
+
+    def _note_outcome(self, usable: bool, what: str = "") -> None:
+        """Early stop: `broken_endpoint_window` unusable answers or failed requests in a row
+        (every answer invalid, every request refused) mean the endpoint is broken."""
+        if usable:
+            self._bad_in_a_row = 0
+            return
+        self._bad_in_a_row += 1
+        window = self.config.broken_endpoint_window
+        if self._bad_in_a_row >= window and self.max_failed_fraction != 1.0 and not self._broken:
+            self._broken = f"the last {window} requests got no usable answer, the last: {what}"
+            log.error("%s: %s; stopping", self.stage or "LLM", self._broken)
 
     def _job(self, request: ChatRequest, index: int, attempt: int, key: str) -> Job:
         return Job(
