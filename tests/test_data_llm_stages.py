@@ -79,7 +79,7 @@ def _seed_sets() -> list[dict]:
 
 def test_preference_sets_retry_then_count_and_drop_invalid_outputs(teacher):
     config = PreferenceSetsSection(
-        sets_per_instruction=2, name_max_chars=20, description_max_chars=60
+        max_failed_fraction=0.0, sets_per_instruction=2, name_max_chars=20, description_max_chars=60
     )
     llm = LLMConfig(**teacher.llm_config(max_invalid_retries=1))
     taxonomy = load_taxonomy(REPO / "data/taxonomy/seed_taxonomy.yaml")
@@ -142,7 +142,7 @@ def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher):
     rows, metrics = generate_system_messages(
         _preference_rows(),
         examples,
-        SystemMessagesSection(num_examples=2),
+        SystemMessagesSection(max_failed_fraction=0.0, num_examples=2),
         LLMConfig(**teacher.llm_config()),
     )
     assert [row["set_index"] for row in rows] == [0, 2]
@@ -158,7 +158,7 @@ def test_gold_responses_make_the_published_columns(teacher):
         row["instruction"] = f"Question number {k}"
     rows[1]["instruction"] = "Silent question"
     collection, metrics = generate_gold_responses(
-        rows, GoldResponsesSection(), LLMConfig(**teacher.llm_config())
+        rows, GoldResponsesSection(max_failed_fraction=0.0), LLMConfig(**teacher.llm_config())
     )
     assert len(collection) == 2 and metrics["empty"] == 1
     for row in collection:
@@ -170,7 +170,7 @@ def test_gold_responses_make_the_published_columns(teacher):
     # A rerun is served from the cache: no request reaches the teacher.
     before = sum(teacher.seen.values())
     _, again = generate_gold_responses(
-        rows, GoldResponsesSection(), LLMConfig(**teacher.llm_config())
+        rows, GoldResponsesSection(max_failed_fraction=0.0), LLMConfig(**teacher.llm_config())
     )
     assert sum(teacher.seen.values()) == before
     assert again["llm"]["requests"] == 0 and again["llm"]["cache_hits"] == 3

@@ -213,11 +213,15 @@ def test_taxonomy_errors_name_the_place(raw, message):
 
 def test_select_keywords_all_or_k_per_subdimension():
     taxonomy = load_taxonomy(REPO / "data/taxonomy/seed_taxonomy.yaml")
-    assert len(select_keywords(taxonomy, ExpandSeedsSection())) == 107
-    one = select_keywords(taxonomy, ExpandSeedsSection(keywords_per_subdimension=1, seed=3))
+    assert len(select_keywords(taxonomy, ExpandSeedsSection(max_failed_fraction=0.0))) == 107
+    one = select_keywords(
+        taxonomy, ExpandSeedsSection(max_failed_fraction=0.0, keywords_per_subdimension=1, seed=3)
+    )
     assert len(one) == 18
     assert len({(item["dimension"], item["subdimension"]) for item in one}) == 18
-    again = select_keywords(taxonomy, ExpandSeedsSection(keywords_per_subdimension=1, seed=3))
+    again = select_keywords(
+        taxonomy, ExpandSeedsSection(max_failed_fraction=0.0, keywords_per_subdimension=1, seed=3)
+    )
     assert one == again
 
 
@@ -292,7 +296,10 @@ def test_preference_set_requests_use_a_seeded_example_and_distinct_samples():
         for i in range(4)
     ]
     config = PreferenceSetsSection(
-        sets_per_instruction=3, name_max_chars=30, description_max_chars=100
+        max_failed_fraction=0.0,
+        sets_per_instruction=3,
+        name_max_chars=30,
+        description_max_chars=100,
     )
     jobs = build_preference_set_requests(instructions, _seed_sets(), taxonomy, config)
     assert len(jobs) == 12
@@ -359,7 +366,7 @@ def test_system_message_requests_show_seeded_examples_as_turns():
         }
         for k in range(3)
     ]
-    config = SystemMessagesSection(num_examples=3)
+    config = SystemMessagesSection(max_failed_fraction=0.0, num_examples=3)
     requests = build_system_message_requests(rows, examples, config)
     for request in requests:
         messages = request.message_list()
@@ -373,7 +380,9 @@ def test_system_message_requests_show_seeded_examples_as_turns():
     shown = [tuple(m["content"] for m in r.message_list()[2:-1:2]) for r in requests]
     assert len(set(shown)) > 1  # each preference set draws its own examples
     with pytest.raises(ValueError, match="num_examples is 7 but the pool"):
-        build_system_message_requests(rows, examples, SystemMessagesSection(num_examples=7))
+        build_system_message_requests(
+            rows, examples, SystemMessagesSection(max_failed_fraction=0.0, num_examples=7)
+        )
 
 
 @pytest.mark.parametrize(

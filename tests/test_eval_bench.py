@@ -148,7 +148,9 @@ def _sources(tmp_path: Path) -> dict:
 
 
 def test_selection_excludes_training_overlap_and_cross_benchmark_duplicates(tmp_path):
-    config = BenchSection(sources=_sources(tmp_path), instructions_per_source=5)
+    config = BenchSection(
+        max_failed_fraction=0.0, sources=_sources(tmp_path), instructions_per_source=5
+    )
     training = {normalize_instruction("name three primary colours.")}
     selected, metrics = select_instructions(config, training, tmp_path)
     prompts = {row["instruction"] for row in selected}
@@ -181,12 +183,15 @@ def test_selection_excludes_training_overlap_and_cross_benchmark_duplicates(tmp_
 
 def test_sampling_is_seeded_per_benchmark(tmp_path):
     sources = _sources(tmp_path)
-    config = BenchSection(sources=sources, instructions_per_source=1, seed=3)
+    config = BenchSection(
+        max_failed_fraction=0.0, sources=sources, instructions_per_source=1, seed=3
+    )
     first, _ = select_instructions(config, set(), tmp_path)
     again, _ = select_instructions(config, set(), tmp_path)
     assert first == again
     # dropping a benchmark leaves the others' samples as they were
     without_koala = BenchSection(
+        max_failed_fraction=0.0,
         sources={k: v for k, v in sources.items() if k != "koala"},
         instructions_per_source=1,
         seed=3,
@@ -197,9 +202,11 @@ def test_sampling_is_seeded_per_benchmark(tmp_path):
 
 def test_unknown_or_disabled_sources_are_config_errors():
     with pytest.raises(ValueError, match="unknown bench source"):
-        BenchSection(sources={"alpacaeval": {"path": "x.jsonl"}})
+        BenchSection(max_failed_fraction=0.0, sources={"alpacaeval": {"path": "x.jsonl"}})
     with pytest.raises(ValueError, match="no bench source is enabled"):
-        BenchSection(sources={"koala": {"path": "x.jsonl", "enabled": False}})
+        BenchSection(
+            max_failed_fraction=0.0, sources={"koala": {"path": "x.jsonl", "enabled": False}}
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -219,6 +219,9 @@ class ExpandSeedsSection(Section):
     generation: GenerationParams = Field(
         default_factory=lambda: GenerationParams(temperature=0.7, max_tokens=96)
     )
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int = 42
 
 
@@ -228,6 +231,9 @@ class PreferenceSetsSection(Section):
     description_max_chars: int = Field(300, ge=20)
     name_max_chars: int = Field(60, ge=5)
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=768))
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int = 42
 
 
@@ -235,11 +241,17 @@ class SystemMessagesSection(Section):
     examples_path: str = "data/taxonomy/system_message_examples.jsonl"
     num_examples: int = Field(3, ge=0)  # paper: 3 of 50 hand-written examples per request
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=512))
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int = 42
 
 
 class GoldResponsesSection(Section):
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_tokens=2048))
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int = 42
 
 
@@ -431,6 +443,9 @@ class BenchSection(Section):
     # Train-test ROUGE-L (Figure 5) compares each bench system message with this many training
     # system messages, sampled; None compares with all of them (quadratic: slow at paper scale).
     train_test_max_train_messages: int | None = Field(None, ge=1)
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int = 42
 
     @field_validator("sources")
@@ -561,6 +576,9 @@ class JudgeSection(Section):
     # structured-output mode (llm.judge.structured_output: prompt).
     format: Literal["auto", "structured", "text"] = "auto"
     max_parse_retries: int = Field(2, ge=0)  # new samples asked for after an unparseable answer
+    # judgements still failed or unparsed after every re-ask that may be left out before the
+    # stage fails (non-zero exit, nothing written; a rerun pays only for those, all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     feedback_max_chars: int = Field(1000, ge=10)  # schema maxLength; keeps CPU judging short
     generation: GenerationParams = Field(
         default_factory=lambda: GenerationParams(temperature=1.0, max_tokens=1024)
@@ -644,6 +662,8 @@ class ToxicitySection(Section):
     llm_generation: GenerationParams = Field(
         default_factory=lambda: GenerationParams(temperature=0.0, top_p=1.0, max_tokens=24)
     )
+    # llm scorer: texts the judge fails to score (after every retry) before the stage fails.
+    llm_max_failed_fraction: float = Field(ge=0, le=1)
     perplexity_model: str = "models/base"  # paper: GPT-2 XL
     perplexity_batch_size: int = Field(8, ge=1)
     # dist-n of a prompt's generations (whitespace tokens): unique n-grams divided by the number

@@ -71,7 +71,9 @@ def generate_gold_responses(
         if missing:
             raise ValueError(f"system message row {number} lacks {missing}")
     requests = build_gold_requests(rows, config)
-    with LLMClient(teacher, stage="gold_responses") as client:
+    with LLMClient(
+        teacher, stage="gold_responses", max_failed_fraction=config.max_failed_fraction
+    ) as client:
         results = client.generate(requests, desc="gold responses")
     collection, empty = [], 0
     for row, result in zip(rows, results, strict=True):

@@ -78,7 +78,9 @@ def generate_preference_sets(
         instructions = instructions[: config.max_instructions]
     limits = Limits(config.name_max_chars, config.description_max_chars)
     jobs = build_preference_set_requests(instructions, seed_sets, taxonomy, config)
-    with LLMClient(teacher, stage="preference_sets") as client:
+    with LLMClient(
+        teacher, stage="preference_sets", max_failed_fraction=config.max_failed_fraction
+    ) as client:
         results = client.generate([request for _, request in jobs], desc="preference sets")
     rows, failed, rejected = [], 0, 0
     for (row, _), result in zip(jobs, results, strict=True):

@@ -450,7 +450,7 @@ class JudgeOutputs:
 def run_judge(
     params: Params, bench_path: Path | str, responses_dir: Path | str = RESPONSES_DIR
 ) -> JudgeOutputs:
-    from janus.llm import LLMClient
+    from janus.llm import LLMClient, check_failed_fraction
 
     judge = params.judge
     fmt = resolve_format(judge, params.llm.judge)
@@ -498,6 +498,7 @@ def run_judge(
         reasons.update(row["unparsed_reasons"])
     total = len(absolute_rows) + sum(row["judgements"] for row in pairwise_rows)
     unparsed = sum(reasons.values())
+    check_failed_fraction("judge", dict(reasons), total, judge.max_failed_fraction)
     item_rows = [
         {
             "model": model,

@@ -41,7 +41,14 @@ cached, so the next run asks again. `stats.as_metrics()` has requests, cache hit
 invalid outputs, failures, valid rates, tokens and estimated cost (`LLMConfig.prices`).
 """
 
-from janus.llm.client import LLMClient, StageFailed
+from janus.llm.client import LLMClient, StageFailed, check_failed_fraction
 from janus.llm.types import ChatRequest, ChatResult, UsageStats
 
-__all__ = ["ChatRequest", "ChatResult", "LLMClient", "StageFailed", "UsageStats"]
+__all__ = [
+    "ChatRequest",
+    "ChatResult",
+    "LLMClient",
+    "StageFailed",
+    "UsageStats",
+    "check_failed_fraction",
+]

@@ -52,6 +52,16 @@ class StageFailed(RuntimeError):
         )
 
 
+def check_failed_fraction(
+    stage: str, by_reason: dict[str, int], items: int, max_failed_fraction: float | None
+) -> None:
+    """Raise `StageFailed` when more than `max_failed_fraction` of `items` failed. For stages that
+    re-ask on their own (the judge); `LLMClient` applies it to every call it is given it for."""
+    failed = sum(by_reason.values())
+    if max_failed_fraction is not None and failed > max_failed_fraction * items:
+        raise StageFailed(stage, failed, items, by_reason, max_failed_fraction)
+
+
 class Backend(Protocol):
     name: str
 
@@ -209,14 +219,12 @@ class LLMClient:
             self.stats.retries,
             self.stats.invalid_outputs,
         )
-        if self.max_failed_fraction is not None and failed > self.max_failed_fraction * items:
-            raise StageFailed(
-                self.stage or desc,
-                failed,
-                items,
-                self._reasons_since(by_reason_before),
-                self.max_failed_fraction,
-            )
+        check_failed_fraction(
+            self.stage or desc,
+            self._reasons_since(by_reason_before),
+            items,
+            self.max_failed_fraction,
+        )
 
     def _reasons_since(self, before: dict[str, int]) -> dict[str, int]:
         return {

@@ -47,7 +47,13 @@ class EndpointConfigError(RuntimeError):
 # Connection-level failures in a row (after the openai client's own retries) that take an
 # endpoint of a fleet out; its items go to the others meanwhile.
 ENDPOINT_DOWN_AFTER = 3
-_PER_ITEM_400 = ("context length", "context_length", "maximum context", "too long", "too many tokens")
+_PER_ITEM_400 = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "too long",
+    "too many tokens",
+)
 
 
 class RateLimiter:
@@ -443,9 +449,7 @@ class OpenAIBackend:
                     raise
                 self.stats.retries += 1
                 endpoint.counts["retries"] += 1
-                delay = min(
-                    _MALFORMED_BACKOFF_S[0] * 2**job.retries_used, _MALFORMED_BACKOFF_S[1]
-                )
+                delay = min(_MALFORMED_BACKOFF_S[0] * 2**job.retries_used, _MALFORMED_BACKOFF_S[1])
                 job.retries_used += 1
                 log.info("malformed response (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay)
