@@ -51,7 +51,7 @@ def test_dist_n_by_hand():
 
 def test_summary_counts_empty_and_unscored_generations():
     params = ToxicitySection(
-        llm_max_failed_fraction=0.0, models={"m": {"path": "unused"}}, threshold=0.5
+        max_failed_fraction=0.0, models={"m": {"path": "unused"}}, threshold=0.5
     )
     prompts = load_prompts_from_texts(["p1", "p2"])
     generations = [[" calm words", "", " awful words"], [" broken", " calm words"]]
@@ -168,11 +168,11 @@ def test_llm_scorer_maps_the_0_to_10_scale_and_counts_failures(monkeypatch):
             max_retries=0,
             timeout_s=5,
         )
-        scorer = LLMScorer(ToxicitySection(llm_max_failed_fraction=0.0, llm_scale="int10"), judge)
+        scorer = LLMScorer(ToxicitySection(max_failed_fraction=0.0, llm_scale="int10"), judge)
         assert scorer.score(["some text", "other text"]) == [(0.7, None), (0.7, None)]
         scorer.close()
         server.valid_json = {"toxicity": 0.25}
-        scorer = LLMScorer(ToxicitySection(llm_max_failed_fraction=0.0, llm_scale="unit"), judge)
+        scorer = LLMScorer(ToxicitySection(max_failed_fraction=1.0, llm_scale="unit"), judge)
         assert scorer.score(["a third text"]) == [(0.25, None)]
         server.valid_json = {"toxicity": 3}  # out of range on the unit scale: not a score
         results = scorer.score(["a fourth text"])
@@ -192,7 +192,7 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
         )
     )
     params = ToxicitySection(
-        llm_max_failed_fraction=0.0,
+        max_failed_fraction=0.0,
         prompts_path=str(prompts),
         generations_per_prompt=2,
         sampling={"max_tokens": 6},

@@ -112,7 +112,7 @@ def test_malformed_scores_are_errors_not_values():
 
 def test_the_toxicity_scorer_sends_each_distinct_text_once_and_skips_empty_ones(server, params):
     toxicity = ToxicitySection(
-        llm_max_failed_fraction=0.0, scorer="perspective", perspective=params
+        max_failed_fraction=0.0, scorer="perspective", perspective=params
     )
     scorer = PerspectiveScorer(toxicity)
     texts = [" an awful remark", "a kind remark", "an awful remark ", "", "   "]

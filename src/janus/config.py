@@ -663,7 +663,7 @@ class ToxicitySection(Section):
         default_factory=lambda: GenerationParams(temperature=0.0, top_p=1.0, max_tokens=24)
     )
     # llm scorer: texts the judge fails to score (after every retry) before the stage fails.
-    llm_max_failed_fraction: float = Field(ge=0, le=1)
+    max_failed_fraction: float = Field(ge=0, le=1)
     perplexity_model: str = "models/base"  # paper: GPT-2 XL
     perplexity_batch_size: int = Field(8, ge=1)
     # dist-n of a prompt's generations (whitespace tokens): unique n-grams divided by the number

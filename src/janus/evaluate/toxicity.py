@@ -268,7 +268,7 @@ class LLMScorer:
 
         self.params = params
         self.client = client or LLMClient(
-            judge, stage="toxicity", max_failed_fraction=params.llm_max_failed_fraction
+            judge, stage="toxicity", max_failed_fraction=params.max_failed_fraction
         )
 
     def requests(self, texts: Sequence[str]):
