@@ -23,7 +23,8 @@ Server-wide switches: `reject_formats` (response_format types answered with a 40
 are accepted), `honor_response_format` (False: accept the field but ignore it), `die_after` (after that many answers every request has its connection dropped, as
 if the server died), `delay_s` (every answer takes that long; `peak_in_flight` records the most
 concurrent requests), `fault_all` (a directive name applied to every request, e.g. "404",
-"prose", "empty": a wrong model name, a server that never answers JSON), and `valid_json` (the answer to any request that asks for JSON, through
+"prose", "empty": a wrong model name, a server that never answers JSON), `fault_when` (the same,
+chosen per prompt by a function of its text), and `valid_json` (the answer to any request that asks for JSON, through
 response_format or a schema in the prompt; other requests get `echo: <prompt>`).
 """
 
@@ -34,6 +35,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from servers.loopback import JSONHandler, LoopbackServer, chat_completion
@@ -58,6 +60,9 @@ class FakeOpenAIServer(LoopbackServer):
         self.honor_response_format = True  # False: like `transformers serve`, ignore the field
         self.die_after: int | None = None
         self.fault_all: str | None = None
+        # a function of the whole user message: a directive name for prompts that fail (for
+        # prompts rendered from templates, where no [[...]] prefix can be written)
+        self.fault_when: Callable[[str], str | None] | None = None
         self.delay_s = 0.0
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -108,6 +113,9 @@ class FakeOpenAIServer(LoopbackServer):
                 return "drop", prompt_key
             if response_format in self.reject_formats:
                 return "reject_format", prompt_key
+            scripted = self.fault_when(str(user_text)) if self.fault_when else None
+            if scripted:
+                return scripted, prompt_key
             if self.fault_all:
                 if self.fault_all in ("invalid", "prose", "empty", "refuse"):
                     self.answers += 1
