@@ -160,14 +160,26 @@ class FakeOpenAIServer(LoopbackServer):
                     server.authorizations.add(self.headers.get("authorization", ""))
                     server.in_flight += 1
                     server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                self._counted = True
                 try:
                     action, prompt_key = server._decide(body, retry_count)
                     self._act(action, body, prompt_key)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout) before we answered
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                # no longer in flight once the answer starts going out: the client may send
+                # its next request the moment it has read this one
+                if getattr(self, "_counted", False):
+                    self._counted = False
                     with server.lock:
                         server.in_flight -= 1
+
+            def send_bytes(self, status, data, headers=None) -> None:
+                self._leave()
+                super().send_bytes(status, data, headers)
 
             def _act(self, action: str, body: dict[str, Any], prompt_key: str) -> None:
                 if action == "drop":
