@@ -244,3 +244,14 @@ def test_stream_yields_in_order_a_chunk_at_a_time(server):
         texts = [r.text for r in client.stream(requests, total=23)]
     assert texts == [f"echo: row {i}" for i in range(23)]
     assert server.peak_in_flight <= 4
+
+
+def test_the_rate_limit_holds_across_chunks(server):
+    # 60 requests/min: the bucket holds a minute's worth (60); requests 61 and 62 must wait a
+    # second each, although they come in a later chunk than the first 60
+    config = _config(server.base_url, requests_per_minute=60, max_in_flight=8)
+    with LLMClient(config, chunk_size=31) as client:
+        results = list(client.stream(_plain(*(f"r{i}" for i in range(62)))))
+    assert all(r.ok for r in results)
+    arrivals = sorted(server.arrivals)
+    assert arrivals[-1] - arrivals[0] >= 1.9  # a lower bound that only the limiter explains

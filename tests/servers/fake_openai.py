@@ -75,6 +75,7 @@ class FakeOpenAIServer(LoopbackServer):
         self.answers = 0  # 200 responses carrying a chat completion
         self.format_requests: Counter[str] = Counter()  # response_format types seen
         self.bodies: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request
         super().__init__(self._handler_class(), port)
 
     @property
@@ -103,6 +104,7 @@ class FakeOpenAIServer(LoopbackServer):
         prompt_key = str(user_text).split("\n", 1)[0]
         with self.lock:
             self.http_requests += 1
+            self.arrivals.append(time.monotonic())
             self.hits[prompt_key] += 1
             self.client_retries += retry_count > 0
             self.bodies.append(body)

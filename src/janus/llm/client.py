@@ -372,7 +372,8 @@ class LLMClient:
     def _note_outcome(self, usable: bool, what: str = "") -> None:
         """Early stop: `broken_endpoint_window` unusable answers or failed requests in a row
         (every answer invalid, every request refused) mean the endpoint is broken."""
-        if usable:
+        if usable or self.backend.name == "local":
+            # a local model's bad answers say nothing about an endpoint; the threshold decides
             self._bad_in_a_row = 0
             return
         self._bad_in_a_row += 1

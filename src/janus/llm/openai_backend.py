@@ -57,7 +57,11 @@ _PER_ITEM_400 = (
 
 
 class RateLimiter:
-    """A token bucket refilled at `per_minute` units a minute, holding at most a minute's worth."""
+    """A token bucket refilled at `per_minute` units a minute, holding at most a minute's worth.
+
+    It lives as long as the backend, across `run()` calls (chunks of a stream, several calls of
+    one stage), so the limit holds over the whole stage; each run's event loop gets its lock.
+    """
 
     def __init__(self, per_minute: float, clock=time.monotonic, sleep=asyncio.sleep):
         self.capacity = float(per_minute)
@@ -65,11 +69,15 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self.updated = clock()
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def acquire(self, amount: float = 1.0) -> None:
         # more than a minute's budget at once: wait for a full bucket rather than forever
         amount = min(float(amount), self.capacity)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # an asyncio.Lock belongs to one event loop
+            self._lock, self._loop = asyncio.Lock(), loop
         async with self._lock:
             while True:
                 now = self._clock()
@@ -183,6 +191,8 @@ class OpenAIBackend:
             "json_schema" if config.structured_output == "auto" else config.structured_output
         )
         self._prose_in_a_row = 0
+        self._request_limit = RateLimiter(config.requests_per_minute)
+        self._token_limit = RateLimiter(config.tokens_per_minute)
         self._route_lock = threading.Lock()
         for name in ("malformed_responses", "structured_fallbacks", "missing_usage", "refusals"):
             stats.extra.setdefault(name, 0)
@@ -318,8 +328,7 @@ class OpenAIBackend:
                 timeout=self.config.timeout_s,
                 http_client=_http_client(count_retries, self.config.max_in_flight),
             )
-        request_limit = RateLimiter(self.config.requests_per_minute)
-        token_limit = RateLimiter(self.config.tokens_per_minute)
+        request_limit, token_limit = self._request_limit, self._token_limit
         source = iter(jobs)  # pulled lazily by the workers: no task per job up front
 
         async def worker() -> None:
