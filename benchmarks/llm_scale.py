@@ -156,6 +156,13 @@ def main() -> None:
         f"{first['retries']} retries, {first['seconds']:.1f} s"
     )
     print(f"  achieved overall: {overall:.1f} req/s = {overall / limit:.1%} of the limit")
+    # a token bucket lets the first minute's budget through at once, then `limit` per second
+    ideal = max(0.0, first["requests"] - args.rpm) / limit
+    if ideal:
+        print(
+            f"  time at the limit (after the first minute's burst): ideal {ideal:.1f} s, "
+            f"achieved {first['seconds']:.1f} s = {ideal / first['seconds']:.1%} of the limit"
+        )
     if steady is not None:
         print(
             f"  steady state (40%-95% of N): {steady:.1f} req/s = {steady / limit:.1%} of the limit"
