@@ -328,7 +328,9 @@ class LLMClient:
                 take(index, job.attempt, generation)
 
         def live(jobs: list[Job]) -> Iterator[Job]:
-            # pulled lazily by the backend: once the endpoint looks broken, nothing more is sent
+            # Pulled lazily by the backend, one job as a worker frees up: the one place where a
+            # request is let out, so every gate on sending (the broken endpoint here; a budget
+            # stop) belongs here. Once the endpoint looks broken, nothing more is sent.
             for job in jobs:
                 if self._broken:
                     finish_unsent(job)
