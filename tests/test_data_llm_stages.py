@@ -15,6 +15,7 @@ from janus.data.gold_responses import COLLECTION_COLUMNS, generate_gold_response
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.system_messages import generate_system_messages
 from janus.data.taxonomy import load_taxonomy
+from janus.io import RUNTIME_DIR, read_json
 from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +26,11 @@ GOLD = tiny_section("gold_responses", on_length="retry", retry_max_tokens=4096)
 def teacher_prompts(server: ScriptedChatServer, marker: str) -> str:
     """Every user message the server saw that contains `marker`, joined."""
     return "\n".join(user for user in server.seen if marker in user)
+
+
+def _runtime(stage: str) -> dict:
+    """What the stage's LLM client sent this run (janus.io.write_runtime, not a DVC metric)."""
+    return read_json(RUNTIME_DIR / f"{stage}.llm.json")
 
 
 def _set_object(tag: str, description: str | None = None) -> dict:
@@ -82,7 +88,7 @@ def _seed_sets() -> list[dict]:
 
 
 def test_preference_sets_retry_then_count_and_drop_invalid_outputs(teacher):
-    config = tiny_section("preference_sets",
+    config = tiny_section("preference_sets", max_failed_fraction=1.0,
         sets_per_instruction=2,
         name_max_chars=20,
         description_max_chars=60,
@@ -154,14 +160,15 @@ def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher):
     rows, metrics = generate_system_messages(
         _preference_rows(),
         examples,
-        tiny_section("system_messages", num_examples=2, with_instruction=True),
+        tiny_section("system_messages", max_failed_fraction=1.0, num_examples=2, with_instruction=True),
         tiny_section("llm.teacher", **teacher.llm_config()),
     )
     assert [row["set_index"] for row in rows] == [0, 2]
     assert all(row["system"] == "You are a careful guide." for row in rows)
     assert metrics["empty"] == 1 and metrics["system_messages"] == 2
     assert metrics["second_person_rate"] == 1.0
-    assert metrics["llm"]["requests"] == 3
+    # the empty answer is re-asked (max_invalid_retries 2): 3 + 2 requests
+    assert _runtime("system_messages")["requests"] == 5
 
 
 def test_gold_responses_make_the_published_columns(teacher):
@@ -169,17 +176,19 @@ def test_gold_responses_make_the_published_columns(teacher):
     for k, row in enumerate(rows):
         row["instruction"] = f"Question number {k}"
     rows[1]["instruction"] = "Silent question"
-    collection, metrics = generate_gold_responses(rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config()))
+    collection, metrics = generate_gold_responses(rows, GOLD, tiny_section("llm.teacher", max_failed_fraction=1.0, **teacher.llm_config()))
     assert len(collection) == 2 and metrics["empty"] == 1
     for row in collection:
         assert set(COLLECTION_COLUMNS) <= set(row)
         assert row["output"] == f"An answer to: {row['prompt']}"
         assert row["system"] == "You are a careful guide."
-    assert metrics["llm"]["requests"] == 3 and metrics["llm"]["cache_hits"] == 0
+    # the empty answer is re-asked (max_invalid_retries 2): 3 + 2 requests
+    assert _runtime("gold_responses")["requests"] == 5
+    assert _runtime("gold_responses")["cache_hits"] == 0
 
-    # A rerun is served from the cache: no request reaches the teacher.
+    # A rerun is served from the cache; only the empty answer, never cached, is asked again.
     before = sum(teacher.seen.values())
-    _, again = generate_gold_responses(rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config()))
+    _, again = generate_gold_responses(rows, GOLD, tiny_section("llm.teacher", max_failed_fraction=1.0, **teacher.llm_config()))
     assert sum(teacher.seen.values()) == before
     assert again["llm"]["requests"] == 0 and again["llm"]["cache_hits"] == 3
 

@@ -92,8 +92,8 @@ JUDGE = {
     },
     "bench": {"rows": 4, "dropped": {}},
     "llm": {
-        "requests": 276,
-        "cache_hits": 0,
+        "items": 276,
+        "invalid_outputs": 0,
         "failed": 2,
         "prompt_tokens": 1000,
         "completion_tokens": 500,
@@ -111,8 +111,8 @@ BENCH = {
         "train_messages": 12,
     },
     "llm": {
-        "requests": 20,
-        "cache_hits": 0,
+        "items": 20,
+        "invalid_outputs": 0,
         "failed": 0,
         "prompt_tokens": 10,
         "completion_tokens": 5,

@@ -65,7 +65,7 @@ def test_attempt_changes_the_key(local_client):
     assert local_client.cache_key(BASE, attempt=1) != local_client.cache_key(BASE, attempt=0)
 
 
-def test_openai_identity_is_base_url_model_and_mode_never_the_key(monkeypatch):
+def test_openai_identity_is_the_model_never_the_address_nor_the_key(monkeypatch):
     def key(**overrides):
         config = tiny_section(
             "llm.teacher", backend="openai", model="gpt-x", base_url="http://127.0.0.1:1/v1"
@@ -77,9 +77,16 @@ def test_openai_identity_is_base_url_model_and_mode_never_the_key(monkeypatch):
     first = key()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-second")
     assert key() == first  # the key never depends on (or contains) the API key
-    assert key(base_url="http://127.0.0.1:2/v1") != first
+    # a restarted server on another port, localhost for 127.0.0.1, a fleet of replicas: the same
+    assert key(base_url="http://127.0.0.1:2/v1") == first
+    assert key(base_url="http://localhost:1/v1/") == first
+    assert key(base_url=["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"]) == first
+    # the model, its revision, who serves it and the structured-output mode decide the answer
     assert key(model="gpt-y") != first
+    assert key(model_revision="2024-04-09") != first
+    assert key(provider="azure") != first
     assert key(structured_output="prompt") != first
+    assert key(base_url=None) != first  # api.openai.com: provider "openai", not self-hosted
 
 
 def test_local_and_openai_never_share_keys(local_client):

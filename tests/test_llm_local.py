@@ -25,6 +25,11 @@ LABEL_SCHEMA = {
 }
 
 
+def _all_stats(client) -> dict:
+    """Metrics (results) and the runtime record (requests sent, retries, cache hits) together."""
+    return {**client.stats.as_metrics(), **client.stats.as_runtime()}
+
+
 def _config(model_dir, **overrides) -> LLMConfig:
     return tiny_section(
         "llm.teacher", **{"backend": "local", "model": str(model_dir), "batch_size": 4, **overrides}
@@ -48,7 +53,7 @@ def test_schema_constrained_outputs_are_all_valid_and_rerun_is_free(tiny_model_d
     requests = _schema_requests(6)
     with LLMClient(_config(tiny_model_dir), stage="test") as client:
         first = client.generate(requests, desc="labels")
-        stats = client.stats.as_metrics()
+        stats = _all_stats(client)
     assert [result.request for result in first] == requests  # order kept
     assert all(result.ok for result in first), [result.error for result in first]
     for result in first:
@@ -61,7 +66,7 @@ def test_schema_constrained_outputs_are_all_valid_and_rerun_is_free(tiny_model_d
 
     with LLMClient(_config(tiny_model_dir), stage="test") as client:
         second = client.generate(requests, desc="labels")
-        rerun = client.stats.as_metrics()
+        rerun = _all_stats(client)
     assert rerun["requests"] == 0 and rerun["cache_hits"] == 6
     assert [r.parsed for r in second] == [r.parsed for r in first]
     assert all(r.cached for r in second)
@@ -109,7 +114,7 @@ def test_truncated_structured_output_is_counted_reasked_then_failed(tiny_model_d
     ]
     with LLMClient(_config(tiny_model_dir, max_invalid_retries=2)) as client:
         truncated, fine = client.generate(requests)
-        stats = client.stats.as_metrics()
+        stats = _all_stats(client)
     assert not truncated.ok and "truncated" in truncated.error
     assert truncated.finish_reason == "length" and fine.finish_reason == "stop"
     assert truncated.attempts == 3 and truncated.parsed is None
@@ -175,10 +180,10 @@ def test_a_failing_item_fails_alone_and_is_not_cached(tiny_model_dir, monkeypatc
     requests[1] = dataclasses.replace(requests[1], schema=LABEL_SCHEMA)
     with LLMClient(_config(tiny_model_dir, batch_size=4)) as client:
         results = client.generate(requests)
-        stats = client.stats.as_metrics()
+        stats = _all_stats(client)
     assert [r.ok for r in results] == [True, False, True, True]
     assert "cannot be generated" in results[1].error
-    assert stats["failed"] == 1 and stats["succeeded"] == 3 and stats["requests"] == 3
+    assert stats["failed"] == 1 and stats["succeeded"] == 3 and stats["requests"] == 4
     monkeypatch.setattr(LocalBackend, "_generate_batch", original)
     with LLMClient(_config(tiny_model_dir, batch_size=4)) as client:
         again = client.generate(requests)

@@ -29,6 +29,8 @@ NOT_OUTPUT_SHAPING = {
     ("LLMConfig", "tokens_per_minute"): "a client-side rate limit",
     ("LLMConfig", "cache_dir"): "where answers are cached, not what they are",
     ("LLMConfig", "prices"): "USD for cost accounting, a runtime figure (not a metric)",
+    ("LLMConfig", "broken_endpoint_window"): "stops a run on a broken endpoint, never changes an "
+    "answer",
     ("LLMConfig", "mode"): "online or Batch API: the same model and request (one cache key); "
     "only the price and the wait differ",
     ("LLMConfig", "batch_poll_s"): "how often a batch's status is polled",

@@ -104,7 +104,7 @@ def test_data_stages_under_dvc(tmp_path):
         loaded = datasets.load_dataset("json", data_files=files)
         assert loaded["train"].num_rows > 0, name
     metrics = yaml.safe_load((work / "metrics/preference_sets.json").read_text())
-    assert metrics["llm"]["requests"] > 0 and metrics["valid_rate"] is not None
+    assert metrics["llm"]["items"] > 0 and metrics["valid_rate"] is not None
     for stage in DATA_STAGES:
         assert (work / f"metrics/{stage}.json").exists(), stage
 

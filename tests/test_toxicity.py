@@ -170,7 +170,7 @@ def test_llm_scorer_maps_the_0_to_10_scale_and_counts_failures(monkeypatch):
             max_retries=0,
             timeout_s=5,
         )
-        scorer = LLMScorer(tiny_section("toxicity", llm_scale="int10"), judge)
+        scorer = LLMScorer(tiny_section("toxicity", max_failed_fraction=1.0, llm_scale="int10"), judge)
         assert scorer.score(["some text", "other text"]) == [(0.7, None), (0.7, None)]
         scorer.close()
         server.valid_json = {"toxicity": 0.25}

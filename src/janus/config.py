@@ -65,7 +65,14 @@ class LLMConfig(Section):
     backend: Literal["local", "openai"]
     # local: a checkpoint directory (e.g. the `models` stage output); openai: the model name.
     model: str
-    base_url: str | None  # any OpenAI-compatible URL; None means api.openai.com
+    # Any OpenAI-compatible URL (None: api.openai.com), or a list of them: a fleet of replicas
+    # serving the same model, balanced by requests in flight; one that stops answering is taken
+    # out. Never part of the cache key: a moved server or another replica shares the cache.
+    base_url: str | list[str] | None
+    # What makes two endpoints "the same model" for the cache (with `model`): who serves it
+    # (None: openai for api.openai.com, self-hosted otherwise) and a revision/snapshot tag.
+    provider: str | None
+    model_revision: str | None
     # Defaults allowed (they cannot change an answer): the *name* of the key's variable (keys
     # never live in params), and how fast requests go out.
     api_key_env: str = "OPENAI_API_KEY"
@@ -79,6 +86,12 @@ class LLMConfig(Section):
     # to instructions in the prompt; the result is always validated against the schema.
     structured_output: Literal["auto", "json_schema", "json_object", "prompt"]
     max_invalid_retries: int = Field(ge=0)  # new samples asked for after an invalid answer
+    # auto mode: this many prose answers in a row under response_format (a JSON answer resets
+    # the count) move the route down; one bad answer or a refusal is no evidence.
+    prose_answers_before_fallback: int = Field(ge=1)
+    # Default allowed: this many items failing in a row stop the run early (the endpoint looks
+    # broken); it stops sending, never changes an answer.
+    broken_endpoint_window: int = Field(20, ge=1)
     batch_size: int = Field(ge=1)  # local backend: sequences per generate() call
     device: str  # local backend: auto | cpu | cuda
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
@@ -122,6 +135,17 @@ class LLMConfig(Section):
                 "repo share one cache"
             )
         return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _fleet_is_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("a list of base URLs must be non-empty and without duplicates")
+        return value
+
+    def base_urls(self) -> list[str | None]:
+        """The endpoints: one, or the fleet."""
+        return list(self.base_url) if isinstance(self.base_url, list) else [self.base_url]
 
 
 class LLMSection(Section):
@@ -257,6 +281,9 @@ class ExpandSeedsSection(Section):
     num_seed_sets: int = Field(ge=1)
     description_max_chars: int = Field(ge=20)  # longer descriptions are cut at a sentence
     generation: GenerationParams
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int
 
 
@@ -269,6 +296,9 @@ class PreferenceSetsSection(Section):
     description_max_sentences: int = Field(ge=1)
     name_max_chars: int = Field(ge=5)
     generation: GenerationParams
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int
 
 
@@ -279,6 +309,9 @@ class SystemMessagesSection(Section):
     # messages are specific to their task); the examples then show theirs too.
     with_instruction: bool
     generation: GenerationParams
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int
 
 
@@ -289,6 +322,9 @@ class GoldResponsesSection(Section):
     # `truncated: true` in its row (keep: for random test models that never stop). All counted.
     on_length: Literal["retry", "drop", "keep"]
     retry_max_tokens: int = Field(ge=1)
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int
 
     @model_validator(mode="after")
@@ -507,6 +543,9 @@ class BenchSection(Section):
     # False: a source with fewer usable instructions than instructions_per_source stops the bench
     # stage before any LLM call (janus.scale); true runs on what is there (logged).
     allow_smaller: bool
+    # LLM items that may fail (after every retry) before the stage fails: past it the stage
+    # exits non-zero, writes nothing, and a rerun pays only for the failed items (all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     seed: int
 
     @field_validator("sources")
@@ -651,6 +690,9 @@ class JudgeSection(Section):
     steerability_repeats: int = Field(ge=0)
     bootstrap_resamples: int = Field(ge=1)  # 95% CIs: resamples of bench items
     bootstrap_seed: int
+    # judgements still failed or unparsed after every re-ask that may be left out before the
+    # stage fails (non-zero exit, nothing written; a rerun pays only for those, all cached).
+    max_failed_fraction: float = Field(ge=0, le=1)
     feedback_max_chars: int = Field(ge=10)  # schema maxLength; keeps CPU judging short
     generation: GenerationParams
     pairwise: list[tuple[str, str]]  # (model, opponent) pairs
@@ -742,6 +784,8 @@ class ToxicitySection(Section):
     # llm scorer (llm.judge): unit asks for {"toxicity": 0..1}; int10 for an integer 0..10 / 10.
     llm_scale: Literal["unit", "int10"]
     llm_generation: GenerationParams
+    # llm scorer: texts the judge fails to score (after every retry) before the stage fails.
+    max_failed_fraction: float = Field(ge=0, le=1)
     perplexity_model: str  # paper: GPT-2 XL
     perplexity_batch_size: int = Field(ge=1)
     # dist-n of a prompt's generations (whitespace tokens): unique n-grams divided by the number

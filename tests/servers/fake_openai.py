@@ -13,11 +13,18 @@ two 429s, then one 500, then a normal answer. Directives:
 - `dropxN`: close the connection without answering
 - `invalidxN`: for JSON requests, valid JSON that violates the schema
 - `401xN`: invalid API key
+- `404xN`: the model does not exist (`model_not_found`)
+- `400xN`: a parameter the endpoint rejects (`invalid_request_error`, not response_format)
+- `emptyxN`: status 200 with an empty (whitespace-only) answer
+- `refusexN`: status 200 with `content: null` and a `refusal`
+- `prosexN`: prose instead of JSON, even under response_format
 
 Server-wide switches: `reject_formats` (response_format types answered with a 400; other types
 are accepted), `honor_response_format` (False: accept the field but ignore it), `die_after` (after that many answers every request has its connection dropped, as
 if the server died), `delay_s` (every answer takes that long; `peak_in_flight` records the most
-concurrent requests), and `valid_json` (the answer to any request that asks for JSON, through
+concurrent requests), `fault_all` (a directive name applied to every request, e.g. "404",
+"prose", "empty": a wrong model name, a server that never answers JSON), `fault_when` (the same,
+chosen per prompt by a function of its text), and `valid_json` (the answer to any request that asks for JSON, through
 response_format or a schema in the prompt; other requests get `echo: <prompt>`).
 """
 
@@ -28,6 +35,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from servers.loopback import JSONHandler, LoopbackServer, chat_completion
@@ -51,6 +59,10 @@ class FakeOpenAIServer(LoopbackServer):
         self.reject_formats: set[str] = set()
         self.honor_response_format = True  # False: like `transformers serve`, ignore the field
         self.die_after: int | None = None
+        self.fault_all: str | None = None
+        # a function of the whole user message: a directive name for prompts that fail (for
+        # prompts rendered from templates, where no [[...]] prefix can be written)
+        self.fault_when: Callable[[str], str | None] | None = None
         self.delay_s = 0.0
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -63,6 +75,7 @@ class FakeOpenAIServer(LoopbackServer):
         self.answers = 0  # 200 responses carrying a chat completion
         self.format_requests: Counter[str] = Counter()  # response_format types seen
         self.bodies: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request
         super().__init__(self._handler_class(), port)
 
     @property
@@ -91,6 +104,7 @@ class FakeOpenAIServer(LoopbackServer):
         prompt_key = str(user_text).split("\n", 1)[0]
         with self.lock:
             self.http_requests += 1
+            self.arrivals.append(time.monotonic())
             self.hits[prompt_key] += 1
             self.client_retries += retry_count > 0
             self.bodies.append(body)
@@ -101,6 +115,13 @@ class FakeOpenAIServer(LoopbackServer):
                 return "drop", prompt_key
             if response_format in self.reject_formats:
                 return "reject_format", prompt_key
+            scripted = self.fault_when(str(user_text)) if self.fault_when else None
+            if scripted:
+                return scripted, prompt_key
+            if self.fault_all:
+                if self.fault_all in ("invalid", "prose", "empty", "refuse"):
+                    self.answers += 1
+                return self.fault_all, prompt_key
             # rejections and drops above do not consume the prompt's scripted faults
             self._script_position[prompt_key] += 1
             seen = self._script_position[prompt_key]
@@ -113,7 +134,7 @@ class FakeOpenAIServer(LoopbackServer):
                 if seen <= budget:
                     action = name
                     break
-            if action in ("answer", "invalid"):
+            if action in ("answer", "invalid", "prose", "empty", "refuse"):
                 self.answers += 1
         return action, prompt_key
 
@@ -141,14 +162,26 @@ class FakeOpenAIServer(LoopbackServer):
                     server.authorizations.add(self.headers.get("authorization", ""))
                     server.in_flight += 1
                     server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                self._counted = True
                 try:
                     action, prompt_key = server._decide(body, retry_count)
                     self._act(action, body, prompt_key)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout) before we answered
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                # no longer in flight once the answer starts going out: the client may send
+                # its next request the moment it has read this one
+                if getattr(self, "_counted", False):
+                    self._counted = False
                     with server.lock:
                         server.in_flight -= 1
+
+            def send_bytes(self, status, data, headers=None) -> None:
+                self._leave()
+                super().send_bytes(status, data, headers)
 
             def _act(self, action: str, body: dict[str, Any], prompt_key: str) -> None:
                 if action == "drop":
@@ -164,6 +197,22 @@ class FakeOpenAIServer(LoopbackServer):
                     return
                 if action == "401":
                     self._error(401, "Incorrect API key provided", "invalid_request_error")
+                    return
+                if action == "404":
+                    self._error(
+                        404,
+                        f"The model `{body.get('model')}` does not exist or you do not have "
+                        "access to it.",
+                        "invalid_request_error",
+                    )
+                    return
+                if action == "400":
+                    self._error(
+                        400,
+                        "Invalid value for 'temperature': must be at most 2.",
+                        "invalid_request_error",
+                        param="temperature",
+                    )
                     return
                 if action == "500":
                     self._error(500, "The server had an error", "server_error")
@@ -188,7 +237,11 @@ class FakeOpenAIServer(LoopbackServer):
                 wants_json = schema_in_prompt or (
                     server.honor_response_format and bool(body.get("response_format"))
                 )
-                if wants_json:
+                if action == "empty":
+                    content = "  \n"
+                elif action == "prose":
+                    content = f"Sure! Here is my answer to {prompt_key}."
+                elif wants_json:
                     content = json.dumps(
                         server.invalid_json if action == "invalid" else server.valid_json
                     )
@@ -198,15 +251,17 @@ class FakeOpenAIServer(LoopbackServer):
                     len(str(m.get("content", "")).split()) for m in body["messages"]
                 )
                 completion_tokens = len(content.split())
-                self.send_json(
-                    200,
-                    chat_completion(
-                        f"chatcmpl-{server.http_requests}",
-                        body.get("model", "fake"),
-                        content,
-                        prompt_tokens,
-                        completion_tokens,
-                    ),
+                completion = chat_completion(
+                    f"chatcmpl-{server.http_requests}",
+                    body.get("model", "fake"),
+                    content,
+                    prompt_tokens,
+                    completion_tokens,
                 )
+                if action == "refuse":
+                    message = completion["choices"][0]["message"]
+                    message["content"] = None
+                    message["refusal"] = "I'm sorry, I cannot help with that request."
+                self.send_json(200, completion)
 
         return Handler

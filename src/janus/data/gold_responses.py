@@ -78,7 +78,9 @@ def generate_gold_responses(
         if missing:
             raise ValueError(f"system message row {number} lacks {missing}")
     requests = build_gold_requests(rows, config)
-    with LLMClient(teacher, stage="gold_responses") as client:
+    with LLMClient(
+        teacher, stage="gold_responses", max_failed_fraction=config.max_failed_fraction
+    ) as client:
         results = client.generate(requests, desc="gold responses")
         cut_off = [i for i, result in enumerate(results) if _cut_off(result)]
         retried = 0

@@ -82,7 +82,9 @@ def generate_preference_sets(
         config.name_max_chars, config.description_max_chars, config.description_max_sentences
     )
     jobs = build_preference_set_requests(instructions, seed_sets, taxonomy, config)
-    with LLMClient(teacher, stage="preference_sets") as client:
+    with LLMClient(
+        teacher, stage="preference_sets", max_failed_fraction=config.max_failed_fraction
+    ) as client:
         results = client.generate([request for _, request in jobs], desc="preference sets")
     rows, failed = [], 0
     rejected: Counter = Counter()

@@ -127,7 +127,9 @@ def expand_seeds(
         )
         for item in selected
     ]
-    with LLMClient(teacher, stage="expand_seeds") as client:
+    with LLMClient(
+        teacher, stage="expand_seeds", max_failed_fraction=config.max_failed_fraction
+    ) as client:
         results = client.generate(requests, desc="seed descriptions")
     expanded, empty, shortened = [], 0, 0
     for item, result in zip(selected, results, strict=True):

@@ -121,7 +121,9 @@ def generate_system_messages(
     from janus.llm import LLMClient
 
     requests = build_system_message_requests(rows, examples, config)
-    with LLMClient(teacher, stage="system_messages") as client:
+    with LLMClient(
+        teacher, stage="system_messages", max_failed_fraction=config.max_failed_fraction
+    ) as client:
         results = client.generate(requests, desc="system messages")
     out, empty = [], 0
     for row, result in zip(rows, results, strict=True):

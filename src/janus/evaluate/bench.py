@@ -425,6 +425,7 @@ def _generation_sections(
             "description_max_chars": config.preference_description_max_chars,
             "name_max_chars": config.preference_name_max_chars,
             "generation": config.preference_set_generation,
+            "max_failed_fraction": config.max_failed_fraction,
             "seed": config.seed,
         }
     )
@@ -432,11 +433,16 @@ def _generation_sections(
         update={
             "num_examples": config.num_system_message_examples,
             "generation": config.system_message_generation,
+            "max_failed_fraction": config.max_failed_fraction,
             "seed": config.seed,
         }
     )
     gold = params.gold_responses.model_copy(
-        update={"generation": config.reference_generation, "seed": config.seed}
+        update={
+            "generation": config.reference_generation,
+            "max_failed_fraction": config.max_failed_fraction,
+            "seed": config.seed,
+        }
     )
     return preference_sets, system_messages, gold
 
@@ -455,7 +461,9 @@ def generate_bench_rows(
     preference_config, system_config, gold_config = _generation_sections(config, params)
     limits = Limits(config.preference_name_max_chars, config.preference_description_max_chars)
     dropped: Counter = Counter()
-    with LLMClient(params.llm.teacher, stage="bench") as client:
+    with LLMClient(
+        params.llm.teacher, stage="bench", max_failed_fraction=config.max_failed_fraction
+    ) as client:
         # 1. a preference set per (instruction, index), as for the training data
         jobs = build_preference_set_requests(instructions, seed_sets, taxonomy, preference_config)
         results = client.generate([request for _, request in jobs], desc="bench preference sets")

@@ -630,7 +630,7 @@ def parse_summary(
 def run_judge(
     params: Params, bench_path: Path | str, responses_dir: Path | str
 ) -> JudgeOutputs:
-    from janus.llm import LLMClient
+    from janus.llm import LLMClient, check_failed_fraction
 
     judge = params.judge
     fmt = resolve_format(judge, params.llm.judge)
@@ -680,6 +680,8 @@ def run_judge(
                 "unscored_items": sum(not r.empty for r in mine) * judge.repeats - len(scored),
             }
         counts.setdefault(model, {})["skipped_rows"] = sum(skipped[model].values())
+    parse = parse_summary(absolute_rows, pairwise_rows)
+    check_failed_fraction("judge", parse["reasons"], parse["judgements"], judge.max_failed_fraction)
     item_rows = [
         {
             "model": model,
@@ -699,7 +701,7 @@ def run_judge(
         "scores": scores,
         "counts": counts,
         "pairwise": pairwise,
-        "parse": parse_summary(absolute_rows, pairwise_rows),
+        "parse": parse,
         "health": judge_health(absolute_rows, pairwise_rows, responses, item_means, judge),
         "steerability": steerability(absolute_rows, item_means, partners, judge),
         "bench": {"rows": len(bench_rows), "dropped": dict(sorted(bench_dropped.items()))},

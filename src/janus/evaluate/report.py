@@ -377,8 +377,8 @@ def toxicity_sections(toxicity: dict[str, Any], models: Sequence[str]) -> list[s
 def _llm_row(stage: str, llm: dict[str, Any]) -> list[Any]:
     return [
         stage,
-        llm.get("requests", MISSING),
-        llm.get("cache_hits", MISSING),
+        llm.get("items", MISSING),  # requests sent and cache hits are per run: runtime/, not here
+        llm.get("invalid_outputs", MISSING),
         llm.get("failed", MISSING),
         llm.get("prompt_tokens", MISSING),
         llm.get("completion_tokens", MISSING),
@@ -624,8 +624,8 @@ def build_report(params: Params, inputs: ReportInputs) -> Report:
         markdown_table(
             [
                 "Stage",
-                "Requests",
-                "Cache hits",
+                "Items",
+                "Invalid answers",
                 "Failed",
                 "Prompt tokens",
                 "Completion tokens",

@@ -322,7 +322,9 @@ class LLMScorer:
         from janus.llm import LLMClient
 
         self.params = params
-        self.client = client or LLMClient(judge, stage="toxicity")
+        self.client = client or LLMClient(
+            judge, stage="toxicity", max_failed_fraction=params.max_failed_fraction
+        )
 
     def requests(self, texts: Sequence[str]):
         from janus.llm import ChatRequest

@@ -1,9 +1,22 @@
 """The LLM layer: one client for every stage that asks an LLM (teacher, judge, scorers).
 
     from janus.llm import LLMClient, ChatRequest
-    with LLMClient(params.llm.teacher, stage="preference_sets") as client:
-        results = client.generate(requests, desc="preference sets")  # same order, never raises
-    write_metrics("preference_sets", client.stats.as_metrics())
+    with LLMClient(params.llm.teacher, stage="preference_sets",
+                   max_failed_fraction=params.preference_sets.max_failed_fraction) as client:
+        results = client.generate(requests, desc="preference sets")  # same order
+    write_metrics("preference_sets", {"llm": client.stats.as_metrics(), ...})
+
+`generate` returns one result per request; per-item failures land in `result.error` and
+`result.failure_reason`. Past `max_failed_fraction` (the stage's params key) it raises
+`StageFailed` naming the counts by reason, before the stage writes anything; every answer
+received is already cached, so a rerun pays only for the rest. `broken_endpoint_window`
+unusable answers or failed requests in a row stop the run early (also `StageFailed`).
+`stream(requests)` yields the results in order a chunk at a time (`chunk_size`), for 200k items
+with bounded memory. On close, a client with a `stage` writes `runtime/<stage>.llm.json`
+(`stats.as_runtime()`: requests sent incl. failed ones, retries, cache hits, seconds, dollars
+spent, structured route, per-endpoint counts); `stats.as_metrics()` holds only results that an
+unchanged rerun reproduces (items, failures by reason, invalid and empty answers, tokens and
+list-price cost of the answers used), for DVC metrics.
 
 Backends (`LLMConfig.backend`):
 - `local`: in-process transformers on a checkpoint directory (`LLMConfig.model`), batched
@@ -11,7 +24,9 @@ Backends (`LLMConfig.backend`):
   is seeded per request from its cache key, so an answer does not depend on its batch-mates.
   Temperature 0 is greedy. Schema requests are decoded under outlines' JSON-schema constraint.
 - `openai`: `openai.AsyncOpenAI` against any OpenAI-compatible `base_url` (OpenAI, Azure, vLLM,
-  `transformers serve`), with at most `max_in_flight` requests in flight and requests/tokens per
+  `transformers serve`), or a list of them (a fleet: each request to the endpoint with the
+  fewest in flight; one that stops answering is taken out, its items go to the others), with
+  `max_in_flight` workers per endpoint pulling requests as they go, and requests/tokens per
   minute limits. The key comes only from the environment variable named by `api_key_env`.
   `janus.llm.serving.transformers_serve` serves a local checkpoint that way (tests, benchmark).
 
@@ -19,29 +34,36 @@ Cache: SQLite (WAL) in `$JANUS_CACHE_DIR`, else `LLMConfig.cache_dir` (absolute 
 outputs so `dvc exp run --temp` copies share it). Each answer is committed the moment it arrives;
 an interrupted stage resumes paying only for what is missing, and an unchanged rerun sends zero
 requests. The key is a sha256 over the backend, the model's identity (local: a hash of the
-checkpoint's files; openai: base_url and model name), the structured-output mode, the messages,
-schema, temperature, top_p, max_tokens, sample_index and the attempt number; never `tag`, never
-the API key.
+checkpoint's files; openai: provider, model name, model_revision, never the URL), the
+structured-output mode, the messages, schema, temperature, top_p, max_tokens, sample_index and the
+attempt number; never `tag`, never the API key. Empty answers are never stored.
 
 Structured outputs: a request with `schema` gets `result.parsed`, validated with jsonschema. On
 the openai backend `structured_output: auto` sends `response_format` json_schema (strict when the
-schema allows it); an endpoint that rejects it (400/422/501 naming response_format), or accepts
-it but answers prose (`transformers serve` ignores the field), moves the client to json_object
-plus the schema in the prompt (`prompts/json_schema_instructions.user.j2`), then to the prompt
-alone. The route is remembered per client, so the rejection is paid once. Whatever the route, an invalid or truncated answer counts in `invalid_outputs` and is
-re-asked as a new sample (the next attempt number) up to `max_invalid_retries` times; then the
-item fails.
+schema allows it); only evidence about the endpoint moves it down to json_object plus the schema
+in the prompt (`prompts/json_schema_instructions.user.j2`), then to the prompt alone: a 400/422/501
+naming response_format, or `prose_answers_before_fallback` prose answers in a row. A refusal, an
+empty answer or one invalid answer is no such evidence. Whatever the route, an invalid, empty or
+truncated answer is counted and re-asked as a new sample (the next attempt number) up to
+`max_invalid_retries` times; then the item fails.
 
 Faults: 429 (honouring retry-after), 5xx, timeouts and dropped connections are retried with
-backoff by the openai client (`max_retries`, `timeout_s`), malformed 2xx bodies by us with the
-same budget; each retry is counted. A bad key (401/403) stops the run with a clear error. On the
-local backend a failing batch is retried in halves, so only an item that fails alone fails.
-An item that still fails gets `result.error`, is logged and counted in `stats.failed`; it is not
-cached, so the next run asks again. `stats.as_metrics()` has requests, cache hits, retries,
-invalid outputs, failures, valid rates, tokens and estimated cost (`LLMConfig.prices`).
+backoff by the openai client, malformed 2xx bodies by us; both draw on one budget per item
+(`max_retries` in all, across its attempts), each retry counted. Errors no retry can fix (401,
+403, 404 model not found, 400 for a bad parameter) raise `EndpointConfigError` at once, naming the
+endpoint, the model and the params key to fix. On the local backend a failing batch is retried in
+halves, so only an item that fails alone fails. A failed item is logged and counted by reason; it
+is not cached, so the next run asks again.
 """
 
-from janus.llm.client import LLMClient
+from janus.llm.client import LLMClient, StageFailed, check_failed_fraction
 from janus.llm.types import ChatRequest, ChatResult, UsageStats
 
-__all__ = ["ChatRequest", "ChatResult", "LLMClient", "UsageStats"]
+__all__ = [
+    "ChatRequest",
+    "ChatResult",
+    "LLMClient",
+    "StageFailed",
+    "UsageStats",
+    "check_failed_fraction",
+]

@@ -21,8 +21,9 @@ from janus.llm.types import Generation
 CACHE_DIR_ENV = "JANUS_CACHE_DIR"
 CACHE_FILE = "responses.sqlite"
 # Bumped whenever the meaning of a cached row changes (prompt wrapping, decoding); old rows are
-# then simply never looked up again.
-KEY_VERSION = 1
+# then simply never looked up again. 2: the openai identity lost base_url; empty answers are
+# no longer stored.
+KEY_VERSION = 2
 
 
 def resolve_cache_dir(configured: str) -> Path:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from janus.config import LLMConfig
@@ -15,13 +16,59 @@ from janus.logging_utils import get_logger, progress
 
 log = get_logger(__name__)
 
+# Requests handed to the backend at a time: bounds memory at 200k items, and is large enough
+# that the pipeline's drain between chunks costs little (the rate limiter banks idle time).
+DEFAULT_CHUNK_SIZE = 4096
+
+
+class StageFailed(RuntimeError):
+    """More items failed than the stage's `max_failed_fraction` allows, or the endpoint looks
+    broken (a run of failures). Raised before the stage writes anything; every answer already
+    paid for is in the cache, so a rerun asks only for the rest."""
+
+    def __init__(
+        self,
+        stage: str,
+        failed: int,
+        items: int,
+        by_reason: dict[str, int],
+        max_failed_fraction: float | None,
+        unasked: int = 0,
+        broken: str | None = None,
+    ):
+        self.failed, self.items, self.by_reason, self.unasked = failed, items, by_reason, unasked
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(by_reason.items()))
+        if broken:
+            head = f"{stage}: stopped early, the endpoint looks broken ({broken})"
+        else:
+            head = (
+                f"{stage}: {failed} of {items} items failed, more than "
+                f"{stage}.max_failed_fraction={max_failed_fraction} allows"
+            )
+        super().__init__(
+            f"{head}; failed by reason: {{{reasons}}}"
+            + (f"; {unasked} items not asked yet" if unasked else "")
+            + ". Nothing was written; every answer received is cached, so a rerun (dvc repro)"
+            " asks only for the failed and missing items."
+        )
+
+
+def check_failed_fraction(
+    stage: str, by_reason: dict[str, int], items: int, max_failed_fraction: float | None
+) -> None:
+    """Raise `StageFailed` when more than `max_failed_fraction` of `items` failed. For stages that
+    re-ask on their own (the judge); `LLMClient` applies it to every call it is given it for."""
+    failed = sum(by_reason.values())
+    if max_failed_fraction is not None and failed > max_failed_fraction * items:
+        raise StageFailed(stage, failed, items, by_reason, max_failed_fraction)
+
 
 class Backend(Protocol):
     name: str
 
     def identity(self) -> dict[str, Any]: ...
 
-    def run(self, jobs: list[Job], on_done) -> None: ...
+    def run(self, jobs: Iterable[Job], on_done) -> None: ...
 
     def close(self) -> None: ...
 
@@ -54,12 +101,39 @@ def request_fields(request: ChatRequest) -> dict[str, Any]:
     }
 
 
-class LLMClient:
-    """The one way stages call an LLM. Use as a context manager; see `janus.llm` for the design."""
+def failure_reason(error: str) -> str:
+    """A short, countable key for a backend's error text: http_404, timeout, malformed_response."""
+    head = error.split(":", 1)[0]
+    if "(HTTP " in head:
+        return "http_" + head.split("(HTTP ", 1)[1].rstrip(")").strip()
+    if "Timeout" in head:
+        return "timeout"
+    if "Connection" in head:
+        return "connection_error"
+    if "Malformed" in head:
+        return "malformed_response"
+    return head.strip().replace(" ", "_").lower() or "error"
 
-    def __init__(self, config: LLMConfig, stage: str = "", backend: Backend | None = None):
+
+class LLMClient:
+    """The one way stages call an LLM. Use as a context manager; see `janus.llm` for the design.
+
+    `max_failed_fraction` (the stage's params key of that name): past it `generate`/`stream`
+    raise `StageFailed` at the end instead of returning; None leaves the check to the caller.
+    """
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        stage: str = "",
+        backend: Backend | None = None,
+        max_failed_fraction: float | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ):
         self.config = config
         self.stage = stage
+        self.max_failed_fraction = max_failed_fraction
+        self.chunk_size = chunk_size
         self.stats = UsageStats()
         self.cache = ResponseCache(resolve_cache_dir(config.cache_dir))
         # forecast, budget stop and spend ledger (janus.llm.pricing): consulted at 4 points below
@@ -70,7 +144,8 @@ class LLMClient:
         self._price = (price.input_per_mtok, price.output_per_mtok) if price else None
         for name in ("sent_prompt_tokens", "sent_completion_tokens", "spent_usd", "seconds"):
             self.stats.extra.setdefault(name, 0)
-        self.stats.extra["schema_outputs"] = 0
+        self._bad_in_a_row = 0
+        self._broken: str | None = None  # why the run stopped early, once it has
 
     # -- context manager ---------------------------------------------------------------------
 
@@ -84,6 +159,13 @@ class LLMClient:
         self.backend.close()
         self.cache.close()
         self.cost.close(self.backend)
+        if self.stage:
+            # how this run went: requests sent, retries, cache hits, seconds, dollars spent
+            from janus.io import write_runtime
+
+            runtime = self.stats.as_runtime()
+            log.info("%s: LLM runtime %s", self.stage, runtime)
+            write_runtime(f"{self.stage}.llm", runtime)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -98,29 +180,95 @@ class LLMClient:
         desc: str = "generating",
         parse: Callable[[ChatResult], Any] | None = None,
     ) -> list[ChatResult]:
-        """One result per request, in order. Per-item failures land in `result.error`.
+        """One result per request, in order. Per-item failures land in `result.error`; past the
+        failure threshold (or on a broken endpoint) raises `StageFailed`.
 
         `parse(result)` reads an answer (its `text`, and `parsed` when the request has a schema)
         and returns what `result.parsed` becomes, or raises ValueError: the answer then counts as
         invalid and is re-asked like a schema violation (`max_invalid_retries`); the last
         rejection stays in `result.rejection`, so callers can count failures by reason."""
         requests = list(requests)
+        return list(self.stream(requests, desc, total=len(requests), parse=parse))
+
+    def stream(
+        self,
+        requests: Iterable[ChatRequest],
+        desc: str = "generating",
+        total: int | None = None,
+        parse: Callable[[ChatResult], Any] | None = None,
+    ) -> Iterator[ChatResult]:
+        """Results in request order, produced a chunk at a time: at 200k items neither the
+        requests nor the results need to be held at once (write each row as it comes)."""
+        if total is None and hasattr(requests, "__len__"):
+            total = len(requests)  # type: ignore[arg-type]
+        bar = progress(total, desc)  # tqdm: rate and ETA
+        started = time.perf_counter()
+        failed_before, items = self.stats.failed, 0
+        by_reason_before = dict(self.stats.failed_by_reason)
+        iterator = iter(requests)
+        try:
+            while chunk := list(itertools.islice(iterator, self.chunk_size)):
+                results = self._run_chunk(chunk, bar, parse)
+                items += len(chunk)
+                yield from results
+                if self._broken:
+                    unasked = sum(1 for _ in iterator) if total is None else total - items
+                    raise StageFailed(
+                        self.stage or desc,
+                        self.stats.failed - failed_before,
+                        items,
+                        self._reasons_since(by_reason_before),
+                        self.max_failed_fraction,
+                        unasked=unasked,
+                        broken=self._broken,
+                    )
+        finally:
+            bar.close()
+            self.stats.extra["seconds"] += time.perf_counter() - started
+        failed = self.stats.failed - failed_before
+        log.info(
+            "%s: %d ok, %d failed; %d requests, %d cache hits, %d retries, %d invalid outputs",
+            self.stage or desc,
+            items - failed,
+            failed,
+            self.stats.requests,
+            self.stats.cache_hits,
+            self.stats.retries,
+            self.stats.invalid_outputs,
+        )
+        check_failed_fraction(
+            self.stage or desc,
+            self._reasons_since(by_reason_before),
+            items,
+            self.max_failed_fraction,
+        )
+
+    def _reasons_since(self, before: dict[str, int]) -> dict[str, int]:
+        return {
+            reason: count - before.get(reason, 0)
+            for reason, count in self.stats.failed_by_reason.items()
+            if count - before.get(reason, 0)
+        }
+
+    def _run_chunk(
+        self, requests: list[ChatRequest], bar, parse: Callable[[ChatResult], Any] | None = None
+    ) -> list[ChatResult]:
         for request in requests:
             if request.schema is not None:
                 check_schema(request.schema)
         self.cost.forecast(requests)
         results = [ChatResult(request=request, cached=True) for request in requests]
-        started = time.perf_counter()
-        bar = progress(len(requests), desc)
+        retries_used = [0] * len(requests)  # one transport/malformed budget per item
         retry_next_round: list[int] = []
 
-        def finish(index: int, error: str | None = None) -> None:
+        def finish(index: int, error: str | None = None, reason: str | None = None) -> None:
             result = results[index]
             if error is not None:
                 result.error = error
-                self.stats.failed += 1
+                result.failure_reason = reason or failure_reason(error)
+                self.stats.count_failure(result.failure_reason)
                 log.warning(
-                    "%s: item %s failed: %s", self.stage or desc, result.request.tag or index, error
+                    "%s: item %s failed: %s", self.stage, result.request.tag or index, error
                 )
             else:
                 self.stats.succeeded += 1
@@ -133,39 +281,54 @@ class LLMClient:
                 refresh=False,
             )
 
-        def take(index: int, attempt: int, generation: Generation) -> None:
-            """Account one answer and decide: done, re-ask, or failed."""
+        def reask_or_fail(index: int, attempt: int, error: str, reason: str) -> None:
+            if attempt < self.config.max_invalid_retries and not self._broken:
+                retry_next_round.append(index)
+            else:
+                finish(index, f"{error} after {attempt + 1} attempt(s)", reason)
+
+        def take(index: int, attempt: int, generation: Generation, fresh: bool = False) -> None:
+            """Account one answer and decide: done, re-ask, or failed. A fresh answer (not from
+            the cache) is also evidence on whether the endpoint works."""
             result = results[index]
             request = result.request
             result.attempts += 1
+            result.text = generation.text
+            result.finish_reason = generation.finish_reason
+            if not generation.text.strip():
+                # never a success (and never cached): re-asked as a new sample
+                self.stats.empty_outputs += 1
+                if fresh:
+                    self._note_outcome(False, "empty answer")
+                reask_or_fail(index, attempt, "empty answer", "empty_output")
+                return
             result.prompt_tokens += generation.prompt_tokens
             result.completion_tokens += generation.completion_tokens
             self.stats.prompt_tokens += generation.prompt_tokens
             self.stats.completion_tokens += generation.completion_tokens
             self.stats.cost_usd += self._cost(generation)
-            result.text = generation.text
-            result.finish_reason = generation.finish_reason
-            if request.schema is None and parse is None:
-                finish(index)
-                return
-            # answers checked by a schema or a parse function (valid_output_rate's denominator)
-            self.stats.extra["schema_outputs"] += 1
-            result.rejection = None
-            try:
-                if request.schema is not None:
-                    result.parsed = parse_and_validate(generation.text, request.schema)
-                if parse is not None:
-                    result.parsed = parse(result)
-            except ValueError as invalid:  # InvalidOutput, or the parse function's rejection
-                result.rejection, result.parsed = invalid, None
-                self.stats.invalid_outputs += 1
-                if generation.finish_reason == "length":
-                    invalid = InvalidOutput(f"truncated at max_tokens; {invalid}")
-                if attempt < self.config.max_invalid_retries:
-                    retry_next_round.append(index)
-                else:
-                    finish(index, f"invalid output after {attempt + 1} attempt(s): {invalid}")
-                return
+            if request.schema is not None or parse is not None:
+                # answers checked by a schema or a parse function (valid_output_rate's denominator)
+                self.stats.schema_outputs += 1
+                result.rejection = None
+                try:
+                    if request.schema is not None:
+                        result.parsed = parse_and_validate(generation.text, request.schema)
+                    if parse is not None:
+                        result.parsed = parse(result)
+                except ValueError as invalid:  # InvalidOutput, or the parse function's rejection
+                    result.rejection, result.parsed = invalid, None
+                    self.stats.invalid_outputs += 1
+                    truncated = generation.finish_reason == "length"
+                    if truncated:
+                        invalid = InvalidOutput(f"truncated at max_tokens; {invalid}")
+                    if fresh:
+                        self._note_outcome(False, f"invalid output ({invalid})")
+                    reason = "truncated" if truncated else "invalid_output"
+                    reask_or_fail(index, attempt, f"invalid output ({invalid})", reason)
+                    return
+            if fresh:
+                self._note_outcome(True)
             finish(index)
 
         # identical requests in one call are sent once; the others share the answer
@@ -173,58 +336,81 @@ class LLMClient:
 
         def on_done(job: Job, generation: Generation | None, error: str | None) -> None:
             results[job.index].cached = False
+            retries_used[job.index] += job.retries_used
             if generation is None:
                 # not cached: a rerun tries again
+                self._note_outcome(False, error or "no answer")
                 for index in (job.index, *duplicates.get(job.key, ())):
                     finish(index, error or "no answer")
                 return
-            self.cache.put(job.key, generation, self.stage)  # committed now: survives a crash
-            self.stats.requests += 1
+            if generation.text.strip():
+                self.cache.put(job.key, generation, self.stage)  # committed now: survives a crash
             self.stats.extra["sent_prompt_tokens"] += generation.prompt_tokens
             self.stats.extra["sent_completion_tokens"] += generation.completion_tokens
             self.stats.extra["spent_usd"] += self._cost(generation)
             self.cost.paid(generation)
-            take(job.index, job.attempt, generation)
+            take(job.index, job.attempt, generation, fresh=True)
             for index in duplicates.get(job.key, ()):
                 self.stats.cache_hits += 1
                 take(index, job.attempt, generation)
 
+        def live(jobs: list[Job]) -> Iterator[Job]:
+            # Pulled lazily by the backend, one job as a worker frees up: the one place where a
+            # request is let out, so every gate on sending (the broken endpoint here; a budget
+            # stop) belongs here. Once the endpoint looks broken, nothing more is sent.
+            for job in jobs:
+                if self._broken:
+                    finish_unsent(job)
+                    continue
+                self.stats.requests += 1
+                yield job
+
+        def finish_unsent(job: Job) -> None:
+            results[job.index].cached = False
+            for index in (job.index, *duplicates.get(job.key, ())):
+                results[index].error = "not asked: the run stopped early"
+                results[index].failure_reason = "not_asked"
+                self.stats.count_failure("not_asked")
+                bar.update(1)
+
         pending = list(range(len(requests)))
-        try:
-            for attempt in range(self.config.max_invalid_retries + 1):
-                retry_next_round = []
-                jobs = []
-                duplicates.clear()
-                for index in pending:
-                    key = self.cache_key(requests[index], attempt)
-                    cached = self.cache.get(key)
-                    if cached is not None:
-                        self.stats.cache_hits += 1
-                        take(index, attempt, cached)
-                    elif key in duplicates:
-                        duplicates[key].append(index)
-                    else:
-                        duplicates[key] = []
-                        jobs.append(self._job(requests[index], index, attempt, key))
-                for admitted in self.cost.admit(jobs) if jobs else ():
-                    self.backend.run(admitted, on_done)  # raises BudgetExceeded at a cap
-                pending = retry_next_round
-                if not pending:
-                    break
-        finally:
-            bar.close()
-            self.stats.extra["seconds"] += time.perf_counter() - started
-        log.info(
-            "%s: %d ok, %d failed; %d requests, %d cache hits, %d retries, %d invalid outputs",
-            self.stage or desc,
-            sum(result.ok for result in results),
-            sum(not result.ok for result in results),
-            self.stats.requests,
-            self.stats.cache_hits,
-            self.stats.retries,
-            self.stats.invalid_outputs,
-        )
+        for attempt in range(self.config.max_invalid_retries + 1):
+            retry_next_round = []
+            jobs = []
+            duplicates.clear()
+            for index in pending:
+                key = self.cache_key(requests[index], attempt)
+                cached = self.cache.get(key)
+                if cached is not None:
+                    self.stats.cache_hits += 1
+                    take(index, attempt, cached)
+                elif key in duplicates:
+                    duplicates[key].append(index)
+                else:
+                    duplicates[key] = []
+                    job = self._job(requests[index], index, attempt, key)
+                    job.retries_left = max(0, self.config.max_retries - retries_used[index])
+                    jobs.append(job)
+            # the budget admits the jobs in chunks that fit what is left; BudgetExceeded at a cap
+            for admitted in self.cost.admit(jobs) if jobs else ():
+                self.backend.run(live(admitted), on_done)
+            pending = retry_next_round
+            if not pending:
+                break
         return results
+
+    def _note_outcome(self, usable: bool, what: str = "") -> None:
+        """Early stop: `broken_endpoint_window` unusable answers or failed requests in a row
+        (every answer invalid, every request refused) mean the endpoint is broken."""
+        if usable or self.backend.name == "local":
+            # a local model's bad answers say nothing about an endpoint; the threshold decides
+            self._bad_in_a_row = 0
+            return
+        self._bad_in_a_row += 1
+        window = self.config.broken_endpoint_window
+        if self._bad_in_a_row >= window and self.max_failed_fraction != 1.0 and not self._broken:
+            self._broken = f"the last {window} requests got no usable answer, the last: {what}"
+            log.error("%s: %s; stopping", self.stage or "LLM", self._broken)
 
     def _job(self, request: ChatRequest, index: int, attempt: int, key: str) -> Job:
         return Job(

@@ -1,9 +1,12 @@
-"""The openai backend: `openai.AsyncOpenAI` against any OpenAI-compatible Chat Completions URL.
+"""The openai backend: `openai.AsyncOpenAI` against OpenAI-compatible Chat Completions URLs.
 
 Transport faults (429 with retry-after, 5xx, timeouts, dropped connections) are retried by the
 openai client itself (`max_retries`, `timeout_s`, exponential backoff); an httpx event hook counts
-each retry. Bodies that arrive but are not a chat completion are retried here with the same
-budget. Structured outputs go the best route the endpoint supports (see `janus.llm`).
+each retry. Bodies that arrive but are not a chat completion are retried here; both draw on one
+budget per item (`max_retries` in all). Errors no retry can fix (401, 403, 404, a 400 for a bad
+parameter) stop the run at once. Structured outputs go the best route the endpoint supports (see
+`janus.llm`). Several `base_url`s form a fleet: `max_in_flight` workers per endpoint, each
+request to the endpoint with the fewest in flight; one that stops answering is taken out.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from janus.config import LLMConfig
@@ -35,11 +40,28 @@ class MalformedResponse(ValueError):
 
 
 class EndpointConfigError(RuntimeError):
-    """A fault that no item can get past (bad key, no permission): raised, not counted per item."""
+    """A fault that no item can get past (bad key, no permission, unknown model, a parameter the
+    endpoint rejects, every endpoint down): raised at once, not counted per item."""
+
+
+# Connection-level failures in a row (after the openai client's own retries) that take an
+# endpoint of a fleet out; its items go to the others meanwhile.
+ENDPOINT_DOWN_AFTER = 3
+_PER_ITEM_400 = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "too long",
+    "too many tokens",
+)
 
 
 class RateLimiter:
-    """A token bucket refilled at `per_minute` units a minute, holding at most a minute's worth."""
+    """A token bucket refilled at `per_minute` units a minute, holding at most a minute's worth.
+
+    It lives as long as the backend, across `run()` calls (chunks of a stream, several calls of
+    one stage), so the limit holds over the whole stage; each run's event loop gets its lock.
+    """
 
     def __init__(self, per_minute: float, clock=time.monotonic, sleep=asyncio.sleep):
         self.capacity = float(per_minute)
@@ -47,11 +69,15 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self.updated = clock()
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def acquire(self, amount: float = 1.0) -> None:
         # more than a minute's budget at once: wait for a full bucket rather than forever
         amount = min(float(amount), self.capacity)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # an asyncio.Lock belongs to one event loop
+            self._lock, self._loop = asyncio.Lock(), loop
         async with self._lock:
             while True:
                 now = self._clock()
@@ -95,8 +121,10 @@ def parse_chat_completion(body_text: str) -> Generation:
     if not isinstance(message, dict):
         raise MalformedResponse("choices[0] has no message")
     content = message.get("content")
+    refusal = False
     if content is None and isinstance(message.get("refusal"), str):
         content = message["refusal"]  # a refusal is an answer (invalid for a schema, re-asked)
+        refusal = True
     if not isinstance(content, str):
         raise MalformedResponse("choices[0].message.content is not a string")
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
@@ -107,14 +135,15 @@ def parse_chat_completion(body_text: str) -> Generation:
         prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else 0,
         completion_tokens=completion_tokens if isinstance(completion_tokens, int) else 0,
         finish_reason="length" if choices[0].get("finish_reason") == "length" else "stop",
+        refusal=refusal,
     )
 
 
-def _ignored_json_mode(generation: Generation) -> bool:
-    """Whether an answer under a JSON response_format shows the server ignored the field."""
+def _prose(generation: Generation) -> bool:
+    """Whether an answer under a JSON response_format looks like the server ignored the field."""
     text = generation.text.strip()
-    if not text:
-        return False  # whitespace runs happen under JSON modes too: no evidence either way
+    if not text or generation.refusal:
+        return False  # empty answers and refusals say nothing about response_format
     if generation.finish_reason == "length":
         return text[0] not in "{["
     try:
@@ -122,6 +151,20 @@ def _ignored_json_mode(generation: Generation) -> bool:
     except json.JSONDecodeError:
         return True
     return False
+
+
+@dataclass
+class Endpoint:
+    """One server of the fleet, with this run's counts (runtime record `endpoints`)."""
+
+    url: str
+    in_flight: int = 0
+    alive: bool = True
+    connection_failures: int = 0  # in a row
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"requests": 0, "answers": 0, "errors": 0, "retries": 0}
+    )
+    client: Any = None
 
 
 class OpenAIBackend:
@@ -132,34 +175,46 @@ class OpenAIBackend:
     def __init__(self, config: LLMConfig, stats: UsageStats):
         self.config = config
         self.stats = stats
-        self.base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        urls = config.base_urls()
         self._api_key = os.environ.get(config.api_key_env)
         if not self._api_key:
-            if config.base_url is None:
+            if None in urls:
                 raise EndpointConfigError(
                     f"the openai backend needs an API key in the environment variable "
                     f"{config.api_key_env!r} (llm.*.api_key_env names it)"
                 )
             self._api_key = "unused"  # self-hosted servers (vLLM, transformers serve) take none
+        self.endpoints = [Endpoint((url or DEFAULT_BASE_URL).rstrip("/")) for url in urls]
+        self.base_url = ", ".join(endpoint.url for endpoint in self.endpoints)  # for messages
         # the structured-output route in use; auto starts at the top and only ever goes down
         self.route = (
             "json_schema" if config.structured_output == "auto" else config.structured_output
         )
+        self._prose_in_a_row = 0
+        self._request_limit = RateLimiter(config.requests_per_minute)
+        self._token_limit = RateLimiter(config.tokens_per_minute)
         self._route_lock = threading.Lock()
-        for name in ("malformed_responses", "structured_fallbacks", "missing_usage"):
+        for name in ("malformed_responses", "structured_fallbacks", "missing_usage", "refusals"):
             stats.extra.setdefault(name, 0)
         stats.extra["structured_route"] = self.route
+        stats.extra["endpoints"] = {endpoint.url: endpoint.counts for endpoint in self.endpoints}
 
     def identity(self) -> dict[str, Any]:
+        # Never the URL: a restarted server on another port, or another replica, is the same
+        # model. What is: who serves it, the model's name and revision, the structured mode.
+        provider = self.config.provider or (
+            "openai" if self.config.base_url is None else "self-hosted"
+        )
         return {
             "backend": "openai",
-            "base_url": self.base_url,
+            "provider": provider,
             "model": self.config.model,
+            "revision": self.config.model_revision,
             "structured_output": self.config.structured_output,
         }
 
     def close(self) -> None:
-        pass  # each run() opens and closes its own HTTP client, bound to its own event loop
+        pass  # each run() opens and closes its own HTTP clients, bound to its own event loop
 
     # -- structured-output routes --------------------------------------------------------------
 
@@ -170,6 +225,7 @@ class OpenAIBackend:
             if self.route != from_route or from_route == ROUTES[-1]:
                 return  # another request already moved us down
             self.route = ROUTES[ROUTES.index(from_route) + 1]
+            self._prose_in_a_row = 0
             self.stats.extra["structured_fallbacks"] += 1
             self.stats.extra["structured_route"] = self.route
         log.warning(
@@ -179,6 +235,23 @@ class OpenAIBackend:
             reason,
             self.route,
         )
+
+    def _note_answer(self, route: str | None, generation: Generation) -> None:
+        """Evidence about the endpoint: only a run of prose answers under response_format."""
+        if route not in ("json_schema", "json_object"):
+            return
+        if generation.refusal:
+            self.stats.extra["refusals"] += 1
+            return
+        if not _prose(generation):
+            if generation.text.strip():
+                self._prose_in_a_row = 0
+            return
+        self._prose_in_a_row += 1
+        if self._prose_in_a_row >= self.config.prose_answers_before_fallback:
+            self._downgrade(
+                route, f"{self._prose_in_a_row} prose answers in a row despite response_format"
+            )
 
     def _shape(self, job: Job, route: str | None) -> tuple[list[dict[str, str]], dict[str, Any]]:
         """The messages and extra create() arguments of a job on a route."""
@@ -205,7 +278,7 @@ class OpenAIBackend:
 
     # -- running jobs --------------------------------------------------------------------------
 
-    def run(self, jobs: list[Job], on_done) -> None:
+    def run(self, jobs: Iterable[Job], on_done) -> None:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -226,75 +299,126 @@ class OpenAIBackend:
         if failure:
             raise failure[0]
 
-    async def _run_all(self, jobs: list[Job], on_done) -> None:
+    def _pick(self) -> Endpoint:
+        alive = [endpoint for endpoint in self.endpoints if endpoint.alive]
+        if not alive:
+            raise EndpointConfigError(
+                f"every endpoint of the fleet stopped answering ({self.base_url}); "
+                "check the servers and llm.*.base_url"
+            )
+        return min(alive, key=lambda endpoint: endpoint.in_flight)
+
+    async def _run_all(self, jobs: Iterable[Job], on_done) -> None:
         import openai
 
         stats = self.stats
 
-        async def count_retries(request) -> None:
-            # the openai client numbers its attempts in this header; > 0 means a retry
-            if request.headers.get("x-stainless-retry-count", "0") not in ("0", ""):
-                stats.retries += 1
+        for endpoint in self.endpoints:
 
-        http_client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [count_retries]})
-        client = openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=self.base_url,
-            max_retries=self.config.max_retries,
-            timeout=self.config.timeout_s,
-            http_client=http_client,
-        )
-        in_flight = asyncio.Semaphore(self.config.max_in_flight)
-        request_limit = RateLimiter(self.config.requests_per_minute)
-        token_limit = RateLimiter(self.config.tokens_per_minute)
+            async def count_retries(request, endpoint=endpoint) -> None:
+                # the openai client numbers its attempts in this header; > 0 means a retry
+                if request.headers.get("x-stainless-retry-count", "0") not in ("0", ""):
+                    stats.retries += 1
+                    endpoint.counts["retries"] += 1
 
-        async def one(job: Job) -> None:
-            async with in_flight:
+            endpoint.client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=endpoint.url,
+                max_retries=self.config.max_retries,
+                timeout=self.config.timeout_s,
+                http_client=_http_client(count_retries, self.config.max_in_flight),
+            )
+        request_limit, token_limit = self._request_limit, self._token_limit
+        source = iter(jobs)  # pulled lazily by the workers: no task per job up front
+
+        async def worker() -> None:
+            for job in source:
                 try:
-                    generation = await self._complete(client, job, request_limit, token_limit)
-                except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
-                    raise EndpointConfigError(
-                        f"{self.base_url}: {type(error).__name__} (HTTP {error.status_code}); "
-                        f"check the key in ${self.config.api_key_env} and the model name"
-                    ) from None
+                    generation = await self._complete(job, request_limit, token_limit)
+                except EndpointConfigError:
+                    raise
                 except Exception as error:  # noqa: BLE001 - a per-item failure, counted
                     on_done(job, None, _describe(error))
-                    return
-            on_done(job, generation, None)
+                    continue
+                on_done(job, generation, None)
 
+        workers = self.config.max_in_flight * len(self.endpoints)
         try:
             async with asyncio.TaskGroup() as group:
-                for job in jobs:
-                    group.create_task(one(job))
+                for _ in range(workers):
+                    group.create_task(worker())
         except* EndpointConfigError as errors:
             raise errors.exceptions[0] from None
         finally:
-            await client.close()
+            for endpoint in self.endpoints:
+                await endpoint.client.close()
+                endpoint.client = None
+
+    def _fatal(self, endpoint: Endpoint, error) -> EndpointConfigError | None:
+        """The error to stop the run with, for faults that no retry or other item can fix."""
+        import openai
+
+        status = getattr(error, "status_code", None)
+        message = str(error).replace("\n", " ")[:300]
+        if isinstance(error, openai.BadRequestError) and any(
+            phrase in message.lower() for phrase in _PER_ITEM_400
+        ):
+            return None  # one prompt too long for the model: that item fails, the rest go on
+        if status in (401, 403):
+            fix = f"the key in ${self.config.api_key_env} (llm.*.api_key_env) and its permissions"
+        elif status == 404:
+            fix = "llm.*.model (the model name the endpoint serves) and llm.*.base_url"
+        elif status == 400:
+            fix = (
+                "the parameter it names: llm.*.structured_output, or the stage's generation "
+                "params (max_tokens, temperature, top_p)"
+            )
+        else:
+            return None
+        return EndpointConfigError(
+            f"{endpoint.url} (model {self.config.model!r}) answered {type(error).__name__} "
+            f"(HTTP {status}): {message}. No retry can fix this; nothing more is sent. "
+            f"Check {fix}."
+        )
 
     async def _complete(
-        self, client, job: Job, request_limit: RateLimiter, token_limit: RateLimiter
+        self, job: Job, request_limit: RateLimiter, token_limit: RateLimiter
     ) -> Generation:
         import openai
 
         request = job.request
-        malformed_tries = 0
         while True:
             route = self.route if request.schema is not None else None
             messages, extra = self._shape(job, route)
             estimated_tokens = sum(len(m["content"]) for m in messages) / 4 + request.max_tokens
             await request_limit.acquire(1)
             await token_limit.acquire(estimated_tokens)
+            endpoint = self._pick()
+            budget = max(0, job.retries_left - job.retries_used)
+            endpoint.in_flight += 1
+            endpoint.counts["requests"] += 1
             try:
-                raw = await client.chat.completions.with_raw_response.create(
-                    model=self.config.model,
-                    messages=messages,
-                    temperature=request.temperature,
-                    top_p=request.top_p,
-                    max_tokens=request.max_tokens,
-                    seed=job.seed,
-                    **extra,
+                # The openai client's generic post (its README's way to call any endpoint):
+                # its retries, errors and headers, without validating params into a typed
+                # request and a typed response per call, which costs more CPU than the rest
+                # of the request at 200k items. The body is the Chat Completions wire format.
+                response = await endpoint.client.post(
+                    "/chat/completions",
+                    cast_to=_httpx().Response,
+                    body={
+                        "model": self.config.model,
+                        "messages": messages,
+                        "temperature": request.temperature,
+                        "top_p": request.top_p,
+                        "max_tokens": request.max_tokens,
+                        "seed": job.seed,
+                        **extra,
+                    },
+                    options={"max_retries": budget},
                 )
             except openai.APIStatusError as error:
+                endpoint.counts["errors"] += 1
+                endpoint.connection_failures = 0
                 if (
                     route in ("json_schema", "json_object")
                     and self.config.structured_output == "auto"
@@ -305,26 +429,74 @@ class OpenAIBackend:
                         route, f"rejected response_format {route} ({error.status_code})"
                     )
                     continue  # the same job again, on the next route
+                fatal = self._fatal(endpoint, error)
+                if fatal is not None:
+                    raise fatal from None
+                job.retries_used += budget  # the openai client spent them before giving up
                 raise
+            except openai.APIConnectionError:
+                # refused, dropped, timed out, after the client's own retries on this endpoint
+                endpoint.counts["errors"] += 1
+                endpoint.connection_failures += 1
+                others = [e for e in self.endpoints if e.alive and e is not endpoint]
+                if others:
+                    if endpoint.connection_failures >= ENDPOINT_DOWN_AFTER and endpoint.alive:
+                        endpoint.alive = False
+                        log.warning(
+                            "%s stopped answering; taken out of the fleet, its items go to %s",
+                            endpoint.url,
+                            ", ".join(e.url for e in others),
+                        )
+                    continue  # the item goes to another endpoint; its budget is untouched
+                job.retries_used += budget
+                raise
+            finally:
+                endpoint.in_flight -= 1
+            endpoint.connection_failures = 0
+            # the openai client numbers its attempts in this header of the request it sent last
+            job.retries_used += int(response.request.headers.get("x-stainless-retry-count") or 0)
             try:
-                generation = parse_chat_completion(raw.text)
+                generation = parse_chat_completion(response.text)
             except MalformedResponse as error:
                 self.stats.extra["malformed_responses"] += 1
-                if malformed_tries >= self.config.max_retries:
+                endpoint.counts["errors"] += 1
+                if job.retries_used >= job.retries_left:
                     raise
                 self.stats.retries += 1
-                delay = min(_MALFORMED_BACKOFF_S[0] * 2**malformed_tries, _MALFORMED_BACKOFF_S[1])
-                malformed_tries += 1
+                endpoint.counts["retries"] += 1
+                delay = min(_MALFORMED_BACKOFF_S[0] * 2**job.retries_used, _MALFORMED_BACKOFF_S[1])
+                job.retries_used += 1
                 log.info("malformed response (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay)
                 continue
+            endpoint.counts["answers"] += 1
             if generation.prompt_tokens == 0 and generation.completion_tokens == 0:
                 self.stats.extra["missing_usage"] += 1
-            if route in ("json_schema", "json_object") and _ignored_json_mode(generation):
-                # A server that honours response_format answers JSON (or, cut off, the start of
-                # it); prose means it ignored the field, as `transformers serve` does.
-                self._downgrade(route, "answered prose despite response_format")
+            self._note_answer(route, generation)
             return generation
+
+
+def _httpx():
+    """The httpx module the openai client is built on (newer releases vendor it as httpx2)."""
+    try:
+        from openai._base_client import httpx2 as httpx
+    except ImportError:
+        import httpx
+    return httpx
+
+
+def _http_client(count_retries, max_in_flight: int):
+    """The HTTP client under the openai client: its aiohttp transport where the package has it
+    (one pool that stays cheap with hundreds of requests in flight; httpx's own pool scans every
+    connection per request), else httpx; keep-alive for every connection in flight."""
+    import openai
+
+    hooks = {"request": [count_retries]}
+    limits = _httpx().Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    try:
+        return openai.DefaultAioHttpClient(event_hooks=hooks, limits=limits)
+    except (RuntimeError, AttributeError):  # the aiohttp extra is not installed
+        return openai.DefaultAsyncHttpxClient(event_hooks=hooks, limits=limits)
 
 
 def _mentions_response_format(error) -> bool:
