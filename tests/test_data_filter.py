@@ -94,7 +94,9 @@ def test_persona_regex_is_first_sentence_only_even_with_dotall():
     assert has_persona("Summarise.\nYou are a pirate.", multiline)
 
 
-@pytest.mark.parametrize("params_file", ["params.yaml", "profiles/tiny.yaml", "profiles/paper.yaml"])
+@pytest.mark.parametrize(
+    "params_file", ["params.yaml", "profiles/tiny.yaml", "profiles/paper.yaml"]
+)
 def test_params_carry_the_papers_regex(params_file):
     import yaml
 
@@ -106,7 +108,9 @@ def test_params_carry_the_papers_regex(params_file):
     assert re.compile(regex)
 
 
-@pytest.mark.parametrize("params_file", ["params.yaml", "profiles/tiny.yaml", "profiles/paper.yaml"])
+@pytest.mark.parametrize(
+    "params_file", ["params.yaml", "profiles/tiny.yaml", "profiles/paper.yaml"]
+)
 def test_data_params_survive_the_dvc_lock_file(params_file):
     """DVC compares params with what it wrote to dvc.lock; a value its YAML writer cannot read
     back unchanged makes the stage look modified forever (treeverse/dvc#10668)."""
@@ -219,7 +223,10 @@ def test_filter_dedups_samples_per_source_and_fills(tmp_path):
     assert metrics["shortfall"] == 2
     # The fill source tops the sample up to total: 20 - (4 + 4 + 4 + 3 + 3).
     assert metrics["fill"] == {
-        "source": "openhermes_preferences", "requested": 2, "taken": 2, "shortfall": 0
+        "source": "openhermes_preferences",
+        "requested": 2,
+        "taken": 2,
+        "shortfall": 0,
     }
     assert sources["openhermes_preferences"]["fill"] == 2
     assert metrics["sampled"] == 20
@@ -244,7 +251,10 @@ def test_a_short_fill_source_is_a_counted_shortfall(tmp_path):
     config = tiny_section("filter", sources=_sources(tmp_path), per_source=4, total=40, seed=1)
     kept, metrics = filter_instructions(config, root=tmp_path)
     assert metrics["fill"] == {
-        "source": "openhermes_preferences", "requested": 22, "taken": 7, "shortfall": 15
+        "source": "openhermes_preferences",
+        "requested": 22,
+        "taken": 7,
+        "shortfall": 15,
     }
     assert metrics["sampled"] == 4 + 11 + 4 + 3 + 3
 

@@ -132,7 +132,9 @@ BAD_COLLECTION_ROWS = [
 @pytest.mark.parametrize(("bad", "reason"), BAD_COLLECTION_ROWS)
 def test_a_bad_collection_row_is_counted_by_reason(tmp_path, bad, reason):
     path = _write(tmp_path / "mc.jsonl", [_row(), bad, _row(prompt="Name a lake.")])
-    rows, metrics = import_collection(SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None)
+    rows, metrics = import_collection(
+        SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None
+    )
     assert len(rows) == 2
     assert metrics["bad_rows"] == {reason: 1}
     assert metrics["rows"] == 3 and metrics["valid"] == 2
@@ -143,7 +145,9 @@ def test_duplicates_are_counted_and_extra_columns_ignored(tmp_path):
         tmp_path / "mc.jsonl",
         [_row(extra="ignored"), _row(), _row(system="You are verbose."), _row(prompt="Other?")],
     )
-    rows, metrics = import_collection(SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None)
+    rows, metrics = import_collection(
+        SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None
+    )
     assert metrics["bad_rows"] == {"duplicate": 1}
     assert [row["set_index"] for row in rows] == [0, 1, 0]
     assert "extra" not in rows[0]
@@ -163,7 +167,9 @@ def test_duplicates_are_counted_and_extra_columns_ignored(tmp_path):
 )
 def test_a_bad_pair_row_is_counted_by_reason(tmp_path, change, reason):
     path = _write(tmp_path / "dpo.jsonl", [_pair(), {**_pair(), **change}])
-    rows, metrics = import_pairs("dpo", SourceConfig(path=str(path), split="train", enabled=True), None)
+    rows, metrics = import_pairs(
+        "dpo", SourceConfig(path=str(path), split="train", enabled=True), None
+    )
     assert len(rows) == 1 and metrics["bad_rows"] == {reason: 1}
     assert rows[0]["chosen"] == "Nile." and rows[0]["rejected"] == "Rhine."
 
@@ -171,14 +177,18 @@ def test_a_bad_pair_row_is_counted_by_reason(tmp_path, change, reason):
 def test_the_dpo_layout_stores_answers_as_text(tmp_path):
     flat = {**_pair(), "chosen": "Nile.", "rejected": "Rhine."}
     path = _write(tmp_path / "dpo.jsonl", [flat, _pair(prompt="Q?")])
-    rows, metrics = import_pairs("dpo", SourceConfig(path=str(path), split="train", enabled=True), None)
+    rows, metrics = import_pairs(
+        "dpo", SourceConfig(path=str(path), split="train", enabled=True), None
+    )
     assert metrics["bad_rows"] == {}
     assert [(row["chosen"], row["rejected"]) for row in rows] == [("Nile.", "Rhine.")] * 2
 
 
 def test_identical_answers_are_not_a_pair(tmp_path):
     path = _write(tmp_path / "orpo.jsonl", [_pair(), _pair(prompt="Q?", rejected="Nile.")])
-    rows, metrics = import_pairs("orpo", SourceConfig(path=str(path), split="train", enabled=True), None)
+    rows, metrics = import_pairs(
+        "orpo", SourceConfig(path=str(path), split="train", enabled=True), None
+    )
     assert len(rows) == 1 and metrics["bad_rows"] == {"identical_responses": 1}
 
 
@@ -193,12 +203,16 @@ def test_a_pair_with_a_system_turn_uses_the_last_answer(tmp_path):
 def test_nothing_valid_is_an_error_that_names_the_file(tmp_path):
     path = _write(tmp_path / "mc.jsonl", [_row(system="")])
     with pytest.raises(SourceError, match=r"mc.jsonl\): none of its 1 rows is valid"):
-        import_collection(SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None)
+        import_collection(
+            SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None
+        )
 
 
 def test_max_rows_reads_only_the_first_rows(tmp_path):
     path = _write(tmp_path / "mc.jsonl", [_row(prompt=f"Q{i}?") for i in range(5)])
-    rows, metrics = import_collection(SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, 2)
+    rows, metrics = import_collection(
+        SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, 2
+    )
     assert len(rows) == 2 and metrics["rows"] == 2
 
 
@@ -225,13 +239,21 @@ def test_parquet_and_the_hub_code_path(tmp_path, monkeypatch):
     )
     collection, pairs, metrics = import_published(config, DIMENSIONS)
     local = import_collection(
-        SourceConfig(path=str(hub / "data/train-00000-of-00001.parquet"), split="train", enabled=True), DIMENSIONS, None
+        SourceConfig(
+            path=str(hub / "data/train-00000-of-00001.parquet"), split="train", enabled=True
+        ),
+        DIMENSIONS,
+        None,
     )
     assert collection == local[0]
     assert len(collection) == 3 and metrics["collection"]["bad_rows"] == {"empty:system": 1}
     assert [row["chosen"] for row in pairs["dpo"]] == ["Nile.", "Nile."]
 
-    missing = config.model_copy(update={"collection": SourceConfig(path=f"hub:{tmp_path}/nope", split="train", enabled=True)})
+    missing = config.model_copy(
+        update={
+            "collection": SourceConfig(path=f"hub:{tmp_path}/nope", split="train", enabled=True)
+        }
+    )
     with pytest.raises(SourceError, match="could not be loaded"):
         import_published(missing, DIMENSIONS)
 

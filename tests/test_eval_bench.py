@@ -391,6 +391,7 @@ def test_build_bench_end_to_end(tmp_path, bench_inputs, monkeypatch):
             "published_split": "train",
             "source_columns_path": str(REPO / COLUMNS_FILE),
             "allow_smaller": False,
+            "max_failed_fraction": 0.0,
             "sources": {
                 "alpaca_eval": {"path": "alpaca_eval.jsonl", **source},
                 "koala": {"path": "koala.jsonl", **source},

@@ -12,6 +12,7 @@ from servers.fake_openai import FakeOpenAIServer
 from janus.config import LLMConfig
 from janus.llm import ChatRequest, LLMClient, StageFailed
 from janus.llm.openai_backend import EndpointConfigError
+from tests.sections import tiny_section
 
 SCHEMA = {
     "type": "object",
@@ -39,7 +40,7 @@ def _config(base_url, **overrides) -> LLMConfig:
         "max_invalid_retries": 2,
     }
     settings.update(overrides)
-    return LLMConfig(**settings)
+    return tiny_section("llm.teacher", **settings)
 
 
 def _plain(*prompts: str) -> list[ChatRequest]:
