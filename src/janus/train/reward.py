@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from janus.config import TrainStage
 from janus.io import read_json, write_json
 from janus.logging_utils import get_logger
 from janus.train.common import (
@@ -26,7 +25,7 @@ from janus.train.common import (
     checkpoint_step,
     load_model,
     loss_curve,
-    trainer_args,
+    trainer_config,
 )
 from janus.train.data import fit_to_length, format_rows, to_dataset
 
@@ -36,22 +35,11 @@ PHASES = ("multifaceted", "helpfulness")
 DONE_FILE = "PHASE_DONE.json"
 
 
-def build_reward_trainer(
-    stage: TrainStage,
-    args: dict[str, Any],
-    load,
-    tokenizer: Any,
-    train_dataset: Any,
-    eval_dataset: Any | None,
-):
-    from trl import RewardConfig, RewardTrainer
+def build_reward_trainer(config: Any, load, tokenizer: Any, train_dataset: Any, eval_dataset: Any | None):
+    from trl import RewardTrainer
 
-    config = RewardConfig(**args)
-    model = load()
-    # The score is read at the last non-pad token; the model must know which id is padding.
-    model.config.pad_token_id = tokenizer.pad_token_id
     return RewardTrainer(
-        model=model,
+        model=load(),
         args=config,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
@@ -153,11 +141,17 @@ def _train_phase(
     output: Path,
 ) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
     phase_dir = run.run_dir / phase
-    args = trainer_args(run.stage, run.common, run.device, phase_dir, run.max_length, max_steps=max_steps)
+    config = trainer_config(
+        "rm", run.spec.name, run.stage, run.common, run.device, phase_dir, run.max_length, max_steps=max_steps
+    )
     trainer = build_reward_trainer(
-        run.stage,
-        args,
-        lambda: load_model(start_from, run.device, sequence_classification=True),
+        config,
+        # Seeded: stage 1 adds a new (random) score head to the SFT checkpoint; the same seed gives
+        # the same head, so the same inputs give the same reward model, byte for byte.
+        lambda: load_model(
+            start_from, run.device, sequence_classification=True,
+            seed=run.common.seed, pad_token_id=run.tokenizer.pad_token_id,
+        ),
         run.tokenizer,
         to_dataset(train_rows),
         None,
@@ -170,11 +164,11 @@ def _train_phase(
         log.info("rm %s: resuming from %s", phase, resume)
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=resume)
+    run.runtime[f"{phase}_train_runtime_s"] = round(time.monotonic() - started, 2)
     metrics = {
         f"{phase}_train_loss": result.training_loss,
         f"{phase}_global_step": trainer.state.global_step,
         f"{phase}_resumed_from_step": checkpoint_step(resume),
-        f"{phase}_train_runtime_s": round(time.monotonic() - started, 2),
         f"{phase}_train_pairs": len(train_rows),
     }
     metrics.update(_held_out(run, trainer.model, eval_sets, prefix=f"after_{phase}_"))
