@@ -14,7 +14,7 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	$(PY) -m pip check
+	$(PY) -c 'import janus, torch, transformers, trl, dvc, mlflow'
 	touch $@
 
 # Re-resolve the lock from pyproject.toml's ranges (uv, from PyPI), e.g. to upgrade a library;

@@ -57,7 +57,7 @@ def training_commands(dvc_yaml: Path = REPO / "dvc.yaml") -> dict[str, list[str]
     for key, item in table["foreach"].items():
         cmd = table["do"]["cmd"].replace("${key}", key)
         for field, value in item.items():
-            cmd = cmd.replace("${item.%s}" % field, value)
+            cmd = cmd.replace("${item." + field + "}", value)
         commands[key] = shlex.split(cmd)
     commands["rm"] = shlex.split(stages["rm"]["cmd"])
     return commands

@@ -68,7 +68,6 @@ def load_model(
     it gives the same bytes. `pad_token_id` is what a reward model pools on (the last non-pad
     token). `device=None`-like placement is left to the caller for distributed training.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     device = resolve_device(device)
@@ -81,7 +80,14 @@ def load_model(
 
         set_seed(seed)
     if head == "reward":
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, **kwargs)
+        from transformers import AutoConfig
+
+        # A causal checkpoint gets a new one-logit head; a classifier keeps its own (and is
+        # refused below unless it has one output).
+        architectures = AutoConfig.from_pretrained(str(path)).architectures or []
+        if not any(name.endswith("ForSequenceClassification") for name in architectures):
+            kwargs["num_labels"] = 1
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs)
         if model.config.num_labels != 1:
             raise ValueError(
                 f"{path}: a reward model has one output (a scalar reward), "

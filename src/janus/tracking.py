@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager

@@ -45,12 +45,17 @@ class EngineStats:
         return {
             "sequences": self.sequences,
             "generated_tokens": self.generated_tokens,
+            "truncated_prompts": self.truncated_prompts,
+        }
+
+    def as_runtime(self) -> dict[str, Any]:
+        """Timings: for runtime/<stage>.json (janus.io.write_runtime), never the DVC metrics."""
+        return {
             "generation_seconds": round(self.seconds, 3),
             "load_seconds": round(self.load_seconds, 3),
             "tokens_per_second": (
                 round(self.generated_tokens / self.seconds, 3) if self.seconds > 0 else None
             ),
-            "truncated_prompts": self.truncated_prompts,
         }
 
 

@@ -22,7 +22,6 @@ from janus.config import TrackingSection, TrainSection
 from janus.io import write_json, write_runtime
 from janus.logging_utils import get_logger
 from janus.tracking import registered_model_name, start_run
-from janus.train.configs import check_stage_keys
 from janus.train.common import (
     Outcome,
     StageRun,
@@ -44,6 +43,7 @@ from janus.train.common import (
     trainer_params,
     write_plot,
 )
+from janus.train.configs import check_stage_keys
 from janus.train.data import (
     PREFERENCE_COLUMNS,
     SFT_COLUMNS,
