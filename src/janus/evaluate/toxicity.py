@@ -49,7 +49,7 @@ from janus.infer.engines import (
     resolve_device,
     resolve_dtype,
 )
-from janus.io import read_jsonl, write_jsonl, write_metrics
+from janus.io import read_jsonl, write_jsonl, write_metrics, write_runtime
 from janus.logging_utils import get_logger, progress
 
 log = get_logger(__name__)
@@ -435,6 +435,7 @@ def generate(
         "engine": engine.name,
         "prompt_format": prompt_format,
         **engine.stats.as_metrics(),
+        "runtime": engine.stats.as_runtime(),
     }
 
 
@@ -552,6 +553,7 @@ def run_toxicity_generation(
         "empty_generations": sum(not text.strip() for text in texts),
         **metrics,
     }
+    write_runtime(f"toxicity_generate/{name}", metrics.pop("runtime", {}))
     write_metrics(f"toxicity_generate/{name}", metrics, metrics_dir)
     return metrics
 
@@ -643,9 +645,10 @@ def run_toxicity(
     # shared by every model, so kept out of the per-model file
     write_metrics(
         "toxicity_scorer",
-        {"scorer": scorer.name, "seconds": round(scoring_seconds, 3), **scorer_metrics},
+        {"scorer": scorer.name, **scorer_metrics},
         metrics_dir,
     )
+    write_runtime("toxicity_scorer", {"seconds": round(scoring_seconds, 3)})
     return metrics
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from janus.config import EngineParams, SamplingParams
+from janus.hf_loading import resolve_device, resolve_dtype  # noqa: F401 - re-exported
 from janus.logging_utils import get_logger, progress
 
 log = get_logger(__name__)
@@ -94,24 +95,6 @@ def fit_prompt(ids: list[int], context_length: int | None, max_tokens: int) -> l
     return ids[-room:] if len(ids) > room else ids
 
 
-def resolve_dtype(dtype: str, on_cuda: bool):
-    import torch
-
-    if dtype == "auto":
-        if on_cuda and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return getattr(torch, dtype)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def vllm_unavailable_reason() -> str | None:
     """Why vLLM cannot run here, or None when it can."""
     if importlib.util.find_spec("vllm") is None:
@@ -167,19 +150,14 @@ class TransformersEngine:
 
     def __init__(self, model_path: str | Path, params: EngineParams):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from janus.hf_loading import load_model, load_tokenizer
 
         started = time.perf_counter()
         self.params = params
         self.device = resolve_device(params.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=resolve_dtype(params.dtype, self.device.startswith("cuda"))
-        ).to(self.device)
-        self.model.eval()
+        self.tokenizer = load_tokenizer(model_path, padding_side="left")
+        self.model = load_model(model_path, device=self.device, dtype=params.dtype, eval_mode=True)
         self.stop_ids = stop_token_ids(self.tokenizer, self.model.generation_config)
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)
         self._torch = torch
