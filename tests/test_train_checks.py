@@ -10,14 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 import yaml
+from test_train_stages import spec, training_commands
 
 from janus.config import ConfigError, TrackingSection, TrainSection, parse_params
 from janus.train.common import DeviceSettings, StageSpec, check_packing, resolve_device
 from janus.train.data import TrainingInputError
 from janus.train.run import run_training_stage
-from test_train_stages import spec, training_commands
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = ("params.yaml", "profiles/paper.yaml", "profiles/tiny.yaml")
