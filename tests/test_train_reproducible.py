@@ -114,7 +114,7 @@ def test_training_stages_twice_give_the_same_bytes_and_one_copy(tmp_path, tiny_m
         assert linked(work / "checkpoints" / name / "model.safetensors"), name
     # DVC links only content new to its cache; files equal to an earlier output's (the same
     # tokenizer in every checkpoint) stay copies until `dvc checkout --relink` (`make demo`).
-    _run([sys.executable, "-m", "dvc", "checkout", "--relink", "-q"], work, env)
+    _run([sys.executable, "-m", "dvc", "checkout", "--relink", "-q", *CHAIN], work, env)
     for checkpoint in checkpoints:
         assert all(linked(file) for file in checkpoint.rglob("*") if file.is_file()), checkpoint
     assert not list((work / "mlartifacts").rglob("*.safetensors"))

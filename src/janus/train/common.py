@@ -1,5 +1,6 @@
-"""What every training stage shares: the stage table, paths, device settings and the checks that
-run before any training, run fingerprints for resuming, trainer arguments, and final outputs.
+"""What every training stage shares: the stage's row of dvc.yaml's `train` table (StageSpec),
+device settings and the checks that run before any training, run fingerprints for resuming, the
+TRL config (params passed through, see janus.train.configs), and final outputs.
 
 Device policy (one stage command for CPU, one GPU and many):
 - bf16 "auto": mixed bf16 on a CUDA device that supports it, fp32 elsewhere. Weights stay fp32
