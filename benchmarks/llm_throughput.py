@@ -19,8 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from janus.config import LLMConfig, ModelsSection
+from janus.config import LLMConfig, load_params
 from janus.llm import ChatRequest, LLMClient
+
+REPO = Path(__file__).resolve().parents[1]
+# every LLM setting the benchmark does not vary: the default profile's teacher
+TEACHER = load_params(REPO / "params.yaml").llm.teacher.model_dump()
 
 TOPICS = [
     "rivers", "owls", "salt", "glaciers", "bread", "tides", "copper", "moss",
@@ -75,7 +79,7 @@ def pick_model(work: Path, requested: str | None) -> Path:
     from janus.models import prepare_base_model
 
     tiny = work / "tiny"
-    prepare_base_model(ModelsSection(source="tiny_random"), tiny)
+    prepare_base_model(load_params(REPO / "profiles" / "tiny.yaml").models, tiny)
     return tiny
 
 
@@ -105,7 +109,7 @@ def main() -> None:
         print(f"load average at start: {os.getloadavg()[0]:.2f}")
 
         print("local backend (in-process transformers):")
-        base = LLMConfig(backend="local", model=str(model))
+        base = LLMConfig.model_validate({**TEACHER, "backend": "local", "model": str(model)})
         # warm up: load the model once so neither mode pays for it
         timed_run(base.model_copy(update={"batch_size": 1}), requests[:1], work / "warm", "warm-up")
         one, one_texts = timed_run(
@@ -133,8 +137,15 @@ def main() -> None:
         with transformers_serve(
             model, continuous_batching=continuous, log_path=work / "serve.log"
         ) as base_url:
-            remote = LLMConfig(
-                backend="openai", model=str(model), base_url=base_url, timeout_s=600, max_retries=1
+            remote = LLMConfig.model_validate(
+                {
+                    **TEACHER,
+                    "backend": "openai",
+                    "model": str(model),
+                    "base_url": base_url,
+                    "timeout_s": 600,
+                    "max_retries": 1,
+                }
             )
             timed_run(
                 remote.model_copy(update={"max_in_flight": 1}),

@@ -1,12 +1,16 @@
-"""Stage `models`: the base checkpoint (bundled SmolLM2 by default) in models/base."""
+"""Stage `models`: the base checkpoint (bundled SmolLM2 by default) -> --out."""
+
+import argparse
 
 from janus.config import load_params
 from janus.models import prepare_base_model
 
 
 def main() -> None:
-    params = load_params()
-    prepare_base_model(params.models)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True, help="checkpoint directory")
+    args = parser.parse_args()
+    prepare_base_model(load_params().models, args.out)
 
 
 if __name__ == "__main__":

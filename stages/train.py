@@ -1,28 +1,53 @@
-"""Training stages: `python stages/train.py <sft|sft_third|sft_one_epoch|dpo|orpo|rm>`.
+"""A training stage: one row of dvc.yaml's `train` table (or the reward model's stage).
 
-The same command trains on the CPU, one GPU, or under `accelerate launch` (see janus.train.launch).
+    python stages/train.py <name> --trainer sft|dpo|orpo|rm --data DIR --init CHECKPOINT
+        --out CHECKPOINT --metrics FILE --plot FILE
+
+The trainer's settings are params `train.<name>` (passed through to TRL's config class) and
+`train.common`. The same command trains on the CPU, one GPU, or under `accelerate launch` (see
+janus.train.launch).
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 from janus.config import load_params
-from janus.train.common import STAGE_NAMES
+from janus.train.common import KINDS, StageSpec
 from janus.train.data import TrainingInputError
 from janus.train.launch import relaunch_if_configured
 from janus.train.run import run_training_stage
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="the stage: its params section is train.<name>")
+    parser.add_argument("--trainer", choices=KINDS, required=True)
+    parser.add_argument("--data", required=True, help="build_pairs folder with train.jsonl / eval.jsonl")
+    parser.add_argument("--init", required=True, help="the checkpoint training starts from")
+    parser.add_argument("--out", required=True, help="the final checkpoint folder")
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--plot", required=True)
+    return parser
+
+
+def stage_spec(argv: list[str], root: Path) -> StageSpec:
+    args = build_parser().parse_args(argv)
+    return StageSpec.from_args(
+        root, args.name, args.trainer, data=args.data, init=args.init,
+        output=args.out, metrics=args.metrics, plot=args.plot,
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("stage", choices=STAGE_NAMES)
-    args = parser.parse_args()
+    args = build_parser().parse_args()
     params = load_params()
     try:
-        relaunch_if_configured(params.train.common, __file__, [args.stage])
-        run_training_stage(args.stage, params.train, params.tracking)
+        relaunch_if_configured(params.train.common, __file__, sys.argv[1:])
+        spec = stage_spec(sys.argv[1:], Path.cwd())
+        run_training_stage(spec, params.train, params.tracking)
     except TrainingInputError as error:
-        sys.exit(f"{args.stage}: {error}")
+        sys.exit(f"{args.name}: {error}")
 
 
 if __name__ == "__main__":

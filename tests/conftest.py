@@ -28,11 +28,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer llama with SmolLM2's tokenizer and chat template."""
-    from janus.config import ModelsSection
+    from janus.config import load_params
     from janus.models import prepare_base_model
 
     out = tmp_path_factory.mktemp("models") / "tiny"
-    prepare_base_model(ModelsSection(source="tiny_random"), out)
+    prepare_base_model(load_params(REPO_ROOT / "profiles" / "tiny.yaml").models, out)
     return out
 
 

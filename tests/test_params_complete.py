@@ -44,20 +44,10 @@ NOT_OUTPUT_SHAPING = {
 NOT_OUTPUT_SHAPING_MODELS = {
     "TrackingSection": "MLflow logging: writes nothing DVC tracks, and no stage depends on it",
 }
-# dvca: training sections restructured separately (TRL config subclasses with required fields).
-# Temporary: remove once the training sections have no defaults left.
-TRAINING_MODELS_IN_PROGRESS = {
-    "ModelsSection",
-    "TinyModelConfig",
-    "TrainSection",
-    "TrainCommon",
-    "TrainStage",
-    "SFTStage",
-    "DPOStage",
-    "ORPOStage",
-    "RewardModelStage",
-}
-TRAINING_FIELDS_IN_PROGRESS = {("Params", "models"), ("Params", "train")}  # dvca, as above
+# The per-trainer sections pass through to TRL's config classes (janus.train.configs), whose own
+# fields are checked against the class when the stage starts; their keys are required in every
+# profile all the same (test_every_key_of_a_profile_is_required), like any section's.
+TRL_PASSTHROUGH_MODELS = {"SFTStage", "DPOStage", "ORPOStage", "RewardModelStage"}
 
 
 def _models_in(annotation) -> Iterator[type[BaseModel]]:
@@ -91,14 +81,13 @@ def test_the_walk_reaches_nested_models():
 def test_no_output_shaping_field_has_a_default():
     offenders = []
     for name, model in sorted(schema_models().items()):
-        if name in NOT_OUTPUT_SHAPING_MODELS or name in TRAINING_MODELS_IN_PROGRESS:
+        if name in NOT_OUTPUT_SHAPING_MODELS:
             continue
         for field_name, field in model.model_fields.items():
             key = (name, field_name)
             if (
                 field.is_required()
                 or key in NOT_OUTPUT_SHAPING
-                or key in TRAINING_FIELDS_IN_PROGRESS
             ):
                 continue
             offenders.append(
@@ -121,7 +110,7 @@ def test_the_allow_list_names_real_defaults():
 
 def test_every_model_forbids_unknown_keys():
     for name, model in schema_models().items():
-        if name in TRAINING_MODELS_IN_PROGRESS:  # dvca: TRL passthrough may allow extra keys
+        if name in TRL_PASSTHROUGH_MODELS:  # extra keys go to the TRL config, checked there
             continue
         assert model.model_config.get("extra") == "forbid", name
 
@@ -147,6 +136,7 @@ NAMED_TABLES = {
     "hub_models",
     "prices",
     "helpfulness_sources",
+    "helpfulness_mix",
     "rows",
     "alpaca_eval_runs",
 }
@@ -154,8 +144,8 @@ NAMED_TABLES = {
 
 def _allowed_to_omit(path: tuple) -> bool:
     """Paths whose field has an allowed default, a whole entry of a named table that is a single
-    value (scorecard.rows), or a path in the training sections (dvca)."""
-    if path[0] in ("train", "models", "tracking"):
+    value (scorecard.rows), or a path in the tracking section (not output-shaping)."""
+    if path[0] == "tracking":
         return True
     if len(path) >= 2 and path[-2] in NAMED_TABLES:
         return True

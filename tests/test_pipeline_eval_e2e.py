@@ -23,9 +23,7 @@ UPSTREAM_STAGES = (
     "models",
     "filter",
     "gold_responses",
-    "sft",
-    "dpo",
-    "orpo",
+    "train",  # the foreach table: sft, sft_third, sft_one_epoch, dpo, orpo
     "rm",
     "infer",
     "toxicity",
@@ -37,7 +35,7 @@ def _copy_pipeline(work: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for folder in ("stages", "src", "data/sources", "data/taxonomy"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
-    for name in (".dvcignore", ".gitignore", "dvc.yaml"):
+    for name in (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock"):
         shutil.copy(REPO / name, work / name)
     shutil.copy(REPO / "profiles/tiny.yaml", work / "params.yaml")
 

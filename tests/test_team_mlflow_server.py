@@ -12,6 +12,7 @@ artifact store proxied by the server), started on loopback for this module.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -22,6 +23,7 @@ import pytest
 import yaml
 from servers.dvc_project import JANUS_ROOT, DvcProject, isolated_env
 from servers.mlflow_server import MlflowServer
+from test_train_stages import training_commands
 
 TRAINING_EXPERIMENT = "janus-team-server"
 PIPELINE_EXPERIMENT = "janus-team-pipeline"
@@ -77,24 +79,25 @@ def trained(mlflow_server, fake_secrets, tiny_model_dir, tmp_path_factory) -> Ra
     ]
     (pairs / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (pairs / "eval.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:2]))
+    shutil.copytree(tiny_model_dir, root / "models" / "base")
     overrides = {
         "train": {
             "common": {
-                "base_model": str(tiny_model_dir),
                 "max_length": 128,
                 "save_strategy": "no",
                 "keep_checkpoints": False,
             },
             "sft": {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-3},
         },
-        "tracking": {"experiment": TRAINING_EXPERIMENT},
+        # The team's registry is its source of truth here: the checkpoint is copied to the server.
+        "tracking": {"experiment": TRAINING_EXPERIMENT, "model_artifacts": "copy"},
     }
     # The tests' profile, with a two-step SFT on the tiny model.
     params = _merged(yaml.safe_load((JANUS_ROOT / "profiles" / "tiny.yaml").read_text()), overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     env = isolated_env(root.parent, MLFLOW_TRACKING_URI=mlflow_server.url, **fake_secrets)
     result = subprocess.run(
-        [sys.executable, str(JANUS_ROOT / "stages" / "train.py"), "sft"],
+        [sys.executable, str(JANUS_ROOT / "stages" / "train.py"), *training_commands()["sft"][2:]],
         cwd=root,
         env=env,
         capture_output=True,

@@ -10,6 +10,7 @@ import pytest
 from janus.config import TrackingSection
 from janus.tracking import (
     default_tracking_uri,
+    dvc_md5,
     flatten_params,
     registered_model_name,
     resolve_repo_root,
@@ -103,7 +104,32 @@ def test_run_records_params_tags_curves_and_registers_versions(tmp_path, monkeyp
     latest = client.get_model_version("janus-dpo", "2")
     assert latest.run_id == stored.info.run_id
     model_id = latest.source.removeprefix("models:/")
-    assert {a.path for a in client.list_logged_model_artifacts(model_id)} == {"model.safetensors", "janus_format.json"}
+    # By default the version references the DVC-versioned checkpoint; no weights are copied.
+    assert {a.path for a in client.list_logged_model_artifacts(model_id)} == {"dvc_reference.json"}
+    assert latest.tags["dvc.path"] == "ckpt" and latest.tags["dvc.md5"] == dvc_md5(checkpoint)
+    assert latest.tags["git.commit"] == client.get_run(latest.run_id).data.tags["git.commit"]
+    with start_run(TrackingSection(), "dpo", params=params) as run:
+        copied = run.log_model_dir(checkpoint, "janus-dpo", mode="copy")
+    model_id = client.get_model_version("janus-dpo", copied).source.removeprefix("models:/")
+    assert {a.path for a in client.list_logged_model_artifacts(model_id)} == {
+        "model.safetensors", "janus_format.json", "dvc_reference.json"
+    }
+
+
+def test_dvc_md5_is_the_one_dvc_records(tmp_path):
+    """dvc_md5 of a directory equals what DVC itself computes for it (`dvc add`)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    (tmp_path / "ckpt" / "sub").mkdir(parents=True)
+    (tmp_path / "ckpt" / "a.bin").write_bytes(b"\1" * 100)
+    (tmp_path / "ckpt" / "sub" / "b.json").write_text("{}")
+    for args in (["init", "--no-scm", "-q"], ["add", "-q", "ckpt"]):
+        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=tmp_path, check=True, capture_output=True)
+    recorded = yaml.safe_load((tmp_path / "ckpt.dvc").read_text())["outs"][0]["md5"]
+    assert dvc_md5(tmp_path / "ckpt") == recorded and recorded.endswith(".dir")
 
 
 def test_a_failing_stage_marks_its_run_failed(tmp_path, monkeypatch):

@@ -10,11 +10,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
+from test_train_stages import spec, training_commands
 
 from janus.config import ConfigError, TrackingSection, TrainSection, parse_params
-from janus.train.common import DeviceSettings, check_packing, resolve_device
+from janus.train.common import DeviceSettings, StageSpec, check_packing, resolve_device
 from janus.train.data import TrainingInputError
 from janus.train.run import run_training_stage
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = ("params.yaml", "profiles/paper.yaml", "profiles/tiny.yaml")
 
 NO_TRACKING = TrackingSection(enabled=False)
 
@@ -43,11 +48,20 @@ def repo(tmp_path, tiny_model_dir):
     return tmp_path
 
 
+def tiny_params() -> dict:
+    return yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())
+
+
 def section(**overrides) -> TrainSection:
-    raw = {"common": {"max_length": 64, "min_train_rows": 2}}
+    raw = tiny_params()["train"]
+    raw["common"].update({"max_length": 64, "min_train_rows": 2})
     for key, value in overrides.items():
         raw.setdefault(key, {}).update(value)
     return TrainSection.model_validate(raw)
+
+
+def train(name: str, section_: TrainSection, repo: Path, **kwargs):
+    return run_training_stage(spec(name, repo), section_, NO_TRACKING, **kwargs)
 
 
 def assert_nothing_trained(repo: Path, stage: str) -> None:
@@ -60,30 +74,31 @@ def assert_nothing_trained(repo: Path, stage: str) -> None:
 def test_empty_or_too_small_pair_set(repo, rows):
     write(repo / "data/pairs/preference/train.jsonl", rows)
     with pytest.raises(TrainingInputError, match=rf"{len(rows)} valid orpo training row.*min_train_rows=2"):
-        run_training_stage("orpo", section(), NO_TRACKING, root=repo)
+        train("orpo", section(), repo)
     assert_nothing_trained(repo, "orpo")
 
 
 def test_missing_pairs_file_names_the_stage_to_run(repo):
     (repo / "data/pairs/sft/train.jsonl").unlink()
     with pytest.raises(TrainingInputError, match=r"sft/train.jsonl: training data not found; run `dvc repro build_pairs`"):
-        run_training_stage("sft", section(), NO_TRACKING, root=repo)
+        train("sft", section(), repo)
     assert_nothing_trained(repo, "sft")
 
 
 def test_missing_start_checkpoint(repo):
-    with pytest.raises(TrainingInputError, match=r"dpo starts from the sft_third checkpoint.*dvc repro sft_third"):
-        run_training_stage("dpo", section(), NO_TRACKING, root=repo)
+    with pytest.raises(TrainingInputError, match=r"dpo starts from .*checkpoints/sft_third, which does not exist"):
+        train("dpo", section(), repo)
     assert_nothing_trained(repo, "dpo")
 
 
 def test_base_model_that_cannot_be_loaded(repo):
     (repo / "models/base/config.json").write_text("{not json")
     with pytest.raises(TrainingInputError, match=r"orpo's starting model .* cannot be loaded"):
-        run_training_stage("orpo", section(), NO_TRACKING, root=repo)
-    missing = section(common={"base_model": "models/nowhere"})
-    with pytest.raises(TrainingInputError, match=r"models/nowhere not found; run `dvc repro models`"):
-        run_training_stage("sft", missing, NO_TRACKING, root=repo)
+        train("orpo", section(), repo)
+    nowhere = StageSpec.from_args(repo, "sft", "sft", data="data/pairs/sft", init="models/nowhere",
+                                  output="checkpoints/sft", metrics="m.json", plot="p.json")
+    with pytest.raises(TrainingInputError, match=r"sft starts from .*models/nowhere, which does not exist"):
+        run_training_stage(nowhere, section(), NO_TRACKING)
     assert_nothing_trained(repo, "sft")
 
 
@@ -91,7 +106,7 @@ def test_rows_that_cannot_fit_max_length(repo):
     long_prompt = " ".join(["word"] * 100)
     write(repo / "data/pairs/sft/train.jsonl", [{**row, "prompt": long_prompt} for row in sft_rows(4)])
     with pytest.raises(TrainingInputError, match=r"0 training row\(s\) fit max_length=64.*prompt_too_long"):
-        run_training_stage("sft", section(), NO_TRACKING, root=repo)
+        train("sft", section(), repo)
     assert_nothing_trained(repo, "sft")
 
 
@@ -100,15 +115,58 @@ def test_rows_that_cannot_fit_max_length(repo):
     [
         ({"dpo": {"packing": True}}, "dpo: packing/padding_free are supported by the SFT stages only"),
         ({"rm": {"padding_free": True}}, "rm: packing/padding_free are supported by the SFT stages only"),
-        ({"sft": {"warmup_steps": 10, "warmup_ratio": 0.03}}, "set warmup_steps or warmup_ratio, not both"),
+        ({"sft": {"warmup_steps": 2.5}}, "warmup_steps: a whole number of steps, or a ratio below 1"),
+        ({"dpo": {"beta": None}}, "train.dpo.beta"),
         ({"rm": {"helpfulness_mix": {"hh_rlhf": 0.5, "oasst1": 0.2}}}, "mixing ratios must sum to 1"),
         ({"rm": {"helpfulness_sources": {}}}, r"helpfulness_mix names source\(s\)"),
         ({"common": {"attn_implementation": "flash"}}, "train.common.attn_implementation"),
     ],
 )
 def test_contradicting_params_fail_at_load(train, message):
+    raw = tiny_params()
+    for key, value in train.items():
+        raw["train"][key].update(value)
     with pytest.raises(ConfigError, match=message):
-        parse_params({"filter": {"sources": {"nectar": {"path": "x.jsonl"}}, "fill_source": "nectar"}, "train": train})
+        parse_params(raw)
+
+
+@pytest.mark.parametrize("key", ["weight_decay", "optim", "adam_beta1", "adam_beta2", "max_grad_norm", "seed"])
+def test_output_shaping_train_keys_have_no_default(key):
+    """A profile that leaves out a value that shapes the weights does not load: no hidden default."""
+    raw = tiny_params()
+    where = raw["train"]["common"] if key == "seed" else raw["train"]["sft"]
+    del where[key]
+    with pytest.raises(ConfigError, match=rf"train\.(sft|common)\.{key}: required key is missing"):
+        parse_params(raw)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_stage_section_maps_onto_its_trl_config(profile):
+    """Each train.<stage> key is a field of the stage's TRL config class, and the built config
+    carries the value (passed through, not copied field by field)."""
+    from janus.config import load_params
+    from janus.train.common import trainer_config, trainer_params
+    from janus.train.configs import check_stage_keys
+
+    params = load_params(REPO / profile).train
+    kinds = {"sft": "sft", "sft_third": "sft", "sft_one_epoch": "sft", "dpo": "dpo", "orpo": "orpo", "rm": "rm"}
+    cpu = DeviceSettings(cuda=False, bf16=False, attn_implementation="sdpa", use_liger_kernel=False, deepspeed_config=None)
+    for name, kind in kinds.items():
+        stage = getattr(params, name)
+        check_stage_keys(kind, name, set(trainer_params(stage)))
+        config = trainer_config(kind, name, stage, params.common, cpu, Path("/tmp/x"), 64)
+        for key, value in trainer_params(stage).items():
+            if key not in ("max_length", "warmup_steps", "loss_type"):
+                assert getattr(config, key) == value, (profile, name, key)
+        assert config.seed == params.common.seed and config.report_to == []
+
+
+def test_unknown_or_janus_owned_trainer_keys_fail_before_training(repo):
+    with pytest.raises(TrainingInputError, match=r"train.sft: \['learning_rat'\] not field\(s\) of trl"):
+        train("sft", section(sft={"learning_rat": 1.0}), repo)
+    with pytest.raises(TrainingInputError, match=r"train.dpo: \['bf16'\] are set by janus"):
+        train("dpo", section(dpo={"bf16": True}), repo)
+    assert_nothing_trained(repo, "sft")
 
 
 def test_packing_needs_an_attention_that_keeps_sequences_apart(repo):
@@ -137,7 +195,7 @@ def test_packing_contradiction_stops_the_stage_on_gpu(repo, monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     with pytest.raises(TrainingInputError, match="packing on GPU needs flash-attention"):
-        run_training_stage("sft", section(sft={"packing": True}), NO_TRACKING, root=repo, cuda=True)
+        train("sft", section(sft={"packing": True}), repo, cuda=True)
     assert_nothing_trained(repo, "sft")
 
 
@@ -148,7 +206,7 @@ def test_machine_specific_contradictions(repo):
         resolve_device(section(common={"deepspeed_config": "configs/zero3.json"}).common, repo, cuda=False)
     if not __import__("importlib").util.find_spec("bitsandbytes"):
         with pytest.raises(TrainingInputError, match="adamw_bnb_8bit needs bitsandbytes"):
-            run_training_stage("sft", section(sft={"optim": "adamw_bnb_8bit"}), NO_TRACKING, root=repo)
+            train("sft", section(sft={"optim": "adamw_bnb_8bit"}), repo)
     device = resolve_device(section().common, repo, cuda=False)
     assert (device.bf16, device.attn_implementation, device.use_liger_kernel) == (False, "sdpa", False)
 
@@ -159,7 +217,6 @@ def test_stage_relaunches_under_accelerate_only_with_cuda(monkeypatch):
 
     from accelerate.commands.config.config_args import load_config_from_file
 
-    from janus.config import TrainCommon
     from janus.train import launch
 
     repo_root = Path(__file__).resolve().parents[1]
@@ -171,6 +228,11 @@ def test_stage_relaunches_under_accelerate_only_with_cuda(monkeypatch):
     monkeypatch.delenv(launch.CHILD_ENV, raising=False)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.setenv(launch.EXTRA_ARGS_ENV, "--machine_rank 1 --main_process_ip 10.0.0.1")
+    base = section().common.model_dump()
+
+    def TrainCommon(**values):  # noqa: N802 - the tiny profile's common section, with overrides
+        return section().common.model_validate({**base, "accelerate_config": None, **values})
+
     common = TrainCommon(accelerate_config="configs/accelerate/deepspeed_zero3.yaml")
 
     launch.relaunch_if_configured(common, "stages/train.py", ["rm"], cuda=False)
@@ -199,8 +261,10 @@ def test_stage_script_prints_the_reason_and_fails(repo):
     repo_root = Path(__file__).resolve().parents[1]
     shutil.copy(repo_root / "params.yaml", repo / "params.yaml")
     result = subprocess.run(
-        [sys.executable, str(repo_root / "stages/train.py"), "dpo"], cwd=repo, capture_output=True, text=True, timeout=300
+        [sys.executable, str(repo_root / "stages/train.py"), *training_commands()["dpo"][2:]],
+        cwd=repo, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("dpo: dpo starts from the sft_third checkpoint")
+    assert result.stderr.strip().splitlines()[-1].startswith("dpo: dpo starts from")
+    assert "checkpoints/sft_third, which does not exist" in result.stderr
     assert "Traceback" not in result.stderr

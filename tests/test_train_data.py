@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from transformers import AutoTokenizer
 
 from janus.chat_format import format_prompt
@@ -138,8 +139,13 @@ def test_mix_counts_follow_ratios_and_sum_to_total():
     assert sum(small.values()) == 25 and small["hh_rlhf"] == 18
 
 
+def tiny_rm_stage(**overrides) -> RewardModelStage:
+    raw = yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())["train"]["rm"]
+    return RewardModelStage.model_validate({**raw, **overrides})
+
+
 def test_bundled_helpfulness_samples_load_with_held_out_pairs():
-    config = RewardModelStage(helpfulness_size=25, helpfulness_eval_fraction=0.15)
+    config = tiny_rm_stage(helpfulness_size=25, helpfulness_eval_fraction=0.15)
     data = load_helpfulness(config, REPO, seed=1)
     assert data.stats["helpfulness_hh_rlhf_train"] == 18
     assert data.stats["helpfulness_webgpt_comparisons_skipped"] == 1  # the bundled tie
@@ -149,7 +155,7 @@ def test_bundled_helpfulness_samples_load_with_held_out_pairs():
 
 
 def test_missing_helpfulness_source_is_a_clear_error(tmp_path):
-    config = RewardModelStage(
+    config = tiny_rm_stage(
         helpfulness_sources={
             name: tiny_entry("filter.sources", path=f"missing/{name}.jsonl")
             for name in ("hh_rlhf", "oasst1", "webgpt_comparisons")

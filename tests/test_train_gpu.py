@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from janus.config import TrackingSection, TrainCommon
+from janus.config import TrackingSection
 from janus.train.common import resolve_device
 from janus.train.run import run_training_stage
 
@@ -70,7 +70,7 @@ def section(**stages):
 
 
 def test_device_settings_on_cuda(tmp_path):
-    device = resolve_device(TrainCommon(), tmp_path)
+    device = resolve_device(section().common, tmp_path)
     assert device.cuda and device.bf16 == torch.cuda.is_bf16_supported()
     expected = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
     assert device.attn_implementation == expected
@@ -97,11 +97,12 @@ def test_packed_documents_stay_apart_on_gpu(model_dir, attn):
 @pytest.mark.parametrize("attn", KERNELS)
 def test_packed_bf16_sft_stage_on_gpu(wide_head_repo, attn):
     repo = wide_head_repo
+    from test_train_stages import spec
+
     metrics = run_training_stage(
-        "sft",
+        spec("sft", repo),
         section(common={"attn_implementation": attn, "max_length": MAX_LENGTH}, sft={"packing": True, "max_steps": 3}),
         TrackingSection(enabled=False),
-        root=repo,
     )
     assert metrics["global_step"] == 3 and metrics["train_loss"] == metrics["train_loss"]  # not NaN
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -118,9 +119,11 @@ def test_packed_bf16_sft_stage_on_gpu(wide_head_repo, attn):
 
 def test_every_trainer_in_bf16_on_gpu(repo):
     """The chain on CUDA with bf16 autocast; tracking as configured (off where mlflow is missing)."""
+    from test_train_stages import spec
+
     section_ = section()
     results = {
-        name: run_training_stage(name, section_, TrackingSection(), root=repo)
+        name: run_training_stage(spec(name, repo), section_, TrackingSection())
         for name in ("sft_third", "dpo", "orpo", "sft_one_epoch", "rm")
     }
     assert results["dpo"]["eval_reward_accuracy"] is not None
@@ -138,11 +141,12 @@ def test_deepspeed_zero3_single_process(repo, monkeypatch):
     for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533"}.items():
         monkeypatch.setenv(key, value)
+    from test_train_stages import spec
+
     metrics = run_training_stage(
-        "sft_third",
+        spec("sft_third", repo),
         section(common={"deepspeed_config": "configs/deepspeed/zero3.json"}),
         TrackingSection(enabled=False),
-        root=repo,
     )
     assert metrics["global_step"] == 3
     assert (repo / "checkpoints/sft_third/model.safetensors").exists()

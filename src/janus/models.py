@@ -85,9 +85,9 @@ def download_hub(hub_id: str, output_dir: Path) -> None:
     snapshot_download(hub_id, local_dir=output_dir)
 
 
-def prepare_base_model(config: ModelsSection, output_dir: Path | None = None) -> Path:
-    """Write the base checkpoint to `output_dir` (default: config.output_dir) atomically."""
-    output_dir = Path(output_dir or config.output_dir)
+def prepare_base_model(config: ModelsSection, output_dir: str | Path) -> Path:
+    """Write the base checkpoint to `output_dir` atomically."""
+    output_dir = Path(output_dir)
     staging = output_dir.with_name(output_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

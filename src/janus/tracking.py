@@ -7,8 +7,13 @@ in `<repo>/.dvc/tmp/exps/<name>/`), so experiments never lose their runs with th
 
 Each run is tagged with the git commit, the DVC stage and the sha256 of every input file; params
 are the stage's own params (no environment, no secrets: keys that look like credentials are
-dropped). The final checkpoint directory is copied as artifacts of an MLflow LoggedModel (never
-loaded into memory) and registered as a new version of `janus-<stage>`.
+dropped). The final checkpoint is registered as a new version of `janus-<stage>`. By default
+(`tracking.model_artifacts: reference`) the version points at the DVC-versioned checkpoint: its
+path in the repo, its DVC md5 (the one `dvc.lock` records) and the git commit, in tags and in a
+small `dvc_reference.json`, so the weights exist once on disk (the DVC cache, linked into the
+workspace) and `dvc pull <path>` at that commit fetches them. `copy` also copies the checkpoint
+into MLflow's artifact store (never loaded into memory), for teams whose registry is the source
+of truth.
 
 Tracking is optional: `tracking.enabled: false`, a missing `mlflow` package (e.g. on a GPU box) or
 a non-main process of a distributed run all give a `TrackedRun` whose methods do nothing.
@@ -17,8 +22,10 @@ a non-main process of a distributed run all give a `TrackedRun` whose methods do
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -95,6 +102,28 @@ def file_sha256(path: str | Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def dvc_md5(path: str | Path) -> str:
+    """The md5 DVC 3 gives an output: a file's md5, or for a directory the md5 of its sorted
+    (relpath, md5) listing with a `.dir` suffix, as `dvc.lock` records it."""
+    path = Path(path)
+
+    def md5(file: Path) -> str:
+        digest = hashlib.md5()
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    if not path.is_dir():
+        return md5(path)
+    entries = [
+        {"md5": md5(file), "relpath": file.relative_to(path).as_posix()}
+        for file in sorted(p for p in path.rglob("*") if p.is_file())
+    ]
+    entries.sort(key=lambda entry: entry["relpath"])
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
 
 
 def git_commit(cwd: Path) -> tuple[str, bool | None]:
@@ -191,21 +220,45 @@ class TrackedRun:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
 
-    def log_model_dir(self, directory: str | Path, name: str, register: bool = True) -> str | None:
-        """Copy a checkpoint directory into a LoggedModel of this run; register it under `name`.
+    def log_model_dir(
+        self,
+        directory: str | Path,
+        name: str,
+        register: bool = True,
+        mode: str = "reference",
+        repo_root: str | Path | None = None,
+    ) -> str | None:
+        """A LoggedModel of this run for a checkpoint directory, registered under `name`.
 
-        Returns the new registered version (or None when not registered)."""
+        `reference`: the model's one artifact is `dvc_reference.json` (path, DVC md5, git
+        commit), also set as tags on the model and its version; `copy`: the checkpoint's files
+        too. Returns the new registered version (or None when not registered)."""
         if not self.active:
             return None
         client = self.client
+        directory = Path(directory).resolve()
+        root = Path(repo_root).resolve() if repo_root else resolve_repo_root(directory)
+        commit, dirty = git_commit(root)
+        reference = {
+            "dvc.path": directory.relative_to(root).as_posix() if directory.is_relative_to(root) else str(directory),
+            "dvc.md5": dvc_md5(directory),
+            "git.commit": commit,
+            "git.dirty": str(dirty),
+            "janus.model_artifacts": mode,
+        }
         model = client.create_logged_model(
             experiment_id=self.experiment_id,
             name=name,
             source_run_id=self.run_id,
             model_type="transformers-checkpoint",
+            tags=reference,
         )
         try:
-            client.log_model_artifacts(model.model_id, str(directory))
+            if mode == "copy":
+                client.log_model_artifacts(model.model_id, str(directory))
+            with tempfile.TemporaryDirectory() as scratch:
+                (Path(scratch) / "dvc_reference.json").write_text(json.dumps(reference, indent=2) + "\n")
+                client.log_model_artifacts(model.model_id, scratch)
         except BaseException:
             client.finalize_logged_model(model.model_id, "FAILED")
             raise
@@ -220,9 +273,10 @@ class TrackedRun:
             if "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
                 raise
         version = client.create_model_version(
-            name, source=f"models:/{model.model_id}", run_id=self.run_id, model_id=model.model_id
+            name, source=f"models:/{model.model_id}", run_id=self.run_id, model_id=model.model_id,
+            tags=reference,
         )
-        log.info("MLflow: registered %s version %s", name, version.version)
+        log.info("MLflow: registered %s version %s (%s)", name, version.version, mode)
         return str(version.version)
 
     def trainer_callback(self, step_offset: int = 0) -> Any:

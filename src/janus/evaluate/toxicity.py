@@ -55,7 +55,7 @@ from janus.infer.engines import (
     resolve_device,
     resolve_dtype,
 )
-from janus.io import read_jsonl, write_json, write_jsonl
+from janus.io import read_jsonl, write_json, write_jsonl, write_runtime
 from janus.logging_utils import get_logger, progress
 from janus.scale import require_rows
 
@@ -533,6 +533,7 @@ def generate(
         "engine": engine.name,
         "prompt_format": prompt_format,
         **engine.stats.as_metrics(),
+        "runtime": engine.stats.as_runtime(),
     }
 
 
@@ -655,6 +656,7 @@ def run_toxicity_generation(
         "empty_generations": sum(not text.strip() for text in texts),
         **metrics,
     }
+    write_runtime(f"toxicity_generate/{name}", metrics.pop("runtime", {}))
     write_json(metrics_path, metrics)
     return metrics
 
@@ -783,6 +785,7 @@ def run_toxicity(
         scorer_metrics_path,
         {"scorer": primary, **scorer_metrics[primary], "scorers": scorer_metrics},
     )
+    write_runtime("toxicity_scorer", {"seconds": seconds})
     return metrics
 
 

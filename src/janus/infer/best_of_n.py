@@ -1,8 +1,8 @@
 """Best-of-N sampling (paper 6.3, E.2): N samples per prompt, the reward model's favourite kept.
 
-The reward model sees exactly what it was trained on: `format_prompt(...)` in the RM's own prompt
-format (its janus_format.json), then the response, then the EOS token, tokenised as TRL's
-RewardTrainer tokenises plain-text pairs. Its one output logit is the reward.
+The reward model sees exactly what it was trained on and is scored by its own function
+(janus.train.reward): `format_prompt(...)` in the RM's own prompt format (its janus_format.json),
+then the response, then the EOS token. Its one output logit is the reward.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from janus.chat_format import format_prompt, load_format, response_suffix
-from janus.infer.engines import encode_prompts, resolve_device, resolve_dtype
+from janus.chat_format import format_prompt, load_format
 from janus.logging_utils import get_logger, progress
 
 log = get_logger(__name__)
@@ -72,7 +71,9 @@ def choose_best(
 
 
 class RewardModelScorer:
-    """A scalar-reward AutoModelForSequenceClassification checkpoint as a `RewardFunction`."""
+    """A scalar-reward checkpoint (janus.train.reward's model) as a `RewardFunction`: the text it
+    reads and the score are the reward model's own (`janus.train.reward.reward_text` and
+    `score_texts`), in its own prompt format (its janus_format.json)."""
 
     def __init__(
         self,
@@ -81,74 +82,49 @@ class RewardModelScorer:
         device: str = "auto",
         dtype: str = "auto",
     ):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from janus.hf_loading import context_length, load_model, load_tokenizer
 
         started = time.perf_counter()
         self.path = Path(model_path)
         self.batch_size = batch_size
-        self.device = resolve_device(device)
         self.prompt_format = load_format(model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            model_path, dtype=resolve_dtype(dtype, self.device.startswith("cuda"))
-        ).to(self.device)
-        self.model.eval()
-        if self.model.config.num_labels != 1:
-            raise ValueError(
-                f"{model_path}: a reward model has one output (a scalar reward), "
-                f"this one has {self.model.config.num_labels}"
-            )
-        # Batches are padded; the model pools the last non-pad token, so it must know the pad id.
-        text_config = self.model.config.get_text_config()
-        if text_config.pad_token_id is None:
-            text_config.pad_token_id = self.tokenizer.pad_token_id
-        self.context_length = getattr(text_config, "max_position_embeddings", None)
-        self._torch = torch
+        self.tokenizer = load_tokenizer(model_path)
+        self.model = load_model(
+            model_path, head="reward", device=device, dtype=dtype,
+            pad_token_id=self.tokenizer.pad_token_id, eval_mode=True,
+        )
+        self.device = str(next(self.model.parameters()).device)
+        self.context_length = context_length(self.model)
         self.seconds = 0.0
         self.load_seconds = time.perf_counter() - started
         self.truncated = 0  # inputs cut from the left (the prompt's start) to fit the context
 
     def text(self, candidate: Candidate) -> str:
+        from janus.train.reward import reward_text
+
         prompt = format_prompt(
             self.tokenizer, candidate.instruction, candidate.system, self.prompt_format
         )
-        suffix = response_suffix(self.tokenizer, self.prompt_format)
-        text = prompt + candidate.response
-        return text if not suffix or text.endswith(suffix) else text + suffix
+        return reward_text(self.tokenizer, prompt, candidate.response)
 
     def __call__(self, candidates: Sequence[Candidate]) -> list[float]:
-        torch = self._torch
-        encoded = encode_prompts(self.tokenizer, [self.text(c) for c in candidates])
-        if self.context_length:
-            for position, ids in enumerate(encoded):
-                if len(ids) > self.context_length:
-                    encoded[position] = ids[-self.context_length :]
-                    self.truncated += 1
-        pad = self.tokenizer.pad_token_id
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        rewards = [math.nan] * len(encoded)
-        bar = progress(len(encoded), "reward model", unit="seq")
+        from janus.train.reward import score_texts
+
+        texts = [self.text(c) for c in candidates]
+        # Longest first: batches of similar lengths waste less padding; scores go back in order.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        rewards = [math.nan] * len(texts)
+        bar = progress(len(texts), "reward model", unit="seq")
         started = time.perf_counter()
         try:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
-                width = max(len(encoded[i]) for i in batch)
-                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, index in enumerate(batch):
-                    ids = encoded[index]
-                    input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                    attention[row, : len(ids)] = 1
-                with torch.inference_mode():
-                    logits = self.model(
-                        input_ids=input_ids.to(self.device),
-                        attention_mask=attention.to(self.device),
-                    ).logits
-                for row, index in enumerate(batch):
-                    rewards[index] = float(logits[row, 0])
+                scores, truncated = score_texts(
+                    self.model, self.tokenizer, [texts[i] for i in batch], len(batch), self.context_length
+                )
+                self.truncated += truncated
+                for index, score in zip(batch, scores, strict=True):
+                    rewards[index] = float(score)
                 bar.update(len(batch))
         finally:
             bar.close()
@@ -156,9 +132,11 @@ class RewardModelScorer:
         return rewards
 
     def close(self) -> None:
+        import torch
+
         del self.model
         if self.device.startswith("cuda"):
-            self._torch.cuda.empty_cache()
+            torch.cuda.empty_cache()
 
 
 def reward_model_metadata(scorer: Any) -> dict[str, Any]:
@@ -167,7 +145,15 @@ def reward_model_metadata(scorer: Any) -> dict[str, Any]:
     return {
         "reward_model": str(scorer.path),
         "reward_prompt_format": scorer.prompt_format,
+        "reward_truncated_inputs": scorer.truncated,
+    }
+
+
+def reward_runtime(scorer: Any) -> dict[str, Any]:
+    """Timings: for runtime/<stage>.json, never the DVC metrics."""
+    if not isinstance(scorer, RewardModelScorer):
+        return {}
+    return {
         "reward_seconds": round(scorer.seconds, 3),
         "reward_load_seconds": round(scorer.load_seconds, 3),
-        "reward_truncated_inputs": scorer.truncated,
     }

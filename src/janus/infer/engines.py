@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from janus.config import EngineParams, SamplingParams
+from janus.hf_loading import resolve_device, resolve_dtype  # noqa: F401 - re-exported
 from janus.logging_utils import get_logger, progress
 
 log = get_logger(__name__)
@@ -45,12 +46,17 @@ class EngineStats:
         return {
             "sequences": self.sequences,
             "generated_tokens": self.generated_tokens,
+            "truncated_prompts": self.truncated_prompts,
+        }
+
+    def as_runtime(self) -> dict[str, Any]:
+        """Timings: for runtime/<stage>.json (janus.io.write_runtime), never the DVC metrics."""
+        return {
             "generation_seconds": round(self.seconds, 3),
             "load_seconds": round(self.load_seconds, 3),
             "tokens_per_second": (
                 round(self.generated_tokens / self.seconds, 3) if self.seconds > 0 else None
             ),
-            "truncated_prompts": self.truncated_prompts,
         }
 
 
@@ -87,24 +93,6 @@ def fit_prompt(ids: list[int], context_length: int | None, max_tokens: int) -> l
             f"max_tokens {max_tokens} leaves no room for a prompt in a context of {context_length}"
         )
     return ids[-room:] if len(ids) > room else ids
-
-
-def resolve_dtype(dtype: str, on_cuda: bool):
-    import torch
-
-    if dtype == "auto":
-        if on_cuda and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return getattr(torch, dtype)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def vllm_unavailable_reason() -> str | None:
@@ -167,21 +155,16 @@ class TransformersEngine:
         self, model_path: str | Path, params: EngineParams, revision: str | None = None
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from janus.hf_loading import load_model, load_tokenizer
 
         started = time.perf_counter()
         self.params = params
         self.device = resolve_device(params.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model_path,
-            revision=revision,
-            dtype=resolve_dtype(params.dtype, self.device.startswith("cuda")),
-        ).to(self.device)
-        self.model.eval()
+        self.tokenizer = load_tokenizer(model_path, padding_side="left", revision=revision)
+        self.model = load_model(
+            model_path, device=self.device, dtype=params.dtype, eval_mode=True, revision=revision
+        )
         self.stop_ids = stop_token_ids(self.tokenizer, self.model.generation_config)
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)
         self._torch = torch

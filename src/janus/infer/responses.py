@@ -27,9 +27,10 @@ from janus.infer.best_of_n import (
     RewardModelScorer,
     choose_best,
     reward_model_metadata,
+    reward_runtime,
 )
 from janus.infer.engines import Engine, encode_prompts, load_engine
-from janus.io import read_jsonl, write_json, write_jsonl
+from janus.io import read_jsonl, write_json, write_jsonl, write_runtime
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
@@ -191,6 +192,7 @@ def run_checkpoint(
         "engine": engine.name,
         **response_metrics(rows, params.conditions),
         **engine.stats.as_metrics(),
+        "runtime": engine.stats.as_runtime(),
     }
     return rows, metrics
 
@@ -264,10 +266,12 @@ def run_best_of_n(
         "samples_per_prompt": entry.n,
         **response_metrics(rows, params.conditions),
         **engine.stats.as_metrics(),
+        "runtime": engine.stats.as_runtime(),
         "mean_chosen_reward": sum(c.reward for c in choices) / len(choices) if choices else None,
         "mean_sample_reward": sum(all_rewards) / len(all_rewards) if all_rewards else None,
         "empty_samples": sum(not c.response for group in groups for c in group),
         **reward_model_metadata(scorer),
+        "reward_runtime": reward_runtime(scorer),
     }
     return rows, samples_rows, metrics
 
@@ -343,8 +347,10 @@ def run_endpoint(
         **response_metrics(rows, params.conditions),
         "failed_requests": len(failed),
         "generated_tokens": completion_tokens,
-        "generation_seconds": round(seconds, 3),
-        "tokens_per_second": round(completion_tokens / seconds, 3) if seconds > 0 else None,
+        "runtime": {
+            "generation_seconds": round(seconds, 3),
+            "tokens_per_second": round(completion_tokens / seconds, 3) if seconds > 0 else None,
+        },
         "llm": client.stats.as_metrics(),
     }
     return rows, metrics
@@ -373,6 +379,7 @@ def run_infer(
     else:
         rows, metrics = run_endpoint(params, name, bench)
     write_jsonl(responses_path, rows)
+    write_runtime(f"infer/{name}", {**metrics.pop("runtime"), **metrics.pop("reward_runtime", {})})
     write_json(metrics_path, metrics)
     log.info(
         "infer %s: %d responses (%d empty), %.1f tokens on average",

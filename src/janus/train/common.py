@@ -1,5 +1,6 @@
-"""What every training stage shares: the stage table, paths, device settings and the checks that
-run before any training, run fingerprints for resuming, trainer arguments, and final outputs.
+"""What every training stage shares: the stage's row of dvc.yaml's `train` table (StageSpec),
+device settings and the checks that run before any training, run fingerprints for resuming, the
+TRL config (params passed through, see janus.train.configs), and final outputs.
 
 Device policy (one stage command for CPU, one GPU and many):
 - bf16 "auto": mixed bf16 on a CUDA device that supports it, fp32 elsewhere. Weights stay fp32
@@ -20,11 +21,11 @@ import importlib.util
 import inspect
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from janus.config import TrainCommon, TrainSection, TrainStage
+from janus.config import TrainCommon, TrainStage
 from janus.io import write_json
 from janus.logging_utils import get_logger
 from janus.train.data import TrainingInputError
@@ -34,53 +35,40 @@ log = get_logger(__name__)
 Kind = Literal["sft", "dpo", "orpo", "rm"]
 
 
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    kind: Kind
-    data: str  # the build_pairs folder it trains on
-    init: str | None  # the stage whose checkpoint it starts from; None: train.common.base_model
-
-
-STAGES: dict[str, StageSpec] = {
-    spec.name: spec
-    for spec in (
-        StageSpec("sft", "sft", "data/pairs/sft", None),  # Janus: all rows
-        StageSpec("sft_third", "sft", "data/pairs/sft_third", None),  # Janus*: one third
-        StageSpec("sft_one_epoch", "sft", "data/pairs/sft", None),  # the reward model's start
-        StageSpec("dpo", "dpo", "data/pairs/preference", "sft_third"),  # Janus+DPO
-        StageSpec("orpo", "orpo", "data/pairs/preference", None),  # Janus+ORPO, reference-free
-        StageSpec("rm", "rm", "data/pairs/preference", "sft_one_epoch"),  # Janus-RM
-    )
-}
-STAGE_NAMES = tuple(STAGES)
-CODE_FILES = ("chat_format.py", "train/common.py", "train/data.py", "train/sft.py", "train/preference.py",
-              "train/reward.py", "train/helpfulness.py", "train/run.py")
+KINDS: tuple[Kind, ...] = ("sft", "dpo", "orpo", "rm")
+CODE_FILES = ("chat_format.py", "hf_loading.py", "train/common.py", "train/configs.py", "train/data.py",
+              "train/sft.py", "train/preference.py", "train/reward.py", "train/helpfulness.py", "train/run.py")
 # Fields that say how long to train, not what: a run extended with more steps resumes.
 LENGTH_FIELDS = {"max_steps", "num_train_epochs", "helpfulness_max_steps"}
-COMMON_FINGERPRINT_FIELDS = ("base_model", "prompt_format", "max_length", "seed")
+COMMON_FINGERPRINT_FIELDS = ("prompt_format", "max_length", "seed", "full_determinism")
 
 
 @dataclass(frozen=True)
-class StagePaths:
-    """Where a stage reads and writes, relative to the repository root (tests use a tmp dir)."""
+class StageSpec:
+    """One row of dvc.yaml's `train` table, as the stage command passes it: the trainer, the
+    data folder, the starting checkpoint, and where the outputs go (relative to `root`)."""
 
-    root: Path
+    name: str
+    kind: Kind
+    data: Path  # the build_pairs folder it trains on (train.jsonl, eval.jsonl)
+    init: Path  # the checkpoint it starts from
+    output: Path  # the final checkpoint folder (the DVC output)
+    metrics: Path  # metrics/train/<stage>.json
+    plot: Path  # plots/train/<stage>.json
+    root: Path  # the repository root: runs/<stage>/ lives under it
 
-    def data(self, spec: StageSpec) -> Path:
-        return self.root / spec.data
+    @classmethod
+    def from_args(cls, root: str | Path, name: str, kind: str, **paths: str | Path) -> StageSpec:
+        if kind not in KINDS:
+            raise TrainingInputError(f"{name}: unknown trainer {kind!r}; known: {list(KINDS)}")
+        root = Path(root).resolve()
+        resolved = {key: (root / value if not Path(value).is_absolute() else Path(value))
+                    for key, value in paths.items()}
+        return cls(name=name, kind=kind, root=root, **resolved)  # type: ignore[arg-type]
 
-    def checkpoint(self, stage: str) -> Path:
-        return self.root / "checkpoints" / stage
-
-    def runs(self, stage: str) -> Path:
-        return self.root / "runs" / stage
-
-    def metrics(self, stage: str) -> Path:
-        return self.root / "metrics" / "train" / f"{stage}.json"
-
-    def plots(self, stage: str) -> Path:
-        return self.root / "plots" / "train" / f"{stage}.json"
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs" / self.name
 
 
 @dataclass(frozen=True)
@@ -165,10 +153,11 @@ def check_packing(
     stage_name: str, stage: TrainStage, common: TrainCommon, device: DeviceSettings, model_config: Any
 ) -> None:
     """Packing/padding-free only where sequence boundaries survive; an error otherwise."""
-    if not (stage.packing or stage.padding_free):
+    packing, padding_free = getattr(stage, "packing", False), getattr(stage, "padding_free", False)
+    if not (packing or padding_free):
         return
     key = f"train.{stage_name}"
-    if stage.padding_free and not stage.packing:
+    if padding_free and not packing:
         raise TrainingInputError(
             f"{key}.padding_free without packing leaves max_length unenforced in TRL; set "
             "packing: true (best-fit-decreasing packing is padding-free)"
@@ -204,32 +193,14 @@ def check_packing(
         )
 
 
-def resolve_init_model(spec: StageSpec, common: TrainCommon, paths: StagePaths) -> str:
-    """The checkpoint a stage starts from: a previous stage's output, or the base model."""
-    if spec.init is not None:
-        path = paths.checkpoint(spec.init)
-        if not (path / "config.json").exists():
-            raise TrainingInputError(
-                f"{spec.name} starts from the {spec.init} checkpoint, but {path} does not exist "
-                f"or is not a checkpoint; run `dvc repro {spec.init}` first"
-            )
-        return str(path)
-    local = Path(common.base_model)
-    local = local if local.is_absolute() else paths.root / local
-    if local.exists():
-        if not (local / "config.json").exists():
-            raise TrainingInputError(f"train.common.base_model: {local} has no config.json")
-        return str(local)
-    looks_local = (
-        common.base_model.startswith((".", "/", "~"))
-        or common.base_model.count("/") != 1
-        or local.parent.is_dir()  # e.g. models/<missing>: a local folder, not a hub owner
-    )
-    if looks_local:
+def resolve_init_model(spec: StageSpec) -> str:
+    """The checkpoint a stage starts from (a previous stage's output, or the base model)."""
+    if not (spec.init / "config.json").exists():
         raise TrainingInputError(
-            f"train.common.base_model: {local} not found; run `dvc repro models` first"
+            f"{spec.name} starts from {spec.init}, which does not exist or is not a checkpoint; "
+            "run the stage that makes it first (`dvc repro`)"
         )
-    return common.base_model  # a hub id (owner/name); loading it says whether it exists
+    return str(spec.init)
 
 
 def load_model_config(name_or_path: str, what: str) -> Any:
@@ -242,33 +213,36 @@ def load_model_config(name_or_path: str, what: str) -> Any:
 
 
 def load_tokenizer(name_or_path: str) -> Any:
-    from transformers import AutoTokenizer
+    from janus import hf_loading
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        return hf_loading.load_tokenizer(name_or_path)
     except Exception as error:
         raise TrainingInputError(f"tokenizer of {name_or_path!r} cannot be loaded: {error}") from None
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise TrainingInputError(f"tokenizer of {name_or_path!r} has neither a pad nor an EOS token")
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
-def load_model(name_or_path: str, device: DeviceSettings, sequence_classification: bool = False) -> Any:
-    """fp32 master weights (the trainer autocasts to bf16), the resolved attention kernel."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+def load_model(
+    name_or_path: str,
+    device: DeviceSettings,
+    sequence_classification: bool = False,
+    seed: int | None = None,
+    pad_token_id: int | None = None,
+) -> Any:
+    """fp32 master weights (the trainer autocasts to bf16), the resolved attention kernel; left on
+    the CPU for the trainer (or DeepSpeed) to place. `seed` makes a new reward head reproducible."""
+    from janus import hf_loading
 
-    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": device.attn_implementation}
     try:
-        if sequence_classification:
-            model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1, **kwargs)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+        return hf_loading.load_model(
+            name_or_path,
+            head="reward" if sequence_classification else "causal",
+            dtype="float32",
+            attn_implementation=device.attn_implementation,
+            seed=seed,
+            pad_token_id=pad_token_id,
+        )
     except Exception as error:
         raise TrainingInputError(f"model {name_or_path!r} cannot be loaded: {error}") from None
-    return model
 
 
 def _model_fingerprint(name_or_path: str) -> str:
@@ -341,30 +315,35 @@ def checkpointing_arg() -> str:
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
-def trainer_args(
+def trainer_params(stage: TrainStage) -> dict[str, Any]:
+    """A stage's params section as TRL config fields (janus's own reward-model keys left out)."""
+    from janus.config import REWARD_STAGE_FIELDS
+
+    return {k: v for k, v in stage.model_dump(mode="python").items() if k not in REWARD_STAGE_FIELDS}
+
+
+def trainer_config(
+    kind: str,
+    stage_name: str,
     stage: TrainStage,
     common: TrainCommon,
     device: DeviceSettings,
     output_dir: Path,
     max_length: int,
     max_steps: int | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments every TRL config takes (TrainingArguments plus max_length)."""
-    warmup: float = stage.warmup_ratio if stage.warmup_ratio else stage.warmup_steps
-    return {
+):
+    """The stage's TRL config: its params section passed through, plus what janus derives."""
+    from janus.train.configs import build_config
+
+    params = trainer_params(stage)
+    params["max_length"] = max_length
+    if max_steps is not None:
+        params["max_steps"] = max_steps
+    if isinstance(params.get("warmup_steps"), float) and params["warmup_steps"].is_integer():
+        params["warmup_steps"] = int(params["warmup_steps"])  # a count, not a ratio of 1.0
+    janus_args = {
         "output_dir": str(output_dir),
-        "learning_rate": stage.learning_rate,
-        "num_train_epochs": stage.num_train_epochs,
-        "max_steps": stage.max_steps if max_steps is None else max_steps,
-        "per_device_train_batch_size": stage.per_device_train_batch_size,
         "per_device_eval_batch_size": common.eval_batch_size,
-        "gradient_accumulation_steps": stage.gradient_accumulation_steps,
-        "lr_scheduler_type": stage.lr_scheduler_type,
-        "warmup_steps": warmup,  # transformers 5: a float in [0, 1) is a ratio of all steps
-        "weight_decay": stage.weight_decay,
-        "optim": stage.optim,
-        "adam_beta1": stage.adam_beta1,
-        "adam_beta2": stage.adam_beta2,
         "bf16": device.bf16,
         "fp16": False,
         "use_cpu": not device.cuda,
@@ -381,16 +360,13 @@ def trainer_args(
         "seed": common.seed,
         "data_seed": common.seed,
         "dataloader_num_workers": common.dataloader_num_workers,
-        "max_length": max_length,
+        "full_determinism": common.full_determinism,
     }
+    return build_config(kind, stage_name, params, janus_args)
 
 
 def stage_max_length(stage: TrainStage, common: TrainCommon) -> int:
     return stage.max_length or common.max_length
-
-
-def stage_params(section: TrainSection, name: str) -> TrainStage:
-    return getattr(section, name)
 
 
 def finalize_checkpoint(staging: Path, final: Path) -> None:
@@ -429,7 +405,6 @@ class StageRun:
     stage: TrainStage
     common: TrainCommon
     device: DeviceSettings
-    paths: StagePaths
     init_model: str
     tokenizer: Any
     max_length: int
@@ -440,6 +415,7 @@ class StageRun:
     tracker: Any  # janus.tracking.TrackedRun
     callbacks: tuple = ()
     extra: dict[str, Any] | None = None  # kind-specific inputs (the reward model's helpfulness data)
+    runtime: dict[str, Any] = field(default_factory=dict)  # seconds etc.: runtime/, MLflow, not metrics
 
     def resume_from(self, run_dir: Path | None = None) -> str | None:
         return last_checkpoint(run_dir or self.run_dir) if self.common.resume else None

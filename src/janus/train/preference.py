@@ -2,7 +2,8 @@
 
 Both use TRL's trainers on prompt/chosen/rejected rows: `DPOTrainer` (its reference model is a
 frozen copy of the starting checkpoint) and ORPO's reference-free `ORPOTrainer`, which TRL 1.x
-keeps in `trl.experimental.orpo`. `beta` is DPO's beta, or ORPO's lambda (the paper's alpha).
+keeps in `trl.experimental.orpo`. `beta` is DPO's beta, or ORPO's lambda (the paper's alpha);
+the configs come from janus.train.configs (params passed through).
 Held-out metrics: the trainers' reward accuracy and margin on the eval pairs.
 """
 
@@ -10,20 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from janus.config import TrainStage
 
+def build_dpo_trainer(config: Any, load_model, tokenizer: Any, train_dataset: Any, eval_dataset: Any | None):
+    from trl import DPOTrainer
 
-def build_dpo_trainer(
-    stage: TrainStage,
-    args: dict[str, Any],
-    load_model,
-    tokenizer: Any,
-    train_dataset: Any,
-    eval_dataset: Any | None,
-):
-    from trl import DPOConfig, DPOTrainer
-
-    config = DPOConfig(**args, beta=stage.beta, loss_type=["sigmoid"])
     return DPOTrainer(
         model=load_model(),
         args=config,
@@ -33,21 +24,13 @@ def build_dpo_trainer(
     )
 
 
-def build_orpo_trainer(
-    stage: TrainStage,
-    args: dict[str, Any],
-    load_model,
-    tokenizer: Any,
-    train_dataset: Any,
-    eval_dataset: Any | None,
-):
+def build_orpo_trainer(config: Any, load_model, tokenizer: Any, train_dataset: Any, eval_dataset: Any | None):
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*experimental.*")
-        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+        from trl.experimental.orpo import ORPOTrainer
 
-    config = ORPOConfig(**args, beta=stage.beta)
     return ORPOTrainer(
         model=load_model(),
         args=config,

@@ -6,7 +6,8 @@ from rewarding responses that paraphrase the system message. Both use TRL's Rewa
 (Bradley-Terry loss) on `AutoModelForSequenceClassification(num_labels=1)`.
 
 `reward_scores` is how a reward model scores (prompt, response) pairs: the same text the trainer
-saw (prompt + response + EOS), the score read at the last token. Best-of-N uses it too.
+saw (prompt + response + EOS), the score read at the last token. Best-of-N scores with it too
+(janus.infer.best_of_n), so a reward at inference means what it meant in training.
 Held-out metrics: pairwise accuracy (ties count half) on held-out multifaceted pairs and on
 held-out helpfulness pairs, after each stage.
 """
@@ -17,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from janus.config import TrainStage
 from janus.io import read_json, write_json
 from janus.logging_utils import get_logger
 from janus.train.common import (
@@ -26,7 +26,7 @@ from janus.train.common import (
     checkpoint_step,
     load_model,
     loss_curve,
-    trainer_args,
+    trainer_config,
 )
 from janus.train.data import fit_to_length, format_rows, to_dataset
 
@@ -36,22 +36,11 @@ PHASES = ("multifaceted", "helpfulness")
 DONE_FILE = "PHASE_DONE.json"
 
 
-def build_reward_trainer(
-    stage: TrainStage,
-    args: dict[str, Any],
-    load,
-    tokenizer: Any,
-    train_dataset: Any,
-    eval_dataset: Any | None,
-):
-    from trl import RewardConfig, RewardTrainer
+def build_reward_trainer(config: Any, load, tokenizer: Any, train_dataset: Any, eval_dataset: Any | None):
+    from trl import RewardTrainer
 
-    config = RewardConfig(**args)
-    model = load()
-    # The score is read at the last non-pad token; the model must know which id is padding.
-    model.config.pad_token_id = tokenizer.pad_token_id
     return RewardTrainer(
-        model=model,
+        model=load(),
         args=config,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
@@ -65,31 +54,32 @@ def reward_text(tokenizer: Any, prompt: str, response: str) -> str:
     return prompt + response + ("" if not eos or response.endswith(eos) else eos)
 
 
-def reward_scores(
+def score_texts(
     model: Any,
     tokenizer: Any,
-    prompts: list[str],
-    responses: list[str],
+    texts: list[str],
     batch_size: int = 8,
     max_length: int | None = None,
-) -> list[float]:
-    """Scalar rewards of (prompt, response) pairs; over-long inputs keep their end (the score
-    is read at the last token)."""
+) -> tuple[list[float], int]:
+    """Scalar rewards of whole reward-model inputs (see `reward_text`), and how many were cut
+    to `max_length` tokens: over-long inputs keep their end (the score is read at the last token)."""
     import torch
 
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    texts = [reward_text(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
     device = next(model.parameters()).device
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     was_training, side = model.training, tokenizer.truncation_side
     model.eval()
     tokenizer.truncation_side = "left"
     scores: list[float] = []
+    truncated = 0
     try:
         for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            if max_length is not None:
+                lengths = tokenizer(chunk, add_special_tokens=True, return_length=True)["length"]
+                truncated += sum(length > max_length for length in lengths)
             batch = tokenizer(
-                texts[start : start + batch_size],
+                chunk,
                 return_tensors="pt",
                 padding=True,
                 truncation=max_length is not None,
@@ -101,7 +91,22 @@ def reward_scores(
     finally:
         tokenizer.truncation_side = side
         model.train(was_training)
-    return scores
+    return scores, truncated
+
+
+def reward_scores(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    responses: list[str],
+    batch_size: int = 8,
+    max_length: int | None = None,
+) -> list[float]:
+    """Scalar rewards of (formatted prompt, response) pairs, read as in training."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    texts = [reward_text(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
+    return score_texts(model, tokenizer, texts, batch_size, max_length)[0]
 
 
 def pairwise_accuracy(
@@ -153,11 +158,17 @@ def _train_phase(
     output: Path,
 ) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
     phase_dir = run.run_dir / phase
-    args = trainer_args(run.stage, run.common, run.device, phase_dir, run.max_length, max_steps=max_steps)
+    config = trainer_config(
+        "rm", run.spec.name, run.stage, run.common, run.device, phase_dir, run.max_length, max_steps=max_steps
+    )
     trainer = build_reward_trainer(
-        run.stage,
-        args,
-        lambda: load_model(start_from, run.device, sequence_classification=True),
+        config,
+        # Seeded: stage 1 adds a new (random) score head to the SFT checkpoint; the same seed gives
+        # the same head, so the same inputs give the same reward model, byte for byte.
+        lambda: load_model(
+            start_from, run.device, sequence_classification=True,
+            seed=run.common.seed, pad_token_id=run.tokenizer.pad_token_id,
+        ),
         run.tokenizer,
         to_dataset(train_rows),
         None,
@@ -170,11 +181,11 @@ def _train_phase(
         log.info("rm %s: resuming from %s", phase, resume)
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=resume)
+    run.runtime[f"{phase}_train_runtime_s"] = round(time.monotonic() - started, 2)
     metrics = {
         f"{phase}_train_loss": result.training_loss,
         f"{phase}_global_step": trainer.state.global_step,
         f"{phase}_resumed_from_step": checkpoint_step(resume),
-        f"{phase}_train_runtime_s": round(time.monotonic() - started, 2),
         f"{phase}_train_pairs": len(train_rows),
     }
     metrics.update(_held_out(run, trainer.model, eval_sets, prefix=f"after_{phase}_"))

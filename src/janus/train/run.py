@@ -4,8 +4,9 @@ Order of work: every check that can fail (params against this machine, the start
 the data and its size) runs before a model is loaded for training. Trainer checkpoints go to
 runs/<stage>/<fingerprint>/ (outside the DVC output, which DVC deletes before a run), so an
 interrupted run resumes when the stage is re-run with the same inputs; the final model goes to
-checkpoints/<stage>/ with `janus_format.json`, metrics to metrics/train/<stage>.json and the loss
-curve to plots/train/<stage>.json.
+the stage's output folder with `janus_format.json`, the metrics (results only: a function of the
+inputs) and the loss curve to the paths dvc.yaml names; seconds go to runtime/<stage>.json and
+MLflow, never to the DVC metrics.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from typing import Any
 
 from janus.chat_format import save_format
 from janus.config import TrackingSection, TrainSection
-from janus.io import write_json
+from janus.io import write_json, write_runtime
 from janus.logging_utils import get_logger
 from janus.tracking import registered_model_name, start_run
 from janus.train.common import (
-    STAGES,
     Outcome,
-    StagePaths,
     StageRun,
+    StageSpec,
     check_optimizer,
     check_packing,
     checkpoint_step,
@@ -39,9 +39,11 @@ from janus.train.common import (
     resolve_init_model,
     run_fingerprint,
     stage_max_length,
-    trainer_args,
+    trainer_config,
+    trainer_params,
     write_plot,
 )
+from janus.train.configs import check_stage_keys
 from janus.train.data import (
     PREFERENCE_COLUMNS,
     SFT_COLUMNS,
@@ -78,12 +80,11 @@ def _train_single(run: StageRun) -> Outcome:
     from janus.train.sft import build_sft_trainer
 
     builder = {"sft": build_sft_trainer, "dpo": build_dpo_trainer, "orpo": build_orpo_trainer}[run.spec.kind]
-    args = trainer_args(run.stage, run.common, run.device, run.run_dir, run.max_length)
+    config = trainer_config(run.spec.kind, run.spec.name, run.stage, run.common, run.device, run.run_dir, run.max_length)
     eval_dataset = to_dataset(run.eval_rows) if run.eval_rows else None
     trainer = builder(
-        run.stage,
-        args,
-        lambda: load_model(run.init_model, run.device),
+        config,
+        lambda: load_model(run.init_model, run.device, seed=run.common.seed),
         run.tokenizer,
         to_dataset(run.train_rows),
         eval_dataset,
@@ -96,11 +97,11 @@ def _train_single(run: StageRun) -> Outcome:
         log.info("%s: resuming from %s", run.spec.name, resume)
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=resume)
+    run.runtime["train_runtime_s"] = round(time.monotonic() - started, 2)
     metrics: dict[str, Any] = {
         "train_loss": result.training_loss,
         "global_step": trainer.state.global_step,
         "resumed_from_step": checkpoint_step(resume),
-        "train_runtime_s": round(time.monotonic() - started, 2),
     }
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     metrics["final_step_loss"] = losses[-1] if losses else None
@@ -127,26 +128,41 @@ def relative_to_root(name_or_path: str, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else name_or_path
 
 
+def stage_section(section: TrainSection, spec: StageSpec):
+    """`train.<stage>` of params; its schema must be the one of the stage's trainer."""
+    from janus.config import DPOStage, ORPOStage, RewardModelStage, SFTStage
+
+    stage = getattr(section, spec.name, None)
+    if stage is None:
+        raise TrainingInputError(f"params have no train.{spec.name} section")
+    expected = {"sft": SFTStage, "dpo": DPOStage, "orpo": ORPOStage, "rm": RewardModelStage}[spec.kind]
+    if type(stage) is not expected:
+        raise TrainingInputError(
+            f"train.{spec.name} is a {type(stage).__name__} section, but dvc.yaml trains it with "
+            f"the {spec.kind} trainer"
+        )
+    return stage
+
+
 def run_training_stage(
-    name: str,
+    spec: StageSpec,
     section: TrainSection,
     tracking: TrackingSection,
-    root: str | Path | None = None,
     *,
     cuda: bool | None = None,
     callbacks: tuple = (),
 ) -> dict[str, Any]:
-    """Train one stage (see STAGES); returns the metrics written to metrics/train/<name>.json."""
-    if name not in STAGES:
-        raise TrainingInputError(f"unknown training stage {name!r}; known: {list(STAGES)}")
+    """Train one stage (a row of dvc.yaml's `train` table); returns the metrics it wrote."""
     started = time.monotonic()
-    spec, stage, common = STAGES[name], getattr(section, name), section.common
-    paths = StagePaths(Path(root or Path.cwd()).resolve())
+    name, common = spec.name, section.common
+    stage = stage_section(section, spec)
+    root = spec.root
 
     # 1. Params against this machine, the starting model, the data: all before any training.
-    device = resolve_device(common, paths.root, cuda=cuda)
+    device = resolve_device(common, root, cuda=cuda)
     check_optimizer(name, stage)
-    init_model = resolve_init_model(spec, common, paths)
+    check_stage_keys(spec.kind, name, set(trainer_params(stage)))
+    init_model = resolve_init_model(spec)
     model_config = load_model_config(init_model, f"{name}'s starting model")
     check_packing(name, stage, common, device, model_config)
     tokenizer = load_tokenizer(init_model)
@@ -154,7 +170,7 @@ def run_training_stage(
 
     columns = SFT_COLUMNS if spec.kind == "sft" else PREFERENCE_COLUMNS
     responses = ("output",) if spec.kind == "sft" else ("chosen", "rejected")
-    data_dir = paths.data(spec)
+    data_dir = spec.data
     train_raw = _load_split(data_dir / "train.jsonl", columns, required=True)
     require_rows(train_raw, common.min_train_rows, f"{name} training")
     eval_raw = _load_split(data_dir / "eval.jsonl", columns, required=False)
@@ -171,9 +187,9 @@ def run_training_stage(
     if spec.kind == "rm":
         from janus.train.helpfulness import load_helpfulness
 
-        extra["helpfulness"] = load_helpfulness(stage, paths.root, common.seed)
+        extra["helpfulness"] = load_helpfulness(stage, root, common.seed)
         for source in stage.helpfulness_sources.values():
-            local = paths.root / source.path
+            local = root / source.path
             if source.enabled and local.is_file():
                 inputs.append(local)
 
@@ -183,14 +199,14 @@ def run_training_stage(
     )
 
     # 2. The run directory: same fingerprint, same run; resumed from its last checkpoint.
-    start_from = relative_to_root(init_model, paths.root)
+    start_from = relative_to_root(init_model, root)
     fingerprint = run_fingerprint(name, stage, common, device, init_model, inputs)
-    run_dir = paths.runs(name) / fingerprint
+    run_dir = spec.runs / fingerprint
     main = is_main_process()
     if main and not common.resume and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    staging = paths.checkpoint(name).with_name(f"{name}.partial")
+    staging = spec.output.with_name(f"{spec.output.name}.partial")
     if main:
         shutil.rmtree(staging, ignore_errors=True)
         write_json(run_dir / "fingerprint.json", {"stage": name, "fingerprint": fingerprint, "init": start_from})
@@ -214,14 +230,14 @@ def run_training_stage(
         "data": data_stats,
     }
     data_files = {
-        str(p.relative_to(paths.root) if p.is_relative_to(paths.root) else p).strip("/").replace("/", "."): p
+        str(p.relative_to(root) if p.is_relative_to(root) else p).strip("/").replace("/", "."): p
         for p in inputs
     }
     with start_run(
-        tracking, name, params=tracked_params, data_files=data_files, root=paths.root, main_process=main
+        tracking, name, params=tracked_params, data_files=data_files, root=root, main_process=main
     ) as tracker:
         run = StageRun(
-            spec, stage, common, device, paths, init_model, tokenizer, max_length,
+            spec, stage, common, device, init_model, tokenizer, max_length,
             train_rows, eval_rows, run_dir, staging, tracker, tuple(callbacks), extra,
         )
         if spec.kind == "rm":
@@ -238,15 +254,22 @@ def run_training_stage(
         save_format(staging, fmt, stage=name, init_model=start_from, fingerprint=fingerprint)
         # The pickled TrainingArguments hold absolute paths; params.yaml and MLflow have them all.
         (staging / "training_args.bin").unlink(missing_ok=True)
-        final = paths.checkpoint(name)
+        final = spec.output
         finalize_checkpoint(staging, final)
-        metrics = {**outcome.metrics, **data_stats, "stage_wall_s": round(time.monotonic() - started, 2)}
-        write_json(paths.metrics(name), metrics)
-        write_plot(paths.plots(name), outcome.curve)
-        tracker.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=metrics.get("global_step"))
+        metrics = {**outcome.metrics, **data_stats}
+        write_json(spec.metrics, metrics)
+        write_plot(spec.plot, outcome.curve)
+        runtime = {**run.runtime, "stage_wall_s": round(time.monotonic() - started, 2)}
+        write_runtime(name, runtime, runtime_dir=root / "runtime")
+        tracker.log_metrics(
+            {f"final/{k}": v for k, v in {**metrics, **runtime}.items()}, step=metrics.get("global_step")
+        )
         log.info("%s: checkpoint, metrics and plot written at %.1fs", name, time.monotonic() - started)
         if tracking.log_model:
-            version = tracker.log_model_dir(final, registered_model_name(name), register=tracking.register_models)
+            version = tracker.log_model_dir(
+                final, registered_model_name(name), register=tracking.register_models,
+                mode=tracking.model_artifacts, repo_root=root,
+            )
             if version:
                 tracker.set_tags({"janus.registered_version": version})
     if not common.keep_checkpoints:

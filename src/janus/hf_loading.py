@@ -1,0 +1,118 @@
+"""The one way janus loads a Hugging Face checkpoint: device, dtype, tokenizer, model.
+
+Training, inference, best-of-N, toxicity and the local LLM backend all load checkpoints; they
+differ only in the head (a causal LM or a one-logit reward model), the padding side, and where
+the weights go. Everything else (which device "auto" means, which dtype "auto" means, a pad token
+for tokenizers that lack one, the pad id a reward model pools on, a seeded initialisation of
+heads a checkpoint does not have) is decided here, once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+Head = Literal["causal", "reward"]
+DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+def resolve_device(device: str) -> str:
+    """`auto`: CUDA when present, else the CPU; anything else as given (cpu, cuda, cuda:1)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, on_cuda: bool) -> Any:
+    """`auto`: bf16 on a CUDA device that supports it, fp32 elsewhere."""
+    import torch
+
+    if dtype == "auto":
+        if on_cuda and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def load_tokenizer(
+    path: str | Path,
+    padding_side: Literal["left", "right"] | None = None,
+    revision: str | None = None,
+) -> Any:
+    """The checkpoint's tokenizer, with EOS as its pad token when it has none."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), revision=revision)
+    if padding_side:
+        tokenizer.padding_side = padding_side
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"tokenizer of {str(path)!r} has neither a pad nor an EOS token")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(
+    path: str | Path,
+    *,
+    head: Head = "causal",
+    device: str = "cpu",
+    dtype: Any = "float32",
+    attn_implementation: str | None = None,
+    seed: int | None = None,
+    pad_token_id: int | None = None,
+    eval_mode: bool = False,
+    revision: str | None = None,
+) -> Any:
+    """A causal LM or a scalar reward model (`AutoModelForSequenceClassification`, one label).
+
+    `seed` seeds torch before loading: a reward head that the checkpoint lacks (a causal LM
+    turned into a reward model) is then the same random matrix on every run, so training from
+    it gives the same bytes. `pad_token_id` is what a reward model pools on (the last non-pad
+    token). `device=None`-like placement is left to the caller for distributed training.
+    `revision` pins a hub model's commit (None: a local directory, or the hub's default branch).
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device.startswith("cuda")) if isinstance(dtype, str) else dtype
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "revision": revision}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if seed is not None:
+        from transformers import set_seed
+
+        set_seed(seed)
+    if head == "reward":
+        from transformers import AutoConfig
+
+        # A causal checkpoint gets a new one-logit head; a classifier keeps its own (and is
+        # refused below unless it has one output).
+        architectures = AutoConfig.from_pretrained(str(path), revision=revision).architectures or []
+        if not any(name.endswith("ForSequenceClassification") for name in architectures):
+            kwargs["num_labels"] = 1
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs)
+        if model.config.num_labels != 1:
+            raise ValueError(
+                f"{path}: a reward model has one output (a scalar reward), "
+                f"this one has {model.config.num_labels}"
+            )
+        text_config = model.config.get_text_config()
+        if pad_token_id is not None and text_config.pad_token_id is None:
+            text_config.pad_token_id = pad_token_id
+        if pad_token_id is not None:
+            model.config.pad_token_id = pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    if device != "cpu":
+        model = model.to(device)
+    if eval_mode:
+        model.eval()
+    return model
+
+
+def context_length(model: Any) -> int | None:
+    """The longest input the model's positions allow (None when the config does not say)."""
+    return getattr(model.config.get_text_config(), "max_position_embeddings", None)
