@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-METRICS_DIR = Path("metrics")
-
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
@@ -85,13 +83,6 @@ def write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path) -> Any:
     with Path(path).open(encoding="utf-8") as handle:
         return json.load(handle)
-
-
-def write_metrics(stage: str, metrics: dict[str, Any], metrics_dir: str | Path = METRICS_DIR) -> Path:
-    """Write `metrics/<stage>.json`, the small file `dvc metrics diff` reads."""
-    path = Path(metrics_dir) / f"{stage}.json"
-    write_json(path, metrics)
-    return path
 
 
 RUNTIME_DIR = Path("runtime")

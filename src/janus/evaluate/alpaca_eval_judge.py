@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from janus.config import AlpacaEvalRun, LLMConfig
-from janus.io import write_metrics
+from janus.io import write_json
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
@@ -118,5 +118,5 @@ def run_alpaca_eval(
         **read_leaderboard(board, run.model),
     }
     path = Path(metrics_path)
-    write_metrics(path.stem, metrics, path.parent)
+    write_json(path, metrics)
     return metrics

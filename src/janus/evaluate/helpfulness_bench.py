@@ -37,7 +37,7 @@ from janus.config import HelpfulnessSection, InferSection, LLMConfig
 from janus.data.sources.base import read_rows
 from janus.infer.engines import Engine, encode_prompts, load_engine
 from janus.infer.responses import local_model
-from janus.io import atomic_open, write_jsonl, write_metrics
+from janus.io import atomic_open, write_json, write_jsonl
 from janus.logging_utils import get_logger
 from janus.scale import require_rows
 
@@ -470,5 +470,5 @@ def run_helpfulness(
         "models": per_model,
     }
     path = Path(metrics_path)
-    write_metrics(path.stem, metrics, path.parent)
+    write_json(path, metrics)
     return metrics

@@ -4,7 +4,7 @@
     with LLMClient(params.llm.teacher, stage="preference_sets",
                    max_failed_fraction=params.preference_sets.max_failed_fraction) as client:
         results = client.generate(requests, desc="preference sets")  # same order
-    write_metrics("preference_sets", {"llm": client.stats.as_metrics(), ...})
+    write_json(args.metrics, {"llm": client.stats.as_metrics(), ...})
 
 `generate` returns one result per request; per-item failures land in `result.error` and
 `result.failure_reason`. Past `max_failed_fraction` (the stage's params key) it raises
