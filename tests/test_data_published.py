@@ -305,6 +305,7 @@ def test_train_from_the_published_collection_without_generating(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # The whole pipeline: DVC must run only the published branch of it.
     shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
+    shutil.copy(REPO / "requirements.lock", work / "requirements.lock")  # a dep of LLM stages
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

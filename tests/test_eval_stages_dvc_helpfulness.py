@@ -33,7 +33,7 @@ def work(tmp_path):
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for folder in ("stages", "src", "data/sources", "data/paper"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
-    for name in (".dvcignore", ".gitignore", "dvc.yaml"):
+    for name in (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock"):
         shutil.copy(REPO / name, work / name)
     shutil.copy(REPO / "profiles/tiny.yaml", work / "params.yaml")
     env = {

@@ -82,6 +82,7 @@ def project(tmp_path, tiny_model_dir) -> Path:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     mine = {name: stages[name] for name in MY_STAGES}
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": mine}, sort_keys=False))
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")  # a dep of the stages
     _run(["git", "init", "-q"], root)
     _run(["dvc", "init", "-q"], root)
     return root

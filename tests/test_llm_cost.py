@@ -215,6 +215,7 @@ def test_forecast_paper_profile_from_real_upstream_outputs(tmp_path):
     root = tmp_path / "repo"
     shutil.copytree(REPO / "data/taxonomy", root / "data/taxonomy")
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
     raw = _paper_params()
     raw["preference_sets"]["max_instructions"] = None
     params = parse_params(raw)

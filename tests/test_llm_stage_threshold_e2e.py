@@ -32,6 +32,7 @@ def _project(work: Path, base_url: str) -> None:
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     params = yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())
     params["llm"]["teacher"] = {
+        **params["llm"]["teacher"],
         "backend": "openai",
         "model": "fake-teacher",
         "base_url": base_url,
@@ -46,6 +47,7 @@ def _project(work: Path, base_url: str) -> None:
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["expand_seeds"]
     stage["deps"] = [dep for dep in stage["deps"] if dep != "models/base"]  # no local model
     (work / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"expand_seeds": stage}}))
+    shutil.copy(REPO / "requirements.lock", work / "requirements.lock")  # a dep of the stage
 
 
 @pytest.mark.slow

@@ -41,6 +41,7 @@ def _copy_pipeline(work: Path) -> None:
     for folder in ("stages", "src", "data/sources", "data/taxonomy"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     shutil.copy(REPO / ".dvcignore", work / ".dvcignore")
+    shutil.copy(REPO / "requirements.lock", work / "requirements.lock")  # a dep of LLM stages
     shutil.copy(REPO / "profiles/tiny.yaml", work / "params.yaml")
     # Only the stages this test is about (and `models`, which they need): the other helpers'
     # stages are tested by their own end-to-end tests.
