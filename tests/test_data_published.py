@@ -285,7 +285,7 @@ def test_profiles_configure_the_published_path(params_file):
 
 # -- training from the published data, under real DVC ----------------------------------------
 
-STAGES = ("models", "published_collection", "build_pairs", "sft")
+STAGES = ("models", "published_collection", "build_pairs", "train@sft")
 
 
 def _stages_run(output: str) -> list[str]:
@@ -324,7 +324,7 @@ def test_train_from_the_published_collection_without_generating(tmp_path):
     dvc = (sys.executable, "-m", "dvc")
     run("git", "init", "-q")
     run(*dvc, "init", "-q")
-    first = run(*dvc, "repro", "sft")
+    first = run(*dvc, "repro", "train@sft")
     assert set(_stages_run(first)) == set(STAGES)  # no filter, no teacher, no gold responses
     assert not (work / "data/multifaceted_collection.jsonl").exists()
     assert (work / "checkpoints/sft/config.json").exists()
@@ -332,4 +332,4 @@ def test_train_from_the_published_collection_without_generating(tmp_path):
     assert metrics["collection"]["valid"] == 11 and metrics["bad_rows"] == 3
     pairs = json.loads((work / "metrics/build_pairs.json").read_text())
     assert pairs["rows"] == 11
-    assert "Data and pipelines are up to date" in run(*dvc, "status", "sft")
+    assert "Data and pipelines are up to date" in run(*dvc, "status", "train@sft")

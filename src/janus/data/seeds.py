@@ -105,14 +105,13 @@ def assemble_seed_sets(
     return seed_sets
 
 
-def expand_seeds(
-    taxonomy: Taxonomy, config: ExpandSeedsSection, teacher: LLMConfig
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Seed sets and the stage's metrics."""
-    from janus.llm import ChatRequest, LLMClient
+def expand_seed_requests(
+    selected: list[dict[str, Any]], config: ExpandSeedsSection
+) -> list[Any]:
+    """One request per selected keyword: what the stage sends and what the forecast counts."""
+    from janus.llm import ChatRequest
 
-    selected = select_keywords(taxonomy, config)
-    requests = [
+    return [
         ChatRequest(
             messages=render_messages(
                 "expand_seed",
@@ -127,6 +126,16 @@ def expand_seeds(
         )
         for item in selected
     ]
+
+
+def expand_seeds(
+    taxonomy: Taxonomy, config: ExpandSeedsSection, teacher: LLMConfig
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Seed sets and the stage's metrics."""
+    from janus.llm import LLMClient
+
+    selected = select_keywords(taxonomy, config)
+    requests = expand_seed_requests(selected, config)
     with LLMClient(
         teacher, stage="expand_seeds", max_failed_fraction=config.max_failed_fraction
     ) as client:

@@ -215,34 +215,19 @@ def data_stage_requests(params: Params, outputs: dict[str, str], root: Path):
     from janus.data.common import read_preference_set_rows
     from janus.data.gold_responses import build_gold_requests
     from janus.data.preference_sets import build_preference_set_requests
-    from janus.data.seeds import select_keywords
+    from janus.data.seeds import expand_seed_requests, select_keywords
     from janus.data.system_messages import build_system_message_requests, load_examples
     from janus.data.taxonomy import load_taxonomy
     from janus.io import read_jsonl
-    from janus.prompts import render_messages
 
     def existing(stage: str) -> Path | None:
         path = outputs.get(stage)
         return root / path if path and (root / path).exists() else None
 
-    # expand_seeds: exact from the taxonomy (must mirror janus.data.seeds.expand_seeds)
+    # expand_seeds: exact from the taxonomy, with the stage's own request builder
     seeds = params.expand_seeds
     taxonomy = load_taxonomy(root / seeds.taxonomy_path)
-    selected = select_keywords(taxonomy, seeds)
-    requests = [
-        ChatRequest(
-            messages=render_messages(
-                "expand_seed",
-                dimension=item["dimension_name"],
-                subdimension=item["subdimension"],
-                keyword=item["preference"],
-            ),
-            temperature=seeds.generation.temperature,
-            top_p=seeds.generation.top_p,
-            max_tokens=seeds.generation.max_tokens,
-        )
-        for item in selected
-    ]
+    requests = expand_seed_requests(select_keywords(taxonomy, seeds), seeds)
     yield "expand_seeds", requests, len(requests), True, "taxonomy keywords"
 
     # preference_sets: instructions x sets_per_instruction
