@@ -340,3 +340,28 @@ def test_a_stopped_stage_exits_non_zero_saying_spent_and_left(server, tmp_path):
     assert "spent $2.00" in done.stderr and "$3.00 left" in done.stderr
     assert "4 request(s) are unsent" in done.stderr
     assert server.answers == 1
+
+
+def test_forecast_trusts_only_outputs_made_with_the_forecast_params(tmp_path):
+    """A workspace built by the laptop profile must not stand in for the paper profile's stages:
+    an output counts only where dvc.lock recorded the same params for its stage."""
+    from janus.llm.forecast import outputs_made_with
+
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {
+                    "filter": {"params": {"params.yaml": {"filter": {"total": 5}}}},
+                    "expand_seeds": {"params": {"params.yaml": {"expand_seeds.seed": 42}}},
+                },
+            }
+        )
+    )
+    outputs = {"filter": "data/instructions.jsonl", "expand_seeds": "data/seeds.jsonl"}
+    laptop = {"filter": {"total": 5}, "expand_seeds": {"seed": 42}}
+    paper = {"filter": {"total": 100000}, "expand_seeds": {"seed": 42}}
+    assert outputs_made_with(outputs, lock, laptop) == outputs
+    assert outputs_made_with(outputs, lock, paper) == {"expand_seeds": "data/seeds.jsonl"}
+    assert outputs_made_with(outputs, tmp_path / "missing.lock", laptop) == {}

@@ -13,11 +13,14 @@ from pathlib import Path
 
 
 def _forecast(args: argparse.Namespace) -> int:
+    import yaml
+
     from janus.config import load_params
     from janus.llm.forecast import as_json, forecast, render_table
 
     params = load_params(args.params)
-    forecasts = forecast(params, root=Path(args.root))
+    raw = yaml.safe_load(Path(args.params).read_text())
+    forecasts = forecast(params, root=Path(args.root), raw_params=raw)
     if args.json:
         print(json.dumps(as_json(forecasts), indent=2))
     else:

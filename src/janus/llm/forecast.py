@@ -435,10 +435,44 @@ def judge_requests(params: Params, outputs: dict[str, str], root: Path):
     return "judge", requests, absolute + pairwise, basis
 
 
+def _dotted(raw: dict[str, Any], key: str) -> Any:
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def outputs_made_with(
+    outputs: dict[str, str], lock_path: Path, raw_params: dict[str, Any]
+) -> dict[str, str]:
+    """Only the outputs that dvc.lock says were made with these params: a workspace built by
+    another profile (the laptop default, say) must not stand in for a paper-scale stage."""
+    if not lock_path.exists():
+        return {}
+    stages = (yaml.safe_load(lock_path.read_text()) or {}).get("stages", {})
+    kept = {}
+    for stage, path in outputs.items():
+        recorded = (stages.get(stage) or {}).get("params", {}).get("params.yaml")
+        if recorded is not None and all(
+            _dotted(raw_params, key) == value for key, value in recorded.items()
+        ):
+            kept[stage] = path
+    return kept
+
+
 def forecast(
-    params: Params, root: Path = Path("."), dvc_yaml: Path | None = None
+    params: Params,
+    root: Path = Path("."),
+    dvc_yaml: Path | None = None,
+    raw_params: dict[str, Any] | None = None,
 ) -> list[StageForecast]:
+    """`raw_params` (the params file as read): upstream outputs count only where dvc.lock
+    recorded the same values for their stage; None trusts every output in the workspace."""
     outputs = stage_outputs(dvc_yaml or root / "dvc.yaml")
+    if raw_params is not None:
+        outputs = outputs_made_with(outputs, root / "dvc.lock", raw_params)
     results = []
     for role in ("teacher", "judge"):
         config = getattr(params.llm, role)
