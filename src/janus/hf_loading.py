@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-Head = Literal["causal", "reward"]
+Head = Literal["causal", "reward", "classifier"]
 DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
 
 
@@ -66,7 +66,8 @@ def load_model(
     eval_mode: bool = False,
     revision: str | None = None,
 ) -> Any:
-    """A causal LM or a scalar reward model (`AutoModelForSequenceClassification`, one label).
+    """A causal LM, a scalar reward model (`AutoModelForSequenceClassification`, one label) or a
+    classifier as it was trained (its own labels, e.g. a toxicity classifier).
 
     `seed` seeds torch before loading: a reward head that the checkpoint lacks (a causal LM
     turned into a reward model) is then the same random matrix on every run, so training from
@@ -103,6 +104,10 @@ def load_model(
         if pad_token_id is not None and text_config.pad_token_id is None:
             text_config.pad_token_id = pad_token_id
         if pad_token_id is not None:
+            model.config.pad_token_id = pad_token_id
+    elif head == "classifier":
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs)
+        if pad_token_id is not None and model.config.pad_token_id is None:
             model.config.pad_token_id = pad_token_id
     else:
         model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)

@@ -53,7 +53,6 @@ from janus.infer.engines import (
     encode_prompts,
     load_engine,
     resolve_device,
-    resolve_dtype,
 )
 from janus.io import read_jsonl, write_json, write_jsonl, write_runtime
 from janus.logging_utils import get_logger, progress
@@ -229,20 +228,23 @@ class ClassifierScorer:
 
     def __init__(self, params: ClassifierParams, device: str = "auto"):
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from janus.hf_loading import load_model, load_tokenizer
 
         if not params.model:
             raise ValueError("toxicity.classifier.model is not set")
         self.params = params
         self.device = resolve_device(device)
         # A checkpoint dir or a hub id (pinned by `revision`): the same from_pretrained call.
-        self.tokenizer = AutoTokenizer.from_pretrained(params.model, revision=params.revision)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            params.model, revision=params.revision
+        self.tokenizer = load_tokenizer(params.model, revision=params.revision)
+        self.model = load_model(
+            params.model,
+            head="classifier",
+            device=self.device,
+            dtype="float32",
+            eval_mode=True,
+            revision=params.revision,
         )
-        self.model.to(self.device).eval()
         config = self.model.config
         if config.pad_token_id is None:
             config.pad_token_id = self.tokenizer.pad_token_id
@@ -414,15 +416,13 @@ def scorer_agreement(
 class PerplexityModel:
     def __init__(self, model_path: str | Path, batch_size: int = 8, device: str = "auto"):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from janus.hf_loading import load_model, load_tokenizer
 
         self.device = resolve_device(device)
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=resolve_dtype("auto", self.device.startswith("cuda"))
-        ).to(self.device)
-        self.model.eval()
+        self.tokenizer = load_tokenizer(model_path)
+        self.model = load_model(model_path, device=self.device, dtype="auto", eval_mode=True)
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)
         self._torch = torch
 

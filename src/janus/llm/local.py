@@ -101,7 +101,7 @@ def _pick_dtype(requested: str, device: str):
 
 def _load(checkpoint_dir: str, device: str, dtype_name: str) -> _LoadedModel:
     """Load (or reuse) a checkpoint; one model stays resident per process, the last one used."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from janus.hf_loading import load_model, load_tokenizer
 
     resolved = str(Path(checkpoint_dir).resolve())
     device = _pick_device(device)
@@ -112,17 +112,13 @@ def _load(checkpoint_dir: str, device: str, dtype_name: str) -> _LoadedModel:
         _loaded.clear()  # free the previous model before loading another
         dtype = _pick_dtype(dtype_name, device)
         log.info("loading local model %s on %s (%s)", resolved, device, dtype)
-        tokenizer = AutoTokenizer.from_pretrained(resolved)
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer = load_tokenizer(resolved, padding_side="left")
         if getattr(tokenizer, "chat_template", None) is None:
             raise ValueError(
                 f"{resolved}: the tokenizer has no chat template; the local LLM backend needs "
                 "an instruction-tuned checkpoint with one"
             )
-        model = AutoModelForCausalLM.from_pretrained(resolved, dtype=dtype).to(device)
-        model.eval()
+        model = load_model(resolved, device=device, dtype=dtype, eval_mode=True)
         eos = model.generation_config.eos_token_id
         eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
         if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos_ids:
