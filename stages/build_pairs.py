@@ -1,24 +1,26 @@
-"""Stage `build_pairs` (E.1, B.1): the collection -> <out>/{sft,sft_third,preference}/."""
+"""Stage `build_pairs` (E.1, B.1): the collection -> <out>/{sft,sft_third,dpo,orpo,rm}/."""
 
 import argparse
 
 from janus.config import load_params
-from janus.data.common import read_preference_set_rows
-from janus.data.pairs import build_pairs, write_pairs
+from janus.data.pairs import build_pairs, read_collection_source, write_pairs
 from janus.io import write_json
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--collection", required=True, help="the gold_responses stage's JSONL")
+    parser.add_argument(
+        "--collection",
+        required=True,
+        help="a collection JSONL (gold_responses or published), or the published_collection folder",
+    )
     parser.add_argument("--out", required=True, help="directory of pair files")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
-    # generated (gold_responses) or published (published_collection): build_pairs.collection,
-    # which dvc.yaml passes here and declares as the dependency
-    rows, dimensions = read_preference_set_rows(args.collection)
-    files, metrics = build_pairs(rows, params.build_pairs, dimensions)
+    # build_pairs.collection, which dvc.yaml passes here and declares as the dependency
+    rows, dimensions, published_pairs = read_collection_source(args.collection)
+    files, metrics = build_pairs(rows, params.build_pairs, dimensions, published_pairs)
     write_pairs(files, args.out)
     write_json(args.metrics, metrics)
 

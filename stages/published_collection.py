@@ -3,13 +3,11 @@ pair variants, every row checked -> <out>/multifaceted_collection.jsonl, <out>/p
 """
 
 import argparse
-import shutil
-from pathlib import Path
 
 from janus.config import load_params
-from janus.data.published import import_published
+from janus.data.published import import_published, write_published
 from janus.data.taxonomy import load_taxonomy
-from janus.io import write_json, write_jsonl
+from janus.io import write_json
 
 
 def main() -> None:
@@ -21,14 +19,7 @@ def main() -> None:
     params = load_params()
     taxonomy = load_taxonomy(args.taxonomy)
     collection, pairs, metrics = import_published(params.published_collection, taxonomy.keys)
-    out = Path(args.out)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    write_jsonl(staging / "multifaceted_collection.jsonl", collection)
-    for variant, rows in pairs.items():
-        write_jsonl(staging / "pairs" / f"{variant}.jsonl", rows)
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    write_published(args.out, collection, pairs)
     write_json(args.metrics, metrics)
 
 

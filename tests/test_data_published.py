@@ -12,14 +12,23 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
 from janus.config import PublishedCollectionSection, SourceConfig, load_params
 from janus.data.common import read_preference_set_rows
-from janus.data.pairs import build_pairs
-from janus.data.published import import_collection, import_pairs, import_published
+from janus.data.pairs import build_pairs, read_collection_source
+from janus.data.published import (
+    COLLECTION_FILE,
+    PAIR_COLUMNS,
+    import_collection,
+    import_pairs,
+    import_published,
+    write_published,
+)
+from janus.data.rows import PAIR_VARIANTS
 from janus.data.sources import SourceError
 from janus.data.taxonomy import load_taxonomy
 
@@ -266,9 +275,74 @@ def test_build_pairs_reads_the_imported_collection(tmp_path):
     assert dimensions == DIMENSIONS
     files, metrics = build_pairs(rows, params.build_pairs, dimensions)
     assert metrics["rows"] == 11
-    assert files["sft"]["train"] and files["preference"]["train"]
-    for pair in files["preference"]["train"]:
+    assert files["sft"]["train"] and files["dpo"]["train"]
+    for pair in files["dpo"]["train"]:
         assert pair["chosen"] != pair["rejected"]
+
+
+def test_the_published_folder_feeds_each_trainer_its_variant(tmp_path):
+    """`build_pairs.collection` = the stage's folder: the published collection for SFT, and the
+    published DPO/ORPO/RM rows for the trainers, split by instruction with the SFT rows."""
+    params = load_params(REPO / "params.yaml")
+    collection, pairs, _ = import_published(params.published_collection, DIMENSIONS, REPO)
+    write_published(tmp_path / "published", collection, pairs)
+    assert sorted(p.name for p in (tmp_path / "published/pairs").iterdir()) == [
+        "dpo.jsonl",
+        "orpo.jsonl",
+        "rm.jsonl",
+    ]
+    rows, dimensions, published = read_collection_source(tmp_path / "published")
+    assert published == pairs and len(rows) == 11
+    files, metrics = build_pairs(rows, params.build_pairs, dimensions, published)
+    assert metrics["pairs_source"] == dict.fromkeys(PAIR_VARIANTS, "published")
+    for variant in PAIR_VARIANTS:
+        got = files[variant]["train"] + files[variant]["eval"]
+        assert sorted(got, key=str) == sorted(pairs[variant], key=str), variant
+        assert set(got[0]) == set(PAIR_COLUMNS)
+        assert files[variant]["train"] and files[variant]["eval"]  # 4 instructions: 3 + 1
+    eval_ids = {row["instruction_id"] for row in files["sft"]["eval"]}
+    assert {row["instruction_id"] for v in PAIR_VARIANTS for row in files[v]["eval"]} == eval_ids
+    # the collection file alone: pairs by E.1 for every trainer
+    _, _, none = read_collection_source(tmp_path / "published" / COLLECTION_FILE)
+    assert none == {}
+
+
+def test_disabled_variants_and_collection_are_not_imported(tmp_path):
+    config = load_params(REPO / "params.yaml").published_collection
+    off = config.variants["orpo"].model_copy(update={"enabled": False})
+    config = config.model_copy(update={"variants": {**config.variants, "orpo": off}})
+    collection, pairs, metrics = import_published(config, DIMENSIONS, REPO)
+    assert sorted(pairs) == ["dpo", "rm"] and "orpo" not in metrics
+    write_published(tmp_path / "published", collection, pairs)
+    _, _, published = read_collection_source(tmp_path / "published")
+    assert sorted(published) == ["dpo", "rm"]  # orpo: E.1's pairs from the collection
+
+    nothing = config.model_copy(
+        update={"collection": config.collection.model_copy(update={"enabled": False})}
+    )
+    assert import_published(nothing, DIMENSIONS, REPO) == ([], {}, {"enabled": False})
+    write_published(tmp_path / "empty", [], {})
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+    with pytest.raises(FileNotFoundError, match="collection.enabled true"):
+        read_collection_source(tmp_path / "empty")
+
+
+def test_a_pair_file_without_a_column_is_an_error_that_names_the_line(tmp_path):
+    params = load_params(REPO / "params.yaml")
+    collection, pairs, _ = import_published(params.published_collection, DIMENSIONS, REPO)
+    pairs["dpo"][1].pop("rejected")
+    write_published(tmp_path / "published", collection, pairs)
+    with pytest.raises(ValueError, match=r"dpo.jsonl:2: missing \['rejected'\]"):
+        read_collection_source(tmp_path / "published")
+
+
+def test_the_variants_are_the_configs_and_the_trainers():
+    variants = PublishedCollectionSection.model_fields["variants"].annotation
+    assert set(get_args(get_args(variants)[0])) == set(PAIR_VARIANTS)
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    data = {key: item["data"] for key, item in dvc["train"]["foreach"].items()}
+    assert data["dpo"] == "data/pairs/dpo" and data["orpo"] == "data/pairs/orpo"
+    assert "--data data/pairs/rm" in dvc["rm"]["cmd"]
 
 
 @pytest.mark.parametrize(
@@ -285,7 +359,14 @@ def test_profiles_configure_the_published_path(params_file):
 
 # -- training from the published data, under real DVC ----------------------------------------
 
-STAGES = ("models", "published_collection", "build_pairs", "train@sft")
+STAGES = (
+    "models",
+    "published_collection",
+    "build_pairs",
+    "train@sft",
+    "train@sft_third",
+    "train@dpo",
+)
 
 
 def _stages_run(output: str) -> list[str]:
@@ -301,7 +382,7 @@ def test_train_from_the_published_collection_without_generating(tmp_path):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     shutil.copy(REPO / ".dvcignore", work / ".dvcignore")
     params = yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())
-    params["build_pairs"]["collection"] = "data/published_collection/multifaceted_collection.jsonl"
+    params["build_pairs"]["collection"] = "data/published_collection"  # and its DPO/ORPO/RM pairs
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # The whole pipeline: DVC must run only the published branch of it.
     shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
@@ -324,12 +405,22 @@ def test_train_from_the_published_collection_without_generating(tmp_path):
     dvc = (sys.executable, "-m", "dvc")
     run("git", "init", "-q")
     run(*dvc, "init", "-q")
-    first = run(*dvc, "repro", "train@sft")
+    first = run(*dvc, "repro", "train@sft", "train@dpo")
     assert set(_stages_run(first)) == set(STAGES)  # no filter, no teacher, no gold responses
     assert not (work / "data/multifaceted_collection.jsonl").exists()
     assert (work / "checkpoints/sft/config.json").exists()
+    assert (work / "checkpoints/dpo/config.json").exists()
+    # Janus+DPO trained on the published DPO rows, every one of them, split by instruction
+    published = (work / "data/published_collection/pairs/dpo.jsonl").read_text().splitlines()
+    trained = [
+        line
+        for split in ("train", "eval")
+        for line in (work / f"data/pairs/dpo/{split}.jsonl").read_text().splitlines()
+    ]
+    assert sorted(trained) == sorted(published) and len(published) == 4
     metrics = json.loads((work / "metrics/published_collection.json").read_text())
     assert metrics["collection"]["valid"] == 11 and metrics["bad_rows"] == 3
     pairs = json.loads((work / "metrics/build_pairs.json").read_text())
     assert pairs["rows"] == 11
-    assert "Data and pipelines are up to date" in run(*dvc, "status", "train@sft")
+    assert pairs["pairs_source"] == dict.fromkeys(PAIR_VARIANTS, "published")
+    assert "Data and pipelines are up to date" in run(*dvc, "status", "train@sft", "train@dpo")

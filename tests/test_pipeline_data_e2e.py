@@ -98,7 +98,7 @@ def test_data_stages_under_dvc(tmp_path):
             "informativeness",
             "harmlessness",
         ]
-    for name in ("sft", "sft_third", "preference"):
+    for name in ("sft", "sft_third", "dpo", "orpo", "rm"):
         files = {
             split: str(work / f"data/pairs/{name}/{split}.jsonl") for split in ("train", "eval")
         }

@@ -43,8 +43,9 @@ def repo(tmp_path, tiny_model_dir):
     for name in ("sft", "sft_third"):
         write(tmp_path / "data/pairs" / name / "train.jsonl", sft_rows(4))
         write(tmp_path / "data/pairs" / name / "eval.jsonl", sft_rows(2))
-    write(tmp_path / "data/pairs/preference/train.jsonl", pair_rows(4))
-    write(tmp_path / "data/pairs/preference/eval.jsonl", pair_rows(2))
+    for name in ("dpo", "orpo", "rm"):  # build_pairs writes one folder per preference trainer
+        write(tmp_path / "data/pairs" / name / "train.jsonl", pair_rows(4))
+        write(tmp_path / "data/pairs" / name / "eval.jsonl", pair_rows(2))
     return tmp_path
 
 
@@ -72,7 +73,7 @@ def assert_nothing_trained(repo: Path, stage: str) -> None:
 
 @pytest.mark.parametrize("rows", [[], pair_rows(1)], ids=["empty", "too_small"])
 def test_empty_or_too_small_pair_set(repo, rows):
-    write(repo / "data/pairs/preference/train.jsonl", rows)
+    write(repo / "data/pairs/orpo/train.jsonl", rows)
     with pytest.raises(TrainingInputError, match=rf"{len(rows)} valid orpo training row.*min_train_rows=2"):
         train("orpo", section(), repo)
     assert_nothing_trained(repo, "orpo")

@@ -45,8 +45,9 @@ def make_repo(root: Path, model_dir: Path) -> None:
     for name in ("sft", "sft_third"):
         write(root / "data/pairs" / name / "train.jsonl", sft[:14])
         write(root / "data/pairs" / name / "eval.jsonl", sft[14:])
-    write(root / "data/pairs/preference/train.jsonl", pairs[:12])
-    write(root / "data/pairs/preference/eval.jsonl", pairs[12:])
+    for name in ("dpo", "orpo", "rm"):  # build_pairs writes one folder per preference trainer
+        write(root / "data/pairs" / name / "train.jsonl", pairs[:12])
+        write(root / "data/pairs" / name / "eval.jsonl", pairs[12:])
 
 
 def training_commands(dvc_yaml: Path = REPO / "dvc.yaml") -> dict[str, list[str]]:
@@ -140,7 +141,7 @@ def test_reward_model_scores_and_ranks_held_out_pairs(trained):
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
     assert model.config.num_labels == 1
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    pairs = [json.loads(line) for line in (root / "data/pairs/preference/eval.jsonl").read_text().splitlines()]
+    pairs = [json.loads(line) for line in (root / "data/pairs/rm/eval.jsonl").read_text().splitlines()]
     rows = [{"prompt": build_prompt(tokenizer, p["prompt"], p["system"], "chat_template"),
              "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     # The saved model gives the figure the stage reported (scores computed the same way).

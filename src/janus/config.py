@@ -348,9 +348,11 @@ class PublishedCollectionSection(Section):
 
 class BuildPairsSection(Section):
     # The collection the pairs are built from, the switch between generating and starting from
-    # the published data: data/multifaceted_collection.jsonl (the gold_responses stage) or
-    # data/published_collection/multifaceted_collection.jsonl (the published_collection stage).
-    # dvc.yaml makes it the stage's dependency, so only that branch of the DAG runs.
+    # the published data: data/multifaceted_collection.jsonl (the gold_responses stage),
+    # data/published_collection/multifaceted_collection.jsonl (the published collection, pairs
+    # derived by E.1), or the folder data/published_collection (the published collection, and
+    # the published DPO/ORPO/RM pairs for the trainers whose variant was imported). dvc.yaml
+    # makes it the stage's dependency, so only that branch of the DAG runs.
     collection: str
     third_fraction: float = Field(gt=0, le=1)  # Janus*: one of the three sets per instruction
     eval_fraction: float = Field(ge=0, lt=1)  # held out by instruction, for eval metrics

@@ -2,14 +2,18 @@
 
 - `sft/`: every (system, prompt, output) row: Janus.
 - `sft_third/`: `third_fraction` of each instruction's rows (one of three): Janus*.
-- `preference/`: per instruction, `pairs_per_instruction` pairs of (chosen, rejected): the chosen
-  response is the one written for the row's system message, the rejected one was written for
-  another system message of the same instruction (E.1). Chosen rows are taken from outside the
-  Janus* third first, since E.1 keeps the rest of the data for preference optimisation.
+- `dpo/`, `orpo/`, `rm/`: the preference pairs of train@dpo, train@orpo and the reward model.
+  Built by E.1's recipe: per instruction, `pairs_per_instruction` pairs of (chosen, rejected), the
+  chosen response written for the row's system message, the rejected one for another system
+  message of the same instruction; chosen rows are taken from outside the Janus* third first,
+  since E.1 keeps the rest of the data for preference optimisation. The three trainers then get
+  the same pairs. Starting from the published data (`build_pairs.collection` is the
+  `published_collection` folder), each trainer gets its published variant instead
+  (Multifaceted-Collection-DPO / -ORPO / -RM), where that variant was imported.
 
-Every file is split into train/eval by instruction, so no instruction's rows straddle the split.
-The metrics include B.1's diversity: ROUGE-L F1 between the preference descriptions of each
-instruction's sets, per dimension.
+Every file is split into train/eval by instruction, so no instruction's rows straddle the split
+(published pairs follow the split of their instruction). The metrics include B.1's diversity:
+ROUGE-L F1 between the preference descriptions of each instruction's sets, per dimension.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from janus.config import BuildPairsSection
-from janus.data.common import item_rng
+from janus.data.common import item_rng, read_preference_set_rows
+from janus.data.published import read_published
+from janus.data.rows import PAIR_VARIANTS
 from janus.io import write_jsonl
 from janus.logging_utils import get_logger
 
@@ -55,12 +61,13 @@ def group_by_instruction(rows: list[dict[str, Any]]) -> dict[str, list[dict[str,
 
 
 def split_instructions(
-    groups: dict[str, list[dict[str, Any]]], config: BuildPairsSection
+    ids: Sequence[str], pairable: set[str], config: BuildPairsSection
 ) -> tuple[list[str], list[str]]:
     """(train ids, eval ids): `eval_fraction` of instructions, at least `min_eval_instructions`,
-    always leaving one for training. Instructions with two or more rows go to eval first, so that
-    the eval split has preference pairs whenever any instruction can give one."""
-    ids = list(groups)
+    always leaving one for training. `pairable` instructions (two or more rows, or a published
+    pair) go to eval first, so that the eval split has preference pairs whenever any instruction
+    can give one."""
+    ids = sorted(ids)
     if not ids:
         return [], []
     n_eval = max(config.min_eval_instructions, round(config.eval_fraction * len(ids)))
@@ -69,7 +76,7 @@ def split_instructions(
         log.warning("only %d instruction(s): %d held out for eval", len(ids), n_eval)
     rng = item_rng(config.seed, "split")
     rng.shuffle(ids)
-    ids.sort(key=lambda iid: len(groups[iid]) < 2)  # stable: keeps the shuffle within each class
+    ids.sort(key=lambda iid: iid not in pairable)  # stable: keeps the shuffle within each class
     eval_ids = sorted(ids[:n_eval])
     train_ids = sorted(ids[n_eval:])
     return train_ids, eval_ids
@@ -153,20 +160,35 @@ def rouge_l_diversity(
 
 
 def build_pairs(
-    rows: list[dict[str, Any]], config: BuildPairsSection, dimensions: Sequence[str]
+    rows: list[dict[str, Any]],
+    config: BuildPairsSection,
+    dimensions: Sequence[str],
+    published_pairs: dict[str, list[dict[str, Any]]] | None = None,
 ) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], dict[str, Any]]:
-    """{file: {split: rows}} for sft, sft_third and preference, and the stage's metrics."""
+    """{file: {split: rows}} for sft, sft_third, dpo, orpo and rm, and the stage's metrics.
+
+    `published_pairs` ({variant: rows in PUBLISHED_PAIR_COLUMNS}) replaces E.1's derived pairs
+    for the trainers it names; the others get the derived ones."""
+    published_pairs = published_pairs or {}
+    unknown = sorted(set(published_pairs) - set(PAIR_VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown pair variant(s) {unknown}; expected some of {PAIR_VARIANTS}")
     if not rows:
         raise ValueError("the Multifaceted Collection is empty: nothing to build pairs from")
     groups = group_by_instruction(rows)
-    train_ids, eval_ids = split_instructions(groups, config)
+    published_ids = {pair["instruction_id"] for pairs in published_pairs.values() for pair in pairs}
+    pairable = {iid for iid, group in groups.items() if len(group) >= 2} | published_ids
+    train_ids, eval_ids = split_instructions(set(groups) | published_ids, pairable, config)
+    derived_for = [variant for variant in PAIR_VARIANTS if variant not in published_pairs]
     files: dict[str, dict[str, list[dict[str, Any]]]] = {
-        name: {split: [] for split in SPLITS} for name in ("sft", "sft_third", "preference")
+        name: {split: [] for split in SPLITS} for name in ("sft", "sft_third", *PAIR_VARIANTS)
     }
-    single_set = chosen_outside_third = 0
+    single_set = chosen_outside_third = n_derived = 0
     for split, ids in (("train", train_ids), ("eval", eval_ids)):
         for iid in ids:
-            group = groups[iid]
+            group = groups.get(iid, [])  # a published pair's instruction may have no rows
+            if not group:
+                continue
             files["sft"][split] += [
                 {column: row[column] for column in SFT_COLUMNS} for row in group
             ]
@@ -174,15 +196,21 @@ def build_pairs(
             files["sft_third"][split] += [
                 {column: row[column] for column in SFT_COLUMNS} for row in third
             ]
-            pairs = preference_pairs(group, {row["set_index"] for row in third}, config)
-            if not pairs:
-                single_set += 1
+            if not derived_for:
+                continue
             third_indices = {row["set_index"] for row in third}
+            pairs = preference_pairs(group, third_indices, config)
+            single_set += not pairs
+            n_derived += len(pairs)
             chosen_outside_third += sum(
                 pair["chosen_set_index"] not in third_indices for pair in pairs
             )
-            files["preference"][split] += pairs
-    n_pairs = sum(len(split_rows) for split_rows in files["preference"].values())
+            for variant in derived_for:
+                files[variant][split] += pairs
+    split_of = {iid: "train" for iid in train_ids} | {iid: "eval" for iid in eval_ids}
+    for variant, pairs in published_pairs.items():
+        for pair in pairs:
+            files[variant][split_of[pair["instruction_id"]]].append(pair)
     metrics = {
         "rows": len(rows),
         "instructions": {"train": len(train_ids), "eval": len(eval_ids)},
@@ -190,25 +218,70 @@ def build_pairs(
             name: {split: len(split_rows) for split, split_rows in splits.items()}
             for name, splits in files.items()
         },
-        "instructions_without_pairs": single_set,
-        "chosen_outside_third_rate": chosen_outside_third / n_pairs if n_pairs else None,
+        # where each preference trainer's pairs come from: E.1's recipe or a published variant
+        "pairs_source": {
+            variant: "published" if variant in published_pairs else "derived"
+            for variant in PAIR_VARIANTS
+        },
+        # of E.1's derived pairs (null when every trainer has published pairs)
+        "instructions_without_pairs": single_set if derived_for else None,
+        "chosen_outside_third_rate": (
+            chosen_outside_third / n_derived if derived_for and n_derived else None
+        ),
+        "published_pairs": {
+            variant: {
+                "pairs": len(pairs),
+                "instructions": len({pair["instruction_id"] for pair in pairs}),
+                # instructions the collection has no row for (e.g. a max_rows cut)
+                "instructions_not_in_collection": len(
+                    {pair["instruction_id"] for pair in pairs} - set(groups)
+                ),
+            }
+            for variant, pairs in sorted(published_pairs.items())
+        },
         "diversity_rouge_l": rouge_l_diversity(groups, dimensions),
     }
-    if not files["preference"]["train"]:
-        # An empty JSONL file cannot even be opened by `datasets`; say why here instead.
-        raise ValueError(
-            "no training instruction has responses for two or more system messages, so there are "
-            f"no preference pairs ({len(rows)} rows, {len(groups)} instructions); generate more "
-            "preference sets or check why gold responses were dropped"
-        )
-    if eval_ids and not files["preference"]["eval"]:
-        log.warning("no eval instruction has two responses: preference/eval.jsonl is empty")
+    for variant in PAIR_VARIANTS:
+        if not files[variant]["train"]:
+            # An empty JSONL file cannot even be opened by `datasets`; say why here instead.
+            if variant in published_pairs:
+                raise ValueError(
+                    f"the published {variant} pairs ({len(published_pairs[variant])} rows) have "
+                    "none in the training split"
+                )
+            raise ValueError(
+                "no training instruction has responses for two or more system messages, so there "
+                f"are no {variant} pairs ({len(rows)} rows, {len(groups)} instructions); generate "
+                "more preference sets or check why gold responses were dropped"
+            )
+        if eval_ids and not files[variant]["eval"]:
+            log.warning(
+                "no eval instruction has a %s pair: %s/eval.jsonl is empty", variant, variant
+            )
     return files, metrics
 
 
-def write_pairs(
-    files: dict[str, dict[str, list[dict[str, Any]]]], out_dir: Path | str
-) -> None:
+def read_collection_source(
+    path: Path | str,
+) -> tuple[list[dict[str, Any]], tuple[str, ...], dict[str, list[dict[str, Any]]]]:
+    """What `build_pairs.collection` names: a collection file (generated or published; pairs
+    derived by E.1), or the `published_collection` folder (its collection, plus the published
+    pairs of every variant it holds). Returns (rows, dimensions, published pairs)."""
+    path = Path(path)
+    published_pairs: dict[str, list[dict[str, Any]]] = {}
+    if path.is_dir():
+        path, published_pairs = read_published(path)
+    rows, dimensions = read_preference_set_rows(path)
+    log.info(
+        "pairs for %s: published; for %s: derived from %s",
+        ", ".join(published_pairs) or "no trainer",
+        ", ".join(v for v in PAIR_VARIANTS if v not in published_pairs) or "no trainer",
+        path,
+    )
+    return rows, dimensions, published_pairs
+
+
+def write_pairs(files: dict[str, dict[str, list[dict[str, Any]]]], out_dir: Path | str) -> None:
     """Write `<out_dir>/<name>/<split>.jsonl` into a staging folder, then swap it into place."""
     out_dir = Path(out_dir)
     staging = out_dir.with_name(out_dir.name + ".partial")

@@ -6,25 +6,43 @@ the published data instead of regenerating it.
 The collection comes out in the columns `gold_responses` writes (the published ones plus our
 stable `instruction_id` and `set_index`), so `build_pairs` reads either the same way. The pair
 variants come out in the columns of `data/pairs/preference/*.jsonl` (system, prompt, chosen,
-rejected as text).
+rejected as text). The folder's layout (`COLLECTION_FILE`, `pairs/<variant>.jsonl`) is defined
+here once: `write_published` makes it and `read_published` reads it back for `build_pairs`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from janus.config import PublishedCollectionSection, SourceConfig
 from janus.data.common import PreferenceSetError, validate_preference_set
-from janus.data.rows import VARIANT_ROW_TYPES, PublishedPairRow
+from janus.data.rows import PAIR_VARIANTS, VARIANT_ROW_TYPES, PublishedPairRow
 from janus.data.sources import SourceError, read_rows
+from janus.io import read_jsonl, write_jsonl
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
+
+# The stage's output folder: the collection, and pairs/<variant>.jsonl per imported variant.
+COLLECTION_FILE = "multifaceted_collection.jsonl"
+PAIRS_FOLDER = "pairs"
+# The columns of an imported pair row (those of data/pairs/<variant>/*.jsonl too).
+PAIR_COLUMNS = (
+    "system",
+    "prompt",
+    "chosen",
+    "rejected",
+    "instruction_id",
+    "main_source",
+    "original_source",
+)
 
 # How many bad rows per variant and reason are logged one by one (the rest are only counted).
 _LOGGED_BAD_ROWS = 3
@@ -152,17 +170,16 @@ def import_pairs(
         if chosen == rejected:
             counter.skip(number, "identical_responses", "chosen and rejected are the same text")
             continue
-        rows.append(
-            {
-                "system": row.system,
-                "prompt": row.prompt,
-                "chosen": chosen,
-                "rejected": rejected,
-                "instruction_id": published_instruction_id(row.prompt),
-                "main_source": row.main_source,
-                "original_source": row.original_source,
-            }
-        )
+        values = {
+            "system": row.system,
+            "prompt": row.prompt,
+            "chosen": chosen,
+            "rejected": rejected,
+            "instruction_id": published_instruction_id(row.prompt),
+            "main_source": row.main_source,
+            "original_source": row.original_source,
+        }
+        rows.append({column: values[column] for column in PAIR_COLUMNS})
     if not rows:
         raise SourceError(
             f"published {variant} ({source.path}): none of its {counter.rows} rows is valid "
@@ -174,15 +191,23 @@ def import_pairs(
 def import_published(
     config: PublishedCollectionSection, dimensions: Sequence[str], root="."
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], dict[str, Any]]:
-    """(collection rows, {variant: pair rows}, metrics) for everything configured."""
+    """(collection rows, {variant: pair rows}, metrics) for everything enabled.
+
+    With the collection disabled nothing is imported (a team generating its own data need not
+    download the published one); a disabled variant is left out, so `build_pairs` derives that
+    trainer's pairs by E.1's recipe."""
+    if not config.collection.enabled:
+        log.info("published_collection.collection.enabled is false: nothing imported")
+        return [], {}, {"enabled": False}
     collection, collection_metrics = import_collection(
         config.collection, dimensions, config.max_rows, root
     )
     pairs: dict[str, list[dict[str, Any]]] = {}
-    metrics: dict[str, Any] = {"collection": collection_metrics}
+    metrics: dict[str, Any] = {"enabled": True, "collection": collection_metrics}
     for variant, source in sorted(config.variants.items()):
-        pairs[variant], metrics[variant] = import_pairs(variant, source, config.max_rows, root)
-    bad = sum(sum(block["bad_rows"].values()) for block in metrics.values())
+        if source.enabled:
+            pairs[variant], metrics[variant] = import_pairs(variant, source, config.max_rows, root)
+    bad = sum(sum(metrics[block]["bad_rows"].values()) for block in ("collection", *pairs))
     metrics["bad_rows"] = bad
     log.info(
         "published collection: %d rows (%d instructions); %s; %d bad rows",
@@ -192,3 +217,47 @@ def import_published(
         bad,
     )
     return collection, pairs, metrics
+
+
+def write_published(
+    out: Path | str,
+    collection: list[dict[str, Any]],
+    pairs: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The stage's folder, written beside it and swapped into place (a variant not imported this
+    time leaves no stale file behind). Disabled: an empty folder, which DVC tracks as such."""
+    out = Path(out)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    if collection:
+        write_jsonl(staging / COLLECTION_FILE, collection)
+    for variant, rows in pairs.items():
+        write_jsonl(staging / PAIRS_FOLDER / f"{variant}.jsonl", rows)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+
+
+def read_published(
+    folder: Path | str,
+) -> tuple[Path, dict[str, list[dict[str, Any]]]]:
+    """The collection file of a `published_collection` folder and the pair rows of each variant
+    it holds (checked to have every column `build_pairs` writes)."""
+    folder = Path(folder)
+    collection = folder / COLLECTION_FILE
+    if not collection.exists():
+        raise FileNotFoundError(
+            f"{folder} has no {COLLECTION_FILE}: run the published_collection stage with "
+            "published_collection.collection.enabled true"
+        )
+    pairs: dict[str, list[dict[str, Any]]] = {}
+    for variant in PAIR_VARIANTS:
+        path = folder / PAIRS_FOLDER / f"{variant}.jsonl"
+        if not path.exists():
+            continue
+        pairs[variant] = read_jsonl(path)
+        for number, row in enumerate(pairs[variant], start=1):
+            missing = [column for column in PAIR_COLUMNS if not row.get(column)]
+            if missing:
+                raise ValueError(f"{path}:{number}: missing {missing}")
+    return collection, pairs

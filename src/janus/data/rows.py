@@ -81,9 +81,11 @@ class PublishedPairRow(_Row):
         return messages[-1].content.strip()
 
 
+# The published preference variants, each named after the trainer it feeds (train@dpo,
+# train@orpo, rm): `build_pairs` writes data/pairs/<variant>/.
+PAIR_VARIANTS = ("dpo", "orpo", "rm")
+
 VARIANT_ROW_TYPES: dict[str, type[_Row]] = {
     "collection": PublishedCollectionRow,
-    "dpo": PublishedPairRow,
-    "orpo": PublishedPairRow,
-    "rm": PublishedPairRow,
+    **dict.fromkeys(PAIR_VARIANTS, PublishedPairRow),
 }
