@@ -5,7 +5,7 @@ the published data instead of regenerating it.
 
 The collection comes out in the columns `gold_responses` writes (the published ones plus our
 stable `instruction_id` and `set_index`), so `build_pairs` reads either the same way. The pair
-variants come out in the columns of `data/pairs/preference/*.jsonl` (system, prompt, chosen,
+variants come out in the columns of `data/pairs/<variant>/*.jsonl` (system, prompt, chosen,
 rejected as text). The folder's layout (`COLLECTION_FILE`, `pairs/<variant>.jsonl`) is defined
 here once: `write_published` makes it and `read_published` reads it back for `build_pairs`.
 """
@@ -161,7 +161,7 @@ def import_collection(
 def import_pairs(
     variant: str, source: SourceConfig, max_rows: int | None, root="."
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """A published pair variant in the columns of `data/pairs/preference`, and its metrics."""
+    """A published pair variant in the columns of `data/pairs/<variant>`, and its metrics."""
     counter = _Counter(variant, source)
     rows: list[dict[str, Any]] = []
     for number, row in _validated(variant, source, max_rows, root, counter):
