@@ -102,6 +102,75 @@ def test_local_models_are_counted_with_their_own_chat_template(tiny_model_dir):
     assert estimator.prompt_tokens(messages) == len(ids) > TokenEstimator().prompt_tokens(messages)
 
 
+TINY_BPE_URL = "https://openaipublic.example/encodings/janus_tiny.tiktoken"
+
+
+@pytest.fixture()
+def tiny_tiktoken(tmp_path, monkeypatch):
+    """A byte-level tiktoken encoding (one token per byte) known to tiktoken's registry as the
+    encoding of model `tiny-gpt`, loaded by tiktoken's own code from a BPE file at a URL; the
+    file is put in $TIKTOKEN_CACHE_DIR by `put_in_cache`. Every download attempt is recorded."""
+    import base64
+    import hashlib
+
+    import requests
+    import tiktoken
+    import tiktoken.load
+    import tiktoken.model
+    import tiktoken.registry
+
+    cache = tmp_path / "tiktoken-cache"
+    cache.mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    downloads = []
+
+    def no_network(url, *args, **kwargs):
+        downloads.append(url)
+        raise requests.ConnectionError(f"no network here: {url}")
+
+    monkeypatch.setattr(requests, "get", no_network)
+
+    def constructor():
+        ranks = tiktoken.load.load_tiktoken_bpe(TINY_BPE_URL)
+        return {"name": "janus_tiny", "pat_str": r"\S+|\s+", "mergeable_ranks": ranks,
+                "special_tokens": {}}  # fmt: skip
+
+    tiktoken.list_encoding_names()  # tiktoken discovers its constructors once; then add ours
+    monkeypatch.setitem(tiktoken.registry.ENCODING_CONSTRUCTORS, "janus_tiny", constructor)
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    monkeypatch.setitem(tiktoken.model.MODEL_TO_ENCODING, "tiny-gpt", "janus_tiny")
+    monkeypatch.setattr("janus.llm.pricing._ESTIMATORS", {})
+
+    def put_in_cache():
+        lines = [f"{base64.b64encode(bytes([i])).decode()} {i}" for i in range(256)]
+        name = hashlib.sha1(TINY_BPE_URL.encode()).hexdigest()  # tiktoken's cache key
+        (cache / name).write_text("\n".join(lines) + "\n")
+
+    return put_in_cache, downloads
+
+
+def test_openai_models_use_tiktoken_from_its_cache_never_the_network(tiny_tiktoken, server):
+    import tiktoken.load
+
+    from janus.llm import pricing
+
+    put_in_cache, downloads = tiny_tiktoken
+    fetch = tiktoken.load.read_file
+    config = _config(server, model="tiny-gpt")
+    # not on disk: the documented fallback, and no download was tried
+    assert token_estimator(config).name == "chars/4"
+    assert downloads == [] and tiktoken.load.read_file is fetch  # tiktoken left as it was
+    # on disk: tiktoken's encoding, exact counts (one token per byte here)
+    put_in_cache()
+    pricing._ESTIMATORS.clear()  # memoised per (backend, model) for the life of a process
+    estimator = token_estimator(config)
+    assert estimator.name == "tiktoken:janus_tiny"
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "héllo"}]
+    # 3 per reply + (3 + 9 bytes) + (3 + 6 bytes: é is two)
+    assert estimator.prompt_tokens(messages) == 3 + 12 + 9
+    assert downloads == []
+
+
 def test_client_metrics_hold_forecast_and_actual(server):
     requests = _requests(3)
     with LLMClient(_config(server), stage="unit") as client:

@@ -23,7 +23,13 @@ import yaml
 
 from janus.config import LLMConfig, Params
 from janus.llm.cache import CACHE_FILE, cache_key, resolve_cache_dir
-from janus.llm.pricing import Rates, SpendLedger, current_run_id, token_estimator
+from janus.llm.pricing import (
+    TIKTOKEN_HINT,
+    Rates,
+    SpendLedger,
+    current_run_id,
+    token_estimator,
+)
 from janus.llm.types import ChatRequest, UsageStats
 
 # Used where the filter has not run: an instruction of this text stands in for each of them.
@@ -564,7 +570,9 @@ def render_table(forecasts: list[StageForecast], params: Params) -> str:
         " earlier answer is valid.",
         f"Prompt tokens estimated with: {', '.join(estimators)}"
         + (
-            " (tiktoken is not available offline: 4 characters a token plus 3 per message)"
+            " (4 characters a token plus 3 per message: for exact counts, "
+            + TIKTOKEN_HINT
+            + ")"
             if any(name.startswith("chars/") for name in estimators)
             else ""
         ),

@@ -3,9 +3,10 @@
 - `Rates`: an `LLMConfig.prices` entry (USD per million tokens: input, cached input, output, and
   the Batch API discount on all three). A model without an entry is free (local models).
 - `TokenEstimator`: prompt tokens of a request before it is sent. Local models use their own
-  tokenizer and chat template; OpenAI models use tiktoken when it is installed and its encoding
-  files are on disk, else a documented fallback (4 characters a token plus OpenAI's per-message
-  overhead), since tiktoken fetches its BPE files from the internet on first use.
+  tokenizer and chat template; OpenAI models use tiktoken with the model's encoding when its BPE
+  file is in tiktoken's cache (`$TIKTOKEN_CACHE_DIR`), else a documented fallback (4 characters
+  a token plus OpenAI's per-message overhead). Estimating never goes online: tiktoken would
+  fetch a missing BPE file on first use, and the forecast promises no network.
 - `SpendLedger`: `spend.sqlite` next to the response cache, one row per (run, role, stage) with
   the dollars paid. A run is the work toward one git commit (`git rev-parse HEAD`), or
   `$JANUS_RUN_ID` when set, so the stages of one `dvc repro` (separate processes) add up.
@@ -137,6 +138,39 @@ class ChatTemplateEstimator(TokenEstimator):
 
 
 _ESTIMATORS: dict[tuple[str, str], TokenEstimator] = {}
+_TIKTOKEN_LOCK = threading.Lock()
+# What to do once, online, for exact OpenAI token counts offline afterwards.
+TIKTOKEN_HINT = (
+    "put tiktoken's BPE file in a lasting cache once, online: TIKTOKEN_CACHE_DIR=~/.cache/tiktoken "
+    "python -c \"import tiktoken; tiktoken.encoding_for_model('gpt-4-turbo')\" (and export "
+    "TIKTOKEN_CACHE_DIR)"
+)
+
+
+def tiktoken_encoding_on_disk(model: str) -> Any | None:
+    """tiktoken's encoding for an OpenAI model (cl100k_base for names it does not know), read
+    from tiktoken's cache only; None when its BPE file is not there."""
+    import tiktoken
+    import tiktoken.load
+
+    def not_on_disk(blobpath: str) -> bytes:
+        raise FileNotFoundError(f"{blobpath} is not in tiktoken's cache")
+
+    # tiktoken reads its cache first and calls `read_file` (an HTTP GET) only on a miss: swapping
+    # that one function keeps every other step of its loading code and rules out the download.
+    with _TIKTOKEN_LOCK:
+        fetch = tiktoken.load.read_file
+        tiktoken.load.read_file = not_on_disk
+        try:
+            try:
+                return tiktoken.encoding_for_model(model)
+            except KeyError:
+                return tiktoken.get_encoding("cl100k_base")
+        except (FileNotFoundError, ValueError) as error:
+            log.info("tiktoken encoding for %s not on disk (%s): estimating", model, error)
+            return None
+        finally:
+            tiktoken.load.read_file = fetch
 
 
 def token_estimator(config: LLMConfig) -> TokenEstimator:
@@ -155,16 +189,9 @@ def token_estimator(config: LLMConfig) -> TokenEstimator:
             except Exception as error:  # noqa: BLE001 - an estimate; fall back, say so
                 log.warning("tokenizer of %s did not load (%s); estimating", config.model, error)
     else:
-        try:
-            import tiktoken
-
-            try:
-                encoding = tiktoken.encoding_for_model(config.model)
-            except KeyError:
-                encoding = tiktoken.get_encoding("cl100k_base")
+        encoding = tiktoken_encoding_on_disk(config.model)
+        if encoding is not None:
             estimator = TiktokenEstimator(encoding, config.model)
-        except Exception:  # noqa: BLE001 - not installed, or its BPE file is not on disk offline
-            pass
     _ESTIMATORS[key] = estimator
     return estimator
 
