@@ -4,7 +4,7 @@ import argparse
 
 from janus.config import load_params
 from janus.data.gold_responses import generate_gold_responses
-from janus.io import read_jsonl, write_json, write_jsonl
+from janus.io import count_jsonl_rows, iter_jsonl, write_json
 
 
 def main() -> None:
@@ -16,9 +16,13 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
-    rows = read_jsonl(args.system_messages)
-    collection, metrics = generate_gold_responses(rows, params.gold_responses, params.llm.teacher)
-    write_jsonl(args.out, collection)
+    metrics = generate_gold_responses(
+        iter_jsonl(args.system_messages),
+        params.gold_responses,
+        params.llm.teacher,
+        out=args.out,
+        total=count_jsonl_rows(args.system_messages),
+    )
     write_json(args.metrics, metrics)
 
 

@@ -6,7 +6,7 @@ from janus.config import load_params
 from janus.data.common import read_preference_set_rows
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.taxonomy import load_taxonomy
-from janus.io import read_jsonl, write_json, write_jsonl
+from janus.io import count_jsonl_rows, iter_jsonl, write_json
 
 
 def main() -> None:
@@ -18,12 +18,16 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
-    instructions = read_jsonl(args.instructions)
     seed_sets, _ = read_preference_set_rows(args.seed_preferences, taxonomy.keys)
-    rows, metrics = generate_preference_sets(
-        instructions, seed_sets, taxonomy, params.preference_sets, params.llm.teacher
+    metrics = generate_preference_sets(
+        iter_jsonl(args.instructions),
+        seed_sets,
+        taxonomy,
+        params.preference_sets,
+        params.llm.teacher,
+        out=args.out,
+        total=count_jsonl_rows(args.instructions),
     )
-    write_jsonl(args.out, rows)
     write_json(args.metrics, metrics)
 
 

@@ -3,9 +3,9 @@
 import argparse
 
 from janus.config import load_params
-from janus.data.common import read_preference_set_rows
+from janus.data.common import iter_preference_set_rows
 from janus.data.system_messages import generate_system_messages, load_examples
-from janus.io import write_json, write_jsonl
+from janus.io import count_jsonl_rows, write_json
 
 
 def main() -> None:
@@ -18,10 +18,16 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     config = params.system_messages
-    rows, dimensions = read_preference_set_rows(args.preference_sets)
+    rows, dimensions = iter_preference_set_rows(args.preference_sets)
     examples = load_examples(config.examples_path, dimensions)
-    out, metrics = generate_system_messages(rows, examples, config, params.llm.teacher)
-    write_jsonl(args.out, out)
+    metrics = generate_system_messages(
+        rows,
+        examples,
+        config,
+        params.llm.teacher,
+        out=args.out,
+        total=count_jsonl_rows(args.preference_sets),
+    )
     write_json(args.metrics, metrics)
 
 

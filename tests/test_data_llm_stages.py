@@ -15,7 +15,8 @@ from janus.data.gold_responses import COLLECTION_COLUMNS, generate_gold_response
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.system_messages import generate_system_messages
 from janus.data.taxonomy import load_taxonomy
-from janus.io import RUNTIME_DIR, read_json
+from janus.io import RUNTIME_DIR, read_json, read_jsonl
+from janus.llm import StageFailed
 from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def _seed_sets() -> list[dict]:
     return [{"seed_id": "seed-0000", "preference_set": items}]
 
 
-def test_preference_sets_retry_then_count_and_drop_invalid_outputs(teacher):
+def test_preference_sets_retry_then_count_and_drop_invalid_outputs(teacher, tmp_path):
     config = tiny_section(
         "preference_sets",
         max_failed_fraction=1.0,
@@ -103,7 +104,9 @@ def test_preference_sets_retry_then_count_and_drop_invalid_outputs(teacher):
     instructions = _instructions(
         "Question ok?", "Question retry?", "Question never?", "Question blank?", "Question long?"
     )
-    rows, metrics = generate_preference_sets(instructions, _seed_sets(), taxonomy, config, llm)
+    out = tmp_path / "preference_sets.jsonl"
+    metrics = generate_preference_sets(instructions, _seed_sets(), taxonomy, config, llm, out)
+    rows = read_jsonl(out)
 
     kept = {(row["instruction"], row["set_index"]) for row in rows}
     assert kept == {
@@ -152,7 +155,7 @@ def _preference_rows() -> list[dict]:
     return rows
 
 
-def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher):
+def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher, tmp_path):
     examples = [
         {
             "instruction": f"Example question {i}?",
@@ -161,14 +164,17 @@ def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher):
         }
         for i in range(3)
     ]
-    rows, metrics = generate_system_messages(
+    out = tmp_path / "system_messages.jsonl"
+    metrics = generate_system_messages(
         _preference_rows(),
         examples,
         tiny_section(
             "system_messages", max_failed_fraction=1.0, num_examples=2, with_instruction=True
         ),
         tiny_section("llm.teacher", **teacher.llm_config()),
+        out,
     )
+    rows = read_jsonl(out)
     assert [row["set_index"] for row in rows] == [0, 2]
     assert all(row["system"] == "You are a careful guide." for row in rows)
     assert metrics["empty"] == 1 and metrics["system_messages"] == 2
@@ -177,14 +183,16 @@ def test_system_messages_are_cleaned_and_empty_ones_dropped(teacher):
     assert _runtime("system_messages")["requests"] == 5
 
 
-def test_gold_responses_make_the_published_columns(teacher):
+def test_gold_responses_make_the_published_columns(teacher, tmp_path):
     rows = [{**row, "system": "You are a careful guide."} for row in _preference_rows()]
     for k, row in enumerate(rows):
         row["instruction"] = f"Question number {k}"
     rows[1]["instruction"] = "Silent question"
-    collection, metrics = generate_gold_responses(
-        rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config())
+    out = tmp_path / "collection.jsonl"
+    metrics = generate_gold_responses(
+        rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config()), out
     )
+    collection = read_jsonl(out)
     assert len(collection) == 2 and metrics["empty"] == 1
     for row in collection:
         assert set(COLLECTION_COLUMNS) <= set(row)
@@ -196,8 +204,8 @@ def test_gold_responses_make_the_published_columns(teacher):
 
     # A rerun is served from the cache; only the empty answer, never cached, is asked again.
     before = sum(teacher.seen.values())
-    _, again = generate_gold_responses(
-        rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config())
+    again = generate_gold_responses(
+        rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config()), out
     )
     assert sum(teacher.seen.values()) == before + 3
     assert _runtime("gold_responses")["requests"] == 3
@@ -258,15 +266,19 @@ def _gold_rows() -> list[dict]:
 
 
 @pytest.mark.parametrize("policy", ["retry", "drop", "keep"])
-def test_gold_responses_cut_off_at_max_tokens_are_never_kept_silently(monkeypatch, policy):
+def test_gold_responses_cut_off_at_max_tokens_are_never_kept_silently(
+    monkeypatch, tmp_path, policy
+):
     monkeypatch.setenv("JANUS_SCRIPTED_CHAT_KEY", "sk-test-not-a-secret")
     config = tiny_section(
         "gold_responses", generation={"max_tokens": 10}, on_length=policy, retry_max_tokens=30
     )
     with BudgetedTeacher(QUESTIONS) as server:
-        collection, metrics = generate_gold_responses(
-            _gold_rows(), config, tiny_section("llm.teacher", **server.llm_config())
+        out = tmp_path / "collection.jsonl"
+        metrics = generate_gold_responses(
+            _gold_rows(), config, tiny_section("llm.teacher", **server.llm_config()), out
         )
+    collection = read_jsonl(out)
     outputs = {row["prompt"]: row["output"] for row in collection}
     assert metrics["cut_off"]["first_pass"] == 2  # Long and Endless hit 10 tokens
     if policy == "retry":
@@ -297,6 +309,128 @@ def test_gold_responses_cut_off_at_max_tokens_are_never_kept_silently(monkeypatc
         assert flagged == {"Long?", "Endless?"}
         assert metrics["cut_off"]["kept_flagged"] == 2 and metrics["cut_off"]["dropped"] == 0
     assert metrics["responses"] == len(collection)
+
+
+def test_gold_retry_a_window_at_a_time_keeps_the_row_order_and_the_metrics(monkeypatch, tmp_path):
+    # Cut-off answers (over 10 words) sit between the others; those over 30 are cut off again.
+    words = {"Short?": 3, "Long?": 20, "Endless?": 100, "Brief?": 2, "Lengthy?": 25, "Huge?": 50}
+    base = {**_preference_rows()[0], "system": "You are a careful guide."}
+    rows = [
+        {**base, "instruction_id": f"test-{k}", "instruction": question}
+        for k, question in enumerate(words)
+    ]
+    config = tiny_section(
+        "gold_responses", generation={"max_tokens": 10}, on_length="retry", retry_max_tokens=30
+    )
+    monkeypatch.setenv("JANUS_SCRIPTED_CHAT_KEY", "sk-test-not-a-secret")
+    runs = {}
+    with BudgetedTeacher(words) as server:
+        llm = tiny_section("llm.teacher", **server.llm_config())
+        # None: one window, every cut-off answer asked again at once (as before streaming);
+        # 2: a window per chunk of two rows, each window's cut-off answers asked again before
+        # the window is written
+        for chunk_size in (None, 2):
+            monkeypatch.setenv("JANUS_CACHE_DIR", str(tmp_path / f"cache-{chunk_size}"))
+            out = tmp_path / f"collection-{chunk_size}.jsonl"
+            metrics = generate_gold_responses(rows, config, llm, out, chunk_size=chunk_size)
+            runs[chunk_size] = (out.read_bytes(), metrics)
+        assert sorted(server.budgets).count(("Long?", 30)) == 2  # both runs asked again
+    assert runs[2] == runs[None]
+    assert [row["prompt"] for row in read_jsonl(out)] == ["Short?", "Long?", "Brief?", "Lengthy?"]
+    assert metrics["cut_off"] == {
+        "policy": "retry",
+        "first_pass": 4,
+        "retried": 4,
+        "dropped": 2,
+        "kept_flagged": 0,
+    }
+
+
+# -- streaming: a paper-scale stage (200k rows) holds one chunk in memory ------------------------
+
+CHUNK = 2  # the LLM client's chunk size in these tests: six rows make three chunks
+
+
+def _numbered_rows(count: int = 6) -> list[dict]:
+    base = {**_preference_rows()[0], "system": "You are a careful guide."}
+    return [
+        {**base, "instruction_id": f"test-{k}", "instruction": f"Question number {k}"}
+        for k in range(count)
+    ]
+
+
+def _rows_in_temp_files(out: Path) -> int:
+    """Complete rows in the stage's temporary output file (janus.io.atomic_open's)."""
+    return sum(path.read_bytes().count(b"\n") for path in out.parent.glob(f".{out.name}.*.tmp"))
+
+
+def _long_answer(question: str) -> str:
+    # longer than the writer's buffer: a row the stage has written is on disk, not in memory
+    return f"An answer to: {question}. " + "More words. " * 1000
+
+
+def _stream_gold(monkeypatch, out: Path, answer, rows, **config) -> dict:
+    monkeypatch.setenv("JANUS_SCRIPTED_CHAT_KEY", "sk-test-not-a-secret")
+    with ScriptedChatServer(answer) as server:
+        return generate_gold_responses(
+            rows,
+            tiny_section("gold_responses", **config),
+            tiny_section("llm.teacher", **server.llm_config(max_in_flight=2)),
+            out,
+            total=6,
+            chunk_size=CHUNK,
+        )
+
+
+def test_gold_rows_are_on_disk_before_the_stage_ends(monkeypatch, tmp_path):
+    out = tmp_path / "collection.jsonl"
+    written_when_last_chunk_asked = []
+
+    def answer(request: dict, times_seen: int) -> str:
+        question = user_message(request)
+        if question in ("Question number 4", "Question number 5"):
+            written_when_last_chunk_asked.append(_rows_in_temp_files(out))
+        return _long_answer(question)
+
+    metrics = _stream_gold(monkeypatch, out, answer, _numbered_rows())
+    assert len(written_when_last_chunk_asked) == 2
+    assert min(written_when_last_chunk_asked) > 0  # collect-then-write would have written 0
+    assert metrics["responses"] == 6 and len(read_jsonl(out)) == 6
+
+
+def test_gold_input_is_read_a_chunk_at_a_time(monkeypatch, tmp_path):
+    read_so_far = []
+    read_when_asked = []
+
+    def rows():
+        for row in _numbered_rows():
+            read_so_far.append(row)
+            yield row
+
+    def answer(request: dict, times_seen: int) -> str:
+        read_when_asked.append(len(read_so_far))
+        return _long_answer(user_message(request))
+
+    _stream_gold(monkeypatch, tmp_path / "collection.jsonl", answer, rows())
+    # the first chunk's requests went out with only that chunk read; all six were read in the end
+    assert min(read_when_asked) == CHUNK and len(read_so_far) == 6
+
+
+def test_past_the_threshold_a_streaming_stage_leaves_no_file(monkeypatch, tmp_path):
+    out = tmp_path / "collection.jsonl"
+    written_before_failing = []
+
+    def answer(request: dict, times_seen: int) -> str:
+        question = user_message(request)
+        if question == "Question number 5":  # the last chunk's: empty on every attempt
+            written_before_failing.append(_rows_in_temp_files(out))
+            return ""
+        return _long_answer(question)
+
+    with pytest.raises(StageFailed, match="1 of 6 items failed"):
+        _stream_gold(monkeypatch, out, answer, _numbered_rows(), max_failed_fraction=0.1)
+    assert max(written_before_failing) > 0  # rows had been written to the temporary file...
+    assert not out.exists() and not list(tmp_path.glob(".collection.jsonl.*"))  # ...now gone
 
 
 def test_a_retry_budget_must_be_larger():

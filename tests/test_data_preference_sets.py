@@ -12,6 +12,7 @@ import pytest
 from janus.data.common import (
     Limits,
     PreferenceSetError,
+    iter_preference_set_rows,
     preference_set_as_object,
     preference_set_from_object,
     preference_set_schema,
@@ -167,6 +168,11 @@ def test_read_rows_checks_every_row_and_infers_dimensions(tmp_path):
         ValueError, match=r"rows.jsonl:2: invalid preference_set: missing dimension"
     ):
         read_preference_set_rows(path)
+    # Read lazily, a row is checked when it is reached: the good first row comes first.
+    rows, dimensions = iter_preference_set_rows(path)
+    assert dimensions == DIMENSIONS and next(rows)["id"] == 1
+    with pytest.raises(ValueError, match=r"rows.jsonl:2: invalid preference_set"):
+        next(rows)
 
 
 # -- taxonomy and seeds -------------------------------------------------------------------------
@@ -298,7 +304,8 @@ def test_preference_set_requests_use_a_seeded_example_and_distinct_samples():
         }
         for i in range(4)
     ]
-    config = tiny_section("preference_sets",
+    config = tiny_section(
+        "preference_sets",
         sets_per_instruction=3,
         name_max_chars=30,
         description_max_chars=100,

@@ -247,6 +247,34 @@ def test_stream_yields_in_order_a_chunk_at_a_time(server):
     assert server.peak_in_flight <= 4
 
 
+def test_stream_rows_pairs_each_row_with_its_result_reading_a_chunk_at_a_time(server):
+    read = []
+
+    def rows():
+        for i in range(7):
+            read.append(i)
+            yield {"id": i}
+
+    with LLMClient(_config(server.base_url), chunk_size=3) as client:
+        for row, result in client.stream_rows(rows(), lambda row: _plain(f"row {row['id']}")[0]):
+            assert result.text == f"echo: row {row['id']}"
+            assert len(read) <= 3 * (row["id"] // 3 + 1)  # only the chunk in flight is read
+
+
+def test_a_stream_counts_only_its_own_failures_when_a_call_runs_between_its_chunks(server):
+    # gold_responses asks a window's cut-off answers again between the chunks of its first pass
+    config = _config(server.base_url, max_retries=0)
+    with LLMClient(config, stage="gold_responses", max_failed_fraction=0.0, chunk_size=2) as client:
+        texts = []
+        for result in client.stream(_plain("a", "b", "c", "d")):
+            texts.append(result.text)
+            if len(texts) == 2:
+                again = client.generate(_plain("[[500x9]] again"), check_failures=False)
+                assert again[0].failure_reason == "http_500"
+    assert texts == ["echo: a", "echo: b", "echo: c", "echo: d"]  # the pass itself: no failure
+    assert client.stats.as_metrics()["failed_by_reason"] == {"http_500": 1}
+
+
 def test_the_rate_limit_holds_across_chunks(server):
     # 60 requests/min: the bucket holds a minute's worth (60); requests 61 and 62 must wait a
     # second each, although they come in a later chunk than the first 60

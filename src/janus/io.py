@@ -43,12 +43,17 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read JSON Lines; a malformed line is an error that names the file and line."""
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON Lines file, read one at a time as they are asked for (a 200k-row input
+    is never held whole). A missing file is an error at once; a malformed line is an error that
+    names the file and line when it is reached."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    rows = []
+    return _jsonl_rows(path)
+
+
+def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -59,8 +64,19 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object per line")
-            rows.append(row)
-    return rows
+            yield row
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read JSON Lines; a malformed line is an error that names the file and line."""
+    return list(iter_jsonl(path))
+
+
+def count_jsonl_rows(path: str | Path) -> int:
+    """How many rows `iter_jsonl` yields (its non-blank lines), counted without parsing them: a
+    cheap first pass that gives a streaming stage's progress bar its total."""
+    with Path(path).open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
 
 
 def _finite(value: Any) -> Any:
@@ -88,7 +104,9 @@ def read_json(path: str | Path) -> Any:
 RUNTIME_DIR = Path("runtime")
 
 
-def write_runtime(stage: str, runtime: dict[str, Any], runtime_dir: str | Path = RUNTIME_DIR) -> Path:
+def write_runtime(
+    stage: str, runtime: dict[str, Any], runtime_dir: str | Path = RUNTIME_DIR
+) -> Path:
     """Write `runtime/<stage>.json`: how a run went (seconds, throughput, requests sent, cache hits,
     dollars paid this time). Not a DVC metric nor an out, and ignored by git, so `dvc metrics diff`
     and `dvc.lock` move only with results; MLflow gets the same figures where a run is tracked."""

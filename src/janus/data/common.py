@@ -11,15 +11,16 @@ outputs of earlier stages).
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from janus.io import read_jsonl
+from janus.io import iter_jsonl
 
 PREFERENCE_FIELDS = ("subdimension", "preference", "description")
 
@@ -167,25 +168,43 @@ def item_rng(seed: int, *parts: Any) -> random.Random:
     return random.Random(":".join(str(part) for part in (seed, *parts)))
 
 
-def read_preference_set_rows(
+def iter_preference_set_rows(
     path: Path | str, dimensions: Sequence[str] | None = None
-) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-    """Rows of an earlier stage, each checked to hold a valid preference set (else a clear error).
+) -> tuple[Iterator[dict[str, Any]], tuple[str, ...]]:
+    """Rows of an earlier stage, read lazily, each checked to hold a valid preference set as it
+    is read (else a clear error naming the file and row).
 
     Without `dimensions`, the first row's dimensions (in its order) are what every row must have,
-    so later stages need not read the taxonomy. Returns the rows and the dimensions.
+    so later stages need not read the taxonomy: that first row is read at once. Returns the rows
+    (an iterator) and the dimensions.
     """
-    rows = read_jsonl(path)
+    rows = iter_jsonl(path)
     if dimensions is None:
-        first = rows[0].get("preference_set") if rows else None
-        if not rows:
+        first = next(rows, None)
+        if first is None:
             raise ValueError(f"{path}: no rows")
-        if not isinstance(first, list) or not all(isinstance(item, dict) for item in first):
+        items = first.get("preference_set")
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise ValueError(f"{path}:1: preference_set must be a list of objects")
-        dimensions = tuple(str(item.get("dimension")) for item in first)
+        dimensions = tuple(str(item.get("dimension")) for item in items)
+        rows = itertools.chain([first], rows)
+    return _checked_preference_set_rows(path, rows, tuple(dimensions)), tuple(dimensions)
+
+
+def _checked_preference_set_rows(
+    path: Path | str, rows: Iterable[dict[str, Any]], dimensions: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
     for number, row in enumerate(rows, start=1):
         try:
             row["preference_set"] = validate_preference_set(row.get("preference_set"), dimensions)
         except PreferenceSetError as error:
             raise ValueError(f"{path}:{number}: invalid preference_set: {error}") from None
-    return rows, tuple(dimensions)
+        yield row
+
+
+def read_preference_set_rows(
+    path: Path | str, dimensions: Sequence[str] | None = None
+) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """`iter_preference_set_rows`, every row read and checked before it returns."""
+    rows, dimensions = iter_preference_set_rows(path, dimensions)
+    return list(rows), dimensions

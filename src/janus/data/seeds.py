@@ -2,6 +2,9 @@
 descriptions (one teacher call per keyword), and seed preference sets are assembled from them, one
 random preference per dimension. The seed sets are the examples `preference_sets` shows the
 teacher.
+
+Unlike the later data stages it does not stream: it asks one request per taxonomy keyword (a few
+hundred by construction), so holding them all, and their results, costs nothing.
 """
 
 from __future__ import annotations
@@ -105,9 +108,7 @@ def assemble_seed_sets(
     return seed_sets
 
 
-def expand_seed_requests(
-    selected: list[dict[str, Any]], config: ExpandSeedsSection
-) -> list[Any]:
+def expand_seed_requests(selected: list[dict[str, Any]], config: ExpandSeedsSection) -> list[Any]:
     """One request per selected keyword: what the stage sends and what the forecast counts."""
     from janus.llm import ChatRequest
 

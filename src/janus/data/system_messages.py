@@ -10,13 +10,14 @@ system messages are specific to their task), and each example shows its own inst
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from janus.config import LLMConfig, SystemMessagesSection
 from janus.data.common import PreferenceSetError, item_rng, validate_preference_set
-from janus.io import read_jsonl
+from janus.io import read_jsonl, write_jsonl
 from janus.logging_utils import get_logger
 from janus.prompts import render
 
@@ -81,9 +82,11 @@ def system_message_messages(
     return messages
 
 
-def build_system_message_requests(
-    rows: list[dict[str, Any]], examples: list[dict[str, Any]], config: SystemMessagesSection
-) -> list[Any]:
+def system_message_requester(
+    examples: list[dict[str, Any]], config: SystemMessagesSection
+) -> Callable[[dict[str, Any]], Any]:
+    """The function that makes a preference-set row's request (its examples drawn from the pool
+    by the row's own seed); checks once that the pool is large enough."""
     from janus.llm import ChatRequest
 
     if config.num_examples > len(examples):
@@ -91,59 +94,82 @@ def build_system_message_requests(
             f"system_messages.num_examples is {config.num_examples} but the pool "
             f"({config.examples_path}) has only {len(examples)} examples"
         )
-    requests = []
-    for row in rows:
+
+    def request(row: dict[str, Any]) -> ChatRequest:
         rng = item_rng(config.seed, row["instruction_id"], row["set_index"])
         shown = rng.sample(examples, config.num_examples)
-        requests.append(
-            ChatRequest(
-                messages=system_message_messages(
-                    row["preference_set"],
-                    shown,
-                    row["instruction"] if config.with_instruction else None,
-                ),
-                temperature=config.generation.temperature,
-                top_p=config.generation.top_p,
-                max_tokens=config.generation.max_tokens,
-                tag=f"{row['instruction_id']}/{row['set_index']}",
-            )
+        return ChatRequest(
+            messages=system_message_messages(
+                row["preference_set"],
+                shown,
+                row["instruction"] if config.with_instruction else None,
+            ),
+            temperature=config.generation.temperature,
+            top_p=config.generation.top_p,
+            max_tokens=config.generation.max_tokens,
+            tag=f"{row['instruction_id']}/{row['set_index']}",
         )
-    return requests
+
+    return request
 
 
-def generate_system_messages(
-    rows: list[dict[str, Any]],
-    examples: list[dict[str, Any]],
-    config: SystemMessagesSection,
-    teacher: LLMConfig,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The rows with a `system` message each (empty ones dropped), and the stage's metrics."""
-    from janus.llm import LLMClient
+def build_system_message_requests(
+    rows: list[dict[str, Any]], examples: list[dict[str, Any]], config: SystemMessagesSection
+) -> list[Any]:
+    request = system_message_requester(examples, config)
+    return [request(row) for row in rows]
 
-    requests = build_system_message_requests(rows, examples, config)
-    with LLMClient(
-        teacher, stage="system_messages", max_failed_fraction=config.max_failed_fraction
-    ) as client:
-        results = client.generate(requests, desc="system messages")
-    out, empty = [], 0
-    for row, result in zip(rows, results, strict=True):
+
+def _with_system_messages(
+    answered: Iterable[tuple[dict[str, Any], Any]], tally: Counter
+) -> Iterator[dict[str, Any]]:
+    """The rows with a `system` message each (empty ones dropped), counted."""
+    for row, result in answered:
+        tally["preference_sets"] += 1
         system = clean_system_message(result.text if result.ok else None)
         if system is None:
-            empty += 1
+            tally["empty"] += 1
             log.warning(
                 "no system message for %s: %s", result.request.tag, result.error or "empty answer"
             )
             continue
-        out.append({**row, "system": system})
-    metrics = {
-        "preference_sets": len(rows),
-        "system_messages": len(out),
-        "empty": empty,
+        tally["system_messages"] += 1
         # The paper's system messages address the model in the second person ("You are ...").
-        "second_person_rate": (
-            sum(row["system"].lower().startswith("you") for row in out) / len(out) if out else None
-        ),
-        "mean_chars": sum(len(row["system"]) for row in out) / len(out) if out else None,
+        tally["second_person"] += system.lower().startswith("you")
+        tally["chars"] += len(system)
+        yield {**row, "system": system}
+
+
+def generate_system_messages(
+    rows: Iterable[dict[str, Any]],
+    examples: list[dict[str, Any]],
+    config: SystemMessagesSection,
+    teacher: LLMConfig,
+    out: str | Path,
+    total: int | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, Any]:
+    """Write the rows with a `system` message each (empty ones dropped) to `out` as they come;
+    returns the stage's metrics. `total`: how many rows `rows` holds (the progress bar's);
+    `chunk_size`: the LLM client's (None: its default)."""
+    from janus.llm import LLMClient
+
+    request = system_message_requester(examples, config)
+    tally: Counter = Counter()
+    with LLMClient(
+        teacher,
+        stage="system_messages",
+        max_failed_fraction=config.max_failed_fraction,
+        chunk_size=chunk_size,
+    ) as client:
+        answered = client.stream_rows(rows, request, "system messages", total)
+        write_jsonl(out, _with_system_messages(answered, tally))
+    written = tally["system_messages"]
+    return {
+        "preference_sets": tally["preference_sets"],
+        "system_messages": written,
+        "empty": tally["empty"],
+        "second_person_rate": tally["second_person"] / written if written else None,
+        "mean_chars": tally["chars"] / written if written else None,
         "llm": client.stats.as_metrics(),
     }
-    return out, metrics

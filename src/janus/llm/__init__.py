@@ -12,7 +12,8 @@
 received is already cached, so a rerun pays only for the rest. `broken_endpoint_window`
 unusable answers or failed requests in a row stop the run early (also `StageFailed`).
 `stream(requests)` yields the results in order a chunk at a time (`chunk_size`), for 200k items
-with bounded memory. On close, a client with a `stage` writes `runtime/<stage>.llm.json`
+with bounded memory; `stream_rows(rows, to_request)` yields each row with its result, reading the
+rows only as their requests are asked for (the data stages stream input file to output file). On close, a client with a `stage` writes `runtime/<stage>.llm.json`
 (`stats.as_runtime()`: requests sent incl. failed ones, retries, cache hits, seconds, dollars
 spent, structured route, per-endpoint counts); `stats.as_metrics()` holds only results that an
 unchanged rerun reproduces (items, failures by reason, invalid and empty answers, tokens and

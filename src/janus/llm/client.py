@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from janus.config import LLMConfig
 from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
@@ -20,10 +21,13 @@ log = get_logger(__name__)
 # that the pipeline's drain between chunks costs little (the rate limiter banks idle time).
 DEFAULT_CHUNK_SIZE = 4096
 
+Row = TypeVar("Row")  # a caller's item, paired with its result by `LLMClient.stream_rows`
+
 
 class StageFailed(RuntimeError):
     """More items failed than the stage's `max_failed_fraction` allows, or the endpoint looks
-    broken (a run of failures). Raised before the stage writes anything; every answer already
+    broken (a run of failures). Raised before the stage's output is in place (a stage that
+    streams its rows to `janus.io.write_jsonl` loses its temporary file); every answer already
     paid for is in the cache, so a rerun asks only for the rest."""
 
     def __init__(
@@ -128,12 +132,12 @@ class LLMClient:
         stage: str = "",
         backend: Backend | None = None,
         max_failed_fraction: float | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,  # None: DEFAULT_CHUNK_SIZE
     ):
         self.config = config
         self.stage = stage
         self.max_failed_fraction = max_failed_fraction
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
         self.stats = UsageStats()
         self.cache = ResponseCache(resolve_cache_dir(config.cache_dir))
         # forecast, budget stop and spend ledger (janus.llm.pricing): consulted at 4 points below
@@ -179,6 +183,7 @@ class LLMClient:
         requests: Iterable[ChatRequest],
         desc: str = "generating",
         parse: Callable[[ChatResult], Any] | None = None,
+        check_failures: bool = True,
     ) -> list[ChatResult]:
         """One result per request, in order. Per-item failures land in `result.error`; past the
         failure threshold (or on a broken endpoint) raises `StageFailed`.
@@ -186,9 +191,12 @@ class LLMClient:
         `parse(result)` reads an answer (its `text`, and `parsed` when the request has a schema)
         and returns what `result.parsed` becomes, or raises ValueError: the answer then counts as
         invalid and is re-asked like a schema violation (`max_invalid_retries`); the last
-        rejection stays in `result.rejection`, so callers can count failures by reason."""
+        rejection stays in `result.rejection`, so callers can count failures by reason.
+
+        `check_failures=False` leaves the threshold to the caller (`check_failed_fraction`), for
+        a pass split over several calls that must be judged as one."""
         requests = list(requests)
-        return list(self.stream(requests, desc, total=len(requests), parse=parse))
+        return list(self.stream(requests, desc, len(requests), parse, check_failures))
 
     def stream(
         self,
@@ -196,36 +204,44 @@ class LLMClient:
         desc: str = "generating",
         total: int | None = None,
         parse: Callable[[ChatResult], Any] | None = None,
+        check_failures: bool = True,
     ) -> Iterator[ChatResult]:
         """Results in request order, produced a chunk at a time: at 200k items neither the
-        requests nor the results need to be held at once (write each row as it comes)."""
+        requests nor the results need to be held at once (write each row as it comes).
+
+        Failures are counted from this call's own results, so another call made between its
+        chunks (gold_responses re-asks a window's cut-off answers) does not count against it."""
         if total is None and hasattr(requests, "__len__"):
             total = len(requests)  # type: ignore[arg-type]
         bar = progress(total, desc)  # tqdm: rate and ETA
-        started = time.perf_counter()
-        failed_before, items = self.stats.failed, 0
-        by_reason_before = dict(self.stats.failed_by_reason)
+        items = 0
+        by_reason: Counter[str] = Counter()
         iterator = iter(requests)
         try:
             while chunk := list(itertools.islice(iterator, self.chunk_size)):
-                results = self._run_chunk(chunk, bar, parse)
+                started = time.perf_counter()
+                try:
+                    results = self._run_chunk(chunk, bar, parse)
+                finally:
+                    # time spent asking, not time the caller spends between chunks
+                    self.stats.extra["seconds"] += time.perf_counter() - started
                 items += len(chunk)
+                by_reason.update(r.failure_reason for r in results if not r.ok)
                 yield from results
                 if self._broken:
                     unasked = sum(1 for _ in iterator) if total is None else total - items
                     raise StageFailed(
                         self.stage or desc,
-                        self.stats.failed - failed_before,
+                        by_reason.total(),
                         items,
-                        self._reasons_since(by_reason_before),
+                        dict(by_reason),
                         self.max_failed_fraction,
                         unasked=unasked,
                         broken=self._broken,
                     )
         finally:
             bar.close()
-            self.stats.extra["seconds"] += time.perf_counter() - started
-        failed = self.stats.failed - failed_before
+        failed = by_reason.total()
         log.info(
             "%s: %d ok, %d failed; %d requests, %d cache hits, %d retries, %d invalid outputs",
             self.stage or desc,
@@ -236,19 +252,31 @@ class LLMClient:
             self.stats.retries,
             self.stats.invalid_outputs,
         )
-        check_failed_fraction(
-            self.stage or desc,
-            self._reasons_since(by_reason_before),
-            items,
-            self.max_failed_fraction,
-        )
+        if check_failures:
+            check_failed_fraction(
+                self.stage or desc, dict(by_reason), items, self.max_failed_fraction
+            )
 
-    def _reasons_since(self, before: dict[str, int]) -> dict[str, int]:
-        return {
-            reason: count - before.get(reason, 0)
-            for reason, count in self.stats.failed_by_reason.items()
-            if count - before.get(reason, 0)
-        }
+    def stream_rows(
+        self,
+        rows: Iterable[Row],
+        to_request: Callable[[Row], ChatRequest],
+        desc: str = "generating",
+        total: int | None = None,
+        parse: Callable[[ChatResult], Any] | None = None,
+    ) -> Iterator[tuple[Row, ChatResult]]:
+        """`stream` over `to_request(row)` for each row, yielding each row with its result, in
+        order. Rows are read as their requests are asked for, so only the chunk in flight is
+        held: a stage streams its input file to its output file."""
+        asked: deque[Row] = deque()
+
+        def requests() -> Iterator[ChatRequest]:
+            for row in rows:
+                asked.append(row)
+                yield to_request(row)
+
+        for result in self.stream(requests(), desc, total, parse):
+            yield asked.popleft(), result
 
     def _run_chunk(
         self, requests: list[ChatRequest], bar, parse: Callable[[ChatResult], Any] | None = None
