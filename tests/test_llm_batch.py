@@ -108,6 +108,21 @@ def test_batches_split_run_and_fill_the_cache(server, monkeypatch):
     assert server.uploads == 3 and len(server.batches) == 3
 
 
+def test_the_client_hands_batch_mode_a_whole_batch_at_a_time(server, monkeypatch):
+    """Chunks run one after another; in batch mode a chunk is a batch (hours each), so the
+    client's chunk is the batch limit, not the online default."""
+    from janus.llm import client as client_module
+
+    monkeypatch.setattr(client_module, "DEFAULT_CHUNK_SIZE", 4)
+    monkeypatch.setattr(batch_module, "MAX_REQUESTS_PER_BATCH", 10)
+    with LLMClient(_config(server), stage="unit") as client:
+        assert client.chunk_size == 10
+        results = client.generate(_requests([f"q{i}" for i in range(12)]))
+    assert all(r.ok for r in results)
+    sizes = sorted(len(entry["requests"]) for entry in server.batches.values())
+    assert sizes == [2, 10]  # the online chunk would have made [4, 4, 4]
+
+
 def test_split_by_count_and_bytes():
     lines = [(f"k{i}", b"x" * 10) for i in range(10)]
     assert [len(g) for g in split_requests(lines, max_requests=4, max_bytes=1000)] == [4, 4, 2]

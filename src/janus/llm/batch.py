@@ -181,6 +181,9 @@ class BatchBackend:
         self.state = BatchState(self.directory)
         # read at construction, so tests can lower the module limits
         self.max_requests = max_requests or MAX_REQUESTS_PER_BATCH
+        # what the client hands over at a time: one full batch, not the online chunk (4096),
+        # which would make a 200k-item stage 49 batches waited for one after another
+        self.chunk_size = self.max_requests
         self.max_bytes = max_bytes or MAX_BYTES_PER_BATCH
         self.stage = stage
         self._identity_key = json.dumps(self.identity(), sort_keys=True)

@@ -132,17 +132,19 @@ class LLMClient:
         stage: str = "",
         backend: Backend | None = None,
         max_failed_fraction: float | None = None,
-        chunk_size: int | None = None,  # None: DEFAULT_CHUNK_SIZE
+        chunk_size: int | None = None,  # None: the backend's `chunk_size`, else DEFAULT_CHUNK_SIZE
     ):
         self.config = config
         self.stage = stage
         self.max_failed_fraction = max_failed_fraction
-        self.chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
         self.stats = UsageStats()
         self.cache = ResponseCache(resolve_cache_dir(config.cache_dir))
         # forecast, budget stop and spend ledger (janus.llm.pricing): consulted at 4 points below
         self.cost = CostGuard(config, stage, self.stats, resolve_cache_dir(config.cache_dir))
         self.backend = backend or make_backend(config, self.stats)
+        # A backend may take more at a time: batch mode a whole batch (50,000 requests), since
+        # chunks run one after another and each batch may take hours.
+        self.chunk_size = chunk_size or getattr(self.backend, "chunk_size", DEFAULT_CHUNK_SIZE)
         self._identity = self.backend.identity()
         price = config.prices.get(config.model)
         self._price = (price.input_per_mtok, price.output_per_mtok) if price else None
