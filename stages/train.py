@@ -4,8 +4,8 @@
         --out CHECKPOINT --metrics FILE --plot FILE
 
 The trainer's settings are params `train.<name>` (passed through to TRL's config class) and
-`train.common`. The same command trains on the CPU, one GPU, or under `accelerate launch` (see
-janus.train.launch).
+`train.common`. The same command trains on the CPU, one GPU, all GPUs of a node under
+`accelerate launch`, or several nodes as a Slurm job (see janus.train.launch).
 """
 
 import argparse
@@ -15,8 +15,7 @@ from pathlib import Path
 from janus.config import load_params
 from janus.train.common import KINDS, StageSpec
 from janus.train.data import TrainingInputError
-from janus.train.launch import relaunch_if_configured
-from janus.train.run import run_training_stage
+from janus.train.launch import run_stage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +42,8 @@ def main() -> None:
     args = build_parser().parse_args()
     params = load_params()
     try:
-        relaunch_if_configured(params.train.common, __file__, sys.argv[1:])
         spec = stage_spec(sys.argv[1:], Path.cwd())
-        run_training_stage(spec, params.train, params.tracking)
+        run_stage(spec, params.train, params.tracking, __file__, sys.argv[1:])
     except TrainingInputError as error:
         sys.exit(f"{args.name}: {error}")
 
