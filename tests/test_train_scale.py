@@ -17,7 +17,14 @@ from janus.config import load_params
 from janus.train.batch import gradient_accumulation
 from janus.train.data import TrainingInputError
 from janus.train.launch import LaunchPlan, accelerate_command, plan_launch, sbatch_script
-from janus.train.memory import GB, TrainingShape, ZeroSettings, check_fits, count_parameters, estimate
+from janus.train.memory import (
+    GB,
+    TrainingShape,
+    ZeroSettings,
+    check_fits,
+    count_parameters,
+    estimate,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = load_params(REPO / "profiles/paper.yaml").train

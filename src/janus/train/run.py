@@ -263,6 +263,8 @@ def run_training_stage(
             outcome = train_reward_model(run)
         else:
             outcome = _train_single(run)
+        log.info("%s: rank %s of %d trained (%d step(s), accumulation %d)", name, os.environ.get("RANK", "0"),
+                 world_size(), outcome.metrics.get("global_step") or 0, accumulation)
         if not main:
             return outcome.metrics
 
