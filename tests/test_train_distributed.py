@@ -27,7 +27,8 @@ from safetensors.torch import load_file
 from test_train_reproducible import _env, _project, _run
 from test_train_stages import make_repo, spec, training_commands
 
-from janus.config import TrackingSection, TrainSection
+from janus.config.tracking import TrackingSection
+from janus.config.train import TrainSection
 from janus.train.launch import free_port
 from janus.train.run import run_training_stage
 

@@ -13,7 +13,7 @@ import yaml
 from test_train_checks import section
 from test_train_stages import make_repo, training_commands
 
-from janus.config import load_params
+from janus.config.params import load_params
 from janus.train.batch import gradient_accumulation
 from janus.train.data import TrainingInputError
 from janus.train.launch import LaunchPlan, accelerate_command, plan_launch, sbatch_script

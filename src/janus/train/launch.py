@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from janus.accelerators import cpu_torch_on_gpu_machine, cuda_device_count
-from janus.config import TrackingSection, TrainCommon, TrainSection
+from janus.config.tracking import TrackingSection
+from janus.config.train import TrainCommon, TrainSection
 from janus.io import atomic_open
 from janus.logging_utils import get_logger
 from janus.train.batch import gradient_accumulation
