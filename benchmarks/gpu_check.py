@@ -1,7 +1,8 @@
 """The training stages on this machine, as `dvc repro` runs them: SFT, DPO and reward-model steps.
 
-A random-weight model built from a config (`--shape`, from sft_throughput.MODEL_SHAPES) with a
-byte-level tokenizer (no download), synthetic rows, and the tiny profile's params with GPU
+A random-weight model built from a config (`--shape`, from sft_throughput.MODEL_SHAPES) with the
+tiny profile's tokenizer (SmolLM2's; saved by --save-tokenizer where its GGUF package is installed),
+synthetic rows, and the tiny profile's params with GPU
 settings: bf16, ZeRO-3 under `accelerate launch` (train.common.accelerate_config), gradient
 checkpointing, the processes from the GPUs visible. Each stage is the real
 `python stages/train.py <stage> ...` command in a scratch repository; printed per stage: wall
@@ -9,8 +10,6 @@ seconds, optimizer steps, the last loss and the stage's own memory estimate.
 
     python benchmarks/gpu_check.py --work /tmp/janus-gpu-check            # a GPU: 600m, 1024 tokens
     python benchmarks/gpu_check.py --work /tmp/janus-gpu-check --dry-run  # the CPU: tiny, 2 gloo processes
-
-`--tiny-model DIR` only writes the tiny model (for JANUS_TINY_MODEL_DIR in `pytest -m gpu`).
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sft_throughput import MODEL_SHAPES  # noqa: E402
 
-SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 STAGES = (  # name, trainer, data folder
     ("sft", "sft", "sft"),
     ("dpo", "dpo", "dpo"),
@@ -42,40 +40,42 @@ WORDS = ("river", "star", "bread", "train", "music", "forest", "glass", "bee", "
          "paper", "wolf", "ice", "silk", "coral", "tea", "iron", "moss", "answer", "prefer", "concise")
 
 
-def byte_tokenizer():
-    """Every byte one token (GPT-2's byte alphabet), plus the specials: nothing to download."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+def load_tokenizer(saved: Path | None):
+    """The tiny profile's tokenizer and chat template (SmolLM2's): from `saved` (written here by
+    --save-tokenizer, for a machine without the 90 MB GGUF package), else from the GGUF package."""
+    from transformers import AutoTokenizer
 
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {token: i for i, token in enumerate(SPECIALS + sorted(alphabet))}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    core.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>",
-                                        eos_token="</s>", pad_token="<pad>")
-    tokenizer.chat_template = (  # for the GPU tests' chat_template prompt format
-        "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-    )
-    return tokenizer
+    from janus.config.params import load_params
+    from janus.models import load_gguf_tokenizer
+
+    if saved is not None and (saved / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(saved)
+    models = load_params(REPO / "profiles/tiny.yaml").models
+    return load_gguf_tokenizer(models.gguf_package, models.gguf_file)
 
 
-def build_model(shape: str, out: Path, vocab_size: int = 32000) -> int:
+def build_model(shape: dict, tokenizer, out: Path) -> int:
     """A Llama-shaped model with random weights (fp32 masters, as the stages load them)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    tokenizer = byte_tokenizer()
-    config = LlamaConfig(vocab_size=vocab_size, max_position_embeddings=8192, tie_word_embeddings=False,
+    config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=8192, tie_word_embeddings=True,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, **MODEL_SHAPES[shape])
+                         eos_token_id=tokenizer.eos_token_id, **shape)
     torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return sum(p.numel() for p in model.parameters())
+
+
+def tiny_profile_model(tokenizer, out: Path) -> None:
+    """The tests' tiny model (the tiny profile's shape), for JANUS_TINY_MODEL_DIR in `pytest -m gpu`."""
+    from janus.config.params import load_params
+
+    tiny = load_params(REPO / "profiles/tiny.yaml").models.tiny
+    build_model(tiny.model_dump(), tokenizer, out)
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -119,15 +119,17 @@ def check_params(dry_run: bool, max_length: int, steps: int) -> dict:
     return params
 
 
-def run_stages(work: Path, shape: str, dry_run: bool, max_length: int, steps: int, rows: int) -> list[dict]:
+def run_stages(
+    work: Path, shape: str, tokenizer, dry_run: bool, max_length: int, steps: int, rows: int
+) -> list[dict]:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     started = time.monotonic()
-    parameters = build_model(shape, work / "models/base")
+    parameters = build_model(MODEL_SHAPES[shape], tokenizer, work / "models/base")
     print(f"model: {shape}, {parameters / 1e6:.0f}M parameters, built in {time.monotonic() - started:.0f}s",
           flush=True)
-    write_rows(work, rows, words=max(8, max_length // 16))  # ~6 byte-tokens a word
+    write_rows(work, rows, words=max(8, max_length // 4))
     shutil.copytree(REPO / "configs", work / "configs")
     shutil.copytree(REPO / "data/sources/helpfulness", work / "data/sources/helpfulness")
     (work / "params.yaml").write_text(yaml.safe_dump(check_params(dry_run, max_length, steps)))
@@ -160,20 +162,27 @@ def run_stages(work: Path, shape: str, dry_run: bool, max_length: int, steps: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/janus-gpu-check"))
-    parser.add_argument("--dry-run", action="store_true", help="the CPU: tiny model, 256 tokens, 2 steps")
+    parser.add_argument("--dry-run", action="store_true", help="the CPU: tiny model, 128 tokens, 2 steps")
     parser.add_argument("--shape", default=None, help=f"one of {sorted(MODEL_SHAPES)}")
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--tiny-model", type=Path, default=None, help="only write the tiny model here")
+    parser.add_argument("--tokenizer", type=Path, default=REPO / ".gpu-check/tokenizer",
+                        help="a saved tokenizer folder (used when it exists)")
+    parser.add_argument("--save-tokenizer", action="store_true", help="only save the tokenizer to --tokenizer")
+    parser.add_argument("--tiny-model", type=Path, default=None, help="only write the tests' tiny model here")
     args = parser.parse_args()
+    tokenizer = load_tokenizer(args.tokenizer)
+    if args.save_tokenizer:
+        tokenizer.save_pretrained(args.tokenizer)
+        return
     if args.tiny_model:
-        build_model("tiny", args.tiny_model, vocab_size=len(SPECIALS) + 256)
+        tiny_profile_model(tokenizer, args.tiny_model)
         return
     shape = args.shape or ("tiny" if args.dry_run else "600m")
-    max_length = args.max_length or (256 if args.dry_run else 1024)
+    max_length = args.max_length or (128 if args.dry_run else 1024)
     steps = args.steps or (2 if args.dry_run else 5)
-    results = run_stages(args.work, shape, args.dry_run, max_length, steps, rows=24 if args.dry_run else 256)
+    results = run_stages(args.work, shape, tokenizer, args.dry_run, max_length, steps, rows=24 if args.dry_run else 256)
     print(f"\n{'stage':<6}{'seconds':>9}{'steps':>7}{'last loss':>11}{'ranks':>7}  memory estimate")
     for r in results:
         loss = "-" if r["final_step_loss"] is None else f"{r['final_step_loss']:.4f}"

