@@ -187,6 +187,9 @@ def _dvc_project(work: Path, base_url: str, env: dict[str, str]) -> None:
         (taxonomy / source.name).write_bytes(source.read_bytes())
     params = _stage_params(base_url)
     params["expand_seeds"]["keywords_per_subdimension"] = 2  # 30 requests
+    # `-S` makes DVC rewrite params.yaml in YAML 1.2, where an unquoted `no` is no longer the
+    # string PyYAML (1.1) reads back: a value that survives the round trip
+    params["train"]["common"]["save_strategy"] = "steps"
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["expand_seeds"]
     stage["deps"] = ["stages/expand_seeds.py", "data/taxonomy"]
@@ -206,7 +209,7 @@ def test_a_dvc_queue_with_two_workers_pays_once_and_matches_serial_runs(tmp_path
     variants = {"sets-3": 3, "sets-5": 5}
     dvc = [sys.executable, "-m", "dvc"]
     with FakeOpenAIServer() as server:
-        server.delay_s = 0.5  # 30 requests, 4 in flight: ~4 s of LLM work per experiment
+        server.delay_s = 0.4  # 30 requests, 4 in flight: ~3 s of LLM work per experiment
         work = tmp_path / "repo"
         env = isolated_env(
             tmp_path,
@@ -227,7 +230,9 @@ def test_a_dvc_queue_with_two_workers_pays_once_and_matches_serial_runs(tmp_path
             run([*dvc, *queue], work, env)
         run([*dvc, "exp", "run", "--run-all", "-j", "2"], work, env, timeout=300)
         status = run([*dvc, "queue", "status"], work, env).stdout
-        assert status.count("Success") == 2, status
+        if status.count("Success") != 2:
+            logs = [run([*dvc, "queue", "logs", name], work, env, check=False) for name in variants]
+            pytest.fail(status + "".join(log.stdout[-3000:] for log in logs))
 
         prompts = _distinct_prompts(server)
         assert len(prompts) == 30
