@@ -8,7 +8,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.lifecycle import handle_sigterm
 from janus.llm.cache import ResponseCache, cache_key, item_key, resolve_cache_dir
 from janus.llm.pricing import CostGuard

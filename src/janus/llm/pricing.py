@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm.cache import close_owner, open_owner, open_shared_db, owner_alive
 from janus.llm.types import ChatRequest, Generation, Job, UsageStats
 from janus.logging_utils import get_logger
