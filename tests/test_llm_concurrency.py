@@ -260,7 +260,7 @@ def test_a_dvc_queue_with_two_workers_pays_once_and_matches_serial_runs(tmp_path
 
 BUDGET_CHILD = """
 import json, sys
-from janus.config import LLMSection
+from janus.config.llm import LLMSection
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.pricing import BudgetExceeded
 section = LLMSection.model_validate(json.loads(sys.argv[1]))
@@ -479,7 +479,7 @@ def test_an_answer_that_took_several_attempts_reruns_with_no_request(tmp_path):
 
 STREAM_CHILD = """
 import json, sys
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.io import write_jsonl
 from janus.llm import ChatRequest, LLMClient
 config = LLMConfig.model_validate(json.loads(sys.argv[1]))
