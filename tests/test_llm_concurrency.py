@@ -317,6 +317,34 @@ def test_a_cap_holds_across_processes(tmp_path, processes, cap_key):
     assert cap - 4.0 < spent <= cap  # never over the cap; stopped only when a request can't fit
 
 
+RESERVING_CHILD = """
+import sys, time
+from pathlib import Path
+from janus.llm.pricing import SpendLedger
+ledger = SpendLedger(Path(sys.argv[1]))
+count, _, _, _ = ledger.reserve("shared-run", "teacher", "s", {"run": 10.0}, [8.0])
+print("reserved" if count == 1 else "refused", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_dead_process_leaves_no_reservation_behind(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", RESERVING_CHILD, str(tmp_path / "shared-cache")],
+        env=_stage_env(tmp_path), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "reserved"
+    ledger = SpendLedger(tmp_path / "shared-cache")
+    count, _, left, others = ledger.reserve("shared-run", "teacher", "s", {"run": 10.0}, [8.0])
+    assert count == 0 and others == pytest.approx(8.0)  # held by a live process: wait
+    holder.kill()
+    holder.wait(timeout=30)
+    count, reservation, left, _ = ledger.reserve("shared-run", "teacher", "s", {"run": 10.0}, [8.0])
+    assert count == 1 and left == {"run": pytest.approx(10.0)}  # the dead one's $8 is free
+    ledger.release(reservation)
+    ledger.close()
+
+
 def test_the_worst_case_counts_the_schema_billed_as_prompt_tokens(tmp_path):
     """Prompt tokens priced, a long schema sent as response_format and billed by the server: the
     budget reserves for it, so spend stays under the cap."""
