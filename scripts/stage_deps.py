@@ -37,6 +37,9 @@ PROMPT_FUNCTIONS = {"render", "render_messages", "template_paths"}  # take a tem
 NOT_OUTPUT_SHAPING = {
     # MLflow logging of training runs: writes to mlflow.db / mlartifacts, nothing DVC tracks.
     "janus.tracking": "MLflow logging only",
+    # Checks a stage runs before it starts (served model, key, GPUs): it stops a stage or lets
+    # it run, and writes nothing.
+    "janus.preflight": "checks before a stage starts",
 }
 CODE_ROOTS = ("src/", "stages/", "scripts/")  # deps under these are code deps (derived here)
 

@@ -5,6 +5,7 @@ import argparse
 
 from janus.config import load_params
 from janus.evaluate.alpaca_eval_judge import run_alpaca_eval
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -17,6 +18,7 @@ def main() -> None:
     params = load_params()
     if params.helpfulness is None:
         raise SystemExit("params have no helpfulness section")
+    before_stage(params, "llm.judge")
     run = params.helpfulness.alpaca_eval_runs[args.run]
     run_alpaca_eval(
         run,

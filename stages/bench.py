@@ -6,6 +6,7 @@ from pathlib import Path
 from janus.config import load_params
 from janus.evaluate.bench import BenchInputs, build_bench
 from janus.io import write_json, write_jsonl
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -18,6 +19,8 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    if params.bench.published is None:  # building a bench asks the teacher
+        before_stage(params, "llm.teacher")
     inputs = BenchInputs(
         training_instructions=(Path(args.instructions), Path(args.collection)),
         collection=Path(args.collection),

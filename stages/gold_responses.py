@@ -5,6 +5,7 @@ import argparse
 from janus.config import load_params
 from janus.data.gold_responses import generate_gold_responses
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -16,6 +17,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    before_stage(params, "llm.teacher")
     metrics = generate_gold_responses(
         iter_jsonl(args.system_messages),
         params.gold_responses,

@@ -5,6 +5,7 @@ import argparse
 
 from janus.config import load_params
 from janus.evaluate.helpfulness_bench import run_helpfulness
+from janus.preflight import answering_keys, before_stage
 
 
 def main() -> None:
@@ -16,6 +17,7 @@ def main() -> None:
     params = load_params()
     if params.helpfulness is None:
         raise SystemExit("params have no helpfulness section")
+    before_stage(params, *answering_keys(params, params.helpfulness.models, "helpfulness.engine"))
     run_helpfulness(params.infer, params.helpfulness, args.benchmark, args.out, args.metrics)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from janus.config import load_params
 from janus.evaluate.judge import run_judge
 from janus.io import write_json, write_jsonl
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -16,6 +17,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    before_stage(params, "llm.judge")
     outputs = run_judge(params, args.bench, args.responses)
     out = Path(args.out)
     write_jsonl(out / "absolute.jsonl", outputs.absolute)

@@ -6,6 +6,7 @@ from janus.config import load_params
 from janus.data.common import iter_preference_set_rows
 from janus.data.system_messages import generate_system_messages, load_examples
 from janus.io import count_jsonl_rows, write_json
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -17,6 +18,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    before_stage(params, "llm.teacher")
     config = params.system_messages
     rows, dimensions = iter_preference_set_rows(args.preference_sets)
     examples = load_examples(config.examples_path, dimensions)

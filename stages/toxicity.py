@@ -11,6 +11,7 @@ import argparse
 
 from janus.config import load_params
 from janus.evaluate.toxicity import run_toxicity, run_toxicity_generation
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -28,8 +29,11 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     if args.command == "generate":
+        before_stage(params, "toxicity.engine")
         run_toxicity_generation(params.toxicity, args.model, args.out, args.metrics)
     else:
+        if "llm" in (params.toxicity.scorer, *params.toxicity.extra_scorers):
+            before_stage(params, "llm.judge")
         run_toxicity(
             params.toxicity,
             params.llm.judge,

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from janus.config import load_params
+from janus.preflight import before_stage
 from janus.train.common import KINDS, StageSpec
 from janus.train.data import TrainingInputError
 from janus.train.launch import relaunch_if_configured
@@ -42,6 +43,7 @@ def stage_spec(argv: list[str], root: Path) -> StageSpec:
 def main() -> None:
     args = build_parser().parse_args()
     params = load_params()
+    before_stage(params, "train.common.accelerate_config")  # before a relaunch
     try:
         relaunch_if_configured(params.train.common, __file__, sys.argv[1:])
         spec = stage_spec(sys.argv[1:], Path.cwd())

@@ -109,6 +109,22 @@ def test_a_stage_stops_before_it_starts(server, monkeypatch):
     assert rows[0].status == OK and "sk-secret-value" not in preflight.render(rows)
 
 
+def test_the_judge_stage_checks_its_judge_before_it_reads_anything(server, tmp_path):
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(_with_judge(_tiny_raw(), server, "retired-model"))
+    )
+    environ = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "stages" / "judge.py"), "--bench", "absent.jsonl",
+         "--responses", "absent", "--out", "out", "--metrics", "metrics.json"],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "PreflightFailed" in done.stderr and "llm.judge.model" in done.stderr
+    assert "absent.jsonl" not in done.stderr  # stopped before reading its inputs
+    assert server.http_requests == 0 and not (tmp_path / "out").exists()
+
+
 def test_gpu_rows_follow_the_launch_config_and_engines(monkeypatch):
     raw = _tiny_raw()
     raw["train"]["common"]["accelerate_config"] = "configs/accelerate/deepspeed_zero3.yaml"

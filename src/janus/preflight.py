@@ -601,3 +601,15 @@ def before_stage(params: Params, *keys: str, root: str | Path = ".") -> None:
     bad = failed(rows)
     if bad:
         raise PreflightFailed("preflight: " + "; ".join(f"{row.what}: {row.detail}" for row in bad))
+
+
+def answering_keys(params: Params, names: Iterable[str], engine_key: str) -> list[str]:
+    """The keys that concern a stage whose models answer prompts (`infer`, `helpfulness`):
+    each endpoint model's `infer.endpoints.<name>`, and the engine when a local model runs."""
+    keys: list[str] = []
+    for name in names:
+        if params.infer.model_kind(name) == "endpoint":
+            keys.append(f"infer.endpoints.{name}")
+        elif engine_key not in keys:
+            keys.append(engine_key)
+    return keys
