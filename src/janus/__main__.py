@@ -33,7 +33,8 @@ def _forecast(args: argparse.Namespace) -> int:
         print(f"LLM forecast for {args.params} (nothing paid, no key needed)\n")
         print(render_table(forecasts, params))
     for row in unserved:
-        print(f"NOT SERVED: {row.what}: {row.detail}", file=sys.stderr if args.json else sys.stdout)
+        label = "NOT SERVED" if "not in the model list" in row.detail else "NOT CHECKED"
+        print(f"{label}: {row.what}: {row.detail}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
