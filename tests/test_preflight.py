@@ -15,7 +15,7 @@ import yaml
 from servers.fake_openai import FakeOpenAIServer
 
 from janus import preflight
-from janus.config import parse_params
+from janus.config.params import parse_params
 from janus.preflight import FAIL, OK, SKIP, WARN, PreflightFailed, before_stage
 
 REPO = Path(__file__).parents[1]

@@ -16,7 +16,7 @@ from pathlib import Path
 def _forecast(args: argparse.Namespace) -> int:
     import yaml
 
-    from janus.config import load_params
+    from janus.config.params import load_params
     from janus.forecast import as_json, forecast, render_table
     from janus.preflight import FAIL, llm_configs, served_checks
 
@@ -50,7 +50,7 @@ def _preflight(args: argparse.Namespace) -> int:
 
 
 def _spend(args: argparse.Namespace) -> int:
-    from janus.config import load_params
+    from janus.config.params import load_params
     from janus.llm.cache import resolve_cache_dir
     from janus.llm.pricing import LEDGER_FILE, SpendLedger, current_run_id
 

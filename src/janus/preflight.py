@@ -38,7 +38,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from janus.config import EngineParams, LLMConfig, Params, load_params
+from janus.config.engine import EngineParams
+from janus.config.llm import LLMConfig
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
@@ -86,7 +87,7 @@ def llm_configs(params: BaseModel, prefix: str = "") -> Iterator[tuple[str, LLMC
                     yield from llm_configs(item, f"{key}.{entry}.")
 
 
-def _resolve(params: Params, key: str) -> Any:
+def _resolve(params: BaseModel, key: str) -> Any:
     node: Any = params
     for part in key.split("."):
         node = node[part] if isinstance(node, dict) else getattr(node, part)
@@ -222,13 +223,14 @@ def served_checks(entries: Iterable[tuple[str, LLMConfig]], probe: bool = True) 
 
 
 def gpu_requirements(
-    params: Params, root: Path, keys: Iterable[str] | None = None
+    params: BaseModel, root: Path, keys: Iterable[str] | None = None
 ) -> list[tuple[str, int]]:
     """(params key, GPUs per node it asks for) of each launch setting (only `keys` if given)."""
     wanted = None if keys is None else set(keys)
     found: list[tuple[str, int]] = []
     accelerate_key = "train.common.accelerate_config"
-    launch = params.train.common.accelerate_config
+    train = getattr(params, "train", None)  # a stage's params hold only its sections
+    launch = train.common.accelerate_config if train is not None else None
     if launch and (wanted is None or accelerate_key in wanted):
         from accelerate.commands.config.config_args import load_config_from_file
 
@@ -253,7 +255,7 @@ def gpu_requirements(
     return found
 
 
-def gpu_checks(params: Params, root: Path, keys: Iterable[str] | None = None) -> list[Check]:
+def gpu_checks(params: BaseModel, root: Path, keys: Iterable[str] | None = None) -> list[Check]:
     from janus.accelerators import cuda_device_count
 
     needs = gpu_requirements(params, root, keys)
@@ -470,7 +472,7 @@ def parameter_count(config) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-def _base_config(params: Params, base_dir: Path | None, offline: bool):
+def _base_config(params: BaseModel, base_dir: Path | None, offline: bool):
     built = base_dir is not None and (base_dir / "config.json").exists()
     if not built and not (params.models.source == "hub" and params.models.hub_id):
         return None, None
@@ -487,8 +489,8 @@ def _base_config(params: Params, base_dir: Path | None, offline: bool):
     return None, None
 
 
-def disk_checks(params: Params, root: Path, base_dir: Path | None, gpus: bool) -> list[Check]:
-    from janus.config import TrainStage
+def disk_checks(params: BaseModel, root: Path, base_dir: Path | None, gpus: bool) -> list[Check]:
+    from janus.config.train import TrainStage
 
     common = params.train.common
     stages = [
@@ -549,6 +551,8 @@ def tiktoken_checks(entries: Iterable[tuple[str, LLMConfig]]) -> list[Check]:
 def run_preflight(params_path: str | Path, root: str | Path = ".") -> list[Check]:
     import yaml
 
+    from janus.config.params import load_params
+
     root, params_path = Path(root), Path(params_path)
     params = load_params(params_path)
     raw = yaml.safe_load(params_path.read_text())
@@ -587,7 +591,7 @@ def render(rows: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def before_stage(params: Params, *keys: str, root: str | Path = ".") -> None:
+def before_stage(params: BaseModel, *keys: str, root: str | Path = ".") -> None:
     """The checks that concern one stage, before it sends or loads anything: for each params key
     naming an LLM endpoint (`llm.judge`, `infer.endpoints.<name>`) its key and model list; for a
     launch setting (`train.common.accelerate_config`, `infer.engine`) the GPUs it asks for.
@@ -603,7 +607,7 @@ def before_stage(params: Params, *keys: str, root: str | Path = ".") -> None:
         raise PreflightFailed("preflight: " + "; ".join(f"{row.what}: {row.detail}" for row in bad))
 
 
-def answering_keys(params: Params, names: Iterable[str], engine_key: str) -> list[str]:
+def answering_keys(params: BaseModel, names: Iterable[str], engine_key: str) -> list[str]:
     """The keys that concern a stage whose models answer prompts (`infer`, `helpfulness`):
     each endpoint model's `infer.endpoints.<name>`, and the engine when a local model runs."""
     keys: list[str] = []

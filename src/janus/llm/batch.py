@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm.cache import ResponseCache, resolve_cache_dir
 from janus.llm.openai_backend import (
     REJECTION_STATUSES,
