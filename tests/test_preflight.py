@@ -93,6 +93,20 @@ def test_an_endpoint_without_a_model_list_gets_one_token_request(server):
     assert server.http_requests == 1
 
 
+def test_each_member_of_a_fleet_is_asked_for_its_list(server):
+    with FakeOpenAIServer() as other:
+        other.served_models = ["served-model"]
+        server.served_models = ["another-model"]
+        raw = _with_judge(_tiny_raw(), server, "served-model")
+        raw["llm"]["judge"]["base_url"] = [server.base_url, other.base_url]
+        rows = preflight.served_checks([("llm.judge", parse_params(raw).llm.judge)])
+    status = {row.what: row.status for row in rows}
+    assert status == {
+        f"llm.judge.model @ {server.base_url}": FAIL,
+        f"llm.judge.model @ {other.base_url}": OK,
+    }
+
+
 def test_a_stage_stops_before_it_starts(server, monkeypatch):
     params = parse_params(_with_judge(_tiny_raw(), server, "retired-model"))
     with pytest.raises(PreflightFailed, match=r"llm\.judge\.model.*retired-model"):
@@ -202,6 +216,8 @@ def test_hub_references_resolve_offline_in_the_local_cache(tmp_path, monkeypatch
         "infer": {"hub_models": {"m": {"hub_id": "owner/model", "revision": "main"}}},
         "toxicity": {"classifier": {"model": "owner/model", "revision": commit}},
         "bench": {"published": "hub:owner/cached", "published_revision": commit},
+        # an id alone may name a dataset: tried as a model, then as a dataset
+        "toxicity_inputs": {"prompts_hub_id": "owner/cached", "prompts_revision": commit},
     }
     rows = {row.what: row for row in preflight.hub_checks(raw, offline=True)}
     assert set(rows) == {
@@ -210,6 +226,7 @@ def test_hub_references_resolve_offline_in_the_local_cache(tmp_path, monkeypatch
         "infer.hub_models.m.hub_id (owner/model)",
         "toxicity.classifier.model (owner/model)",
         "bench.published (owner/cached)",
+        "toxicity_inputs.prompts_hub_id (owner/cached)",
     }
     assert rows["filter.sources.cached.path (owner/cached)"].status == OK
     assert rows["bench.published (owner/cached)"].status == OK
@@ -217,6 +234,7 @@ def test_hub_references_resolve_offline_in_the_local_cache(tmp_path, monkeypatch
     unpinned = rows["infer.hub_models.m.hub_id (owner/model)"]
     assert unpinned.status == WARN and "unpinned (main)" in unpinned.detail
     assert rows["toxicity.classifier.model (owner/model)"].status == OK
+    assert rows["toxicity_inputs.prompts_hub_id (owner/cached)"].status == OK
 
 
 def test_disk_estimate_from_the_base_config(tmp_path, monkeypatch):

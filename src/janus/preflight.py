@@ -356,8 +356,9 @@ class HubRef:
 
 
 def hub_refs(raw: Any, prefix: str = "") -> list[HubRef]:
-    """Hub datasets (`hub:owner/name` values) and models (`hub_id`, or a hub-id `model` beside a
-    `revision`) in the params as written, each with its revision: the sibling `revision`, or
+    """Hub datasets (`hub:owner/name` values) and repos named by id (`hub_id`, `<x>_hub_id`: a
+    model, or else a dataset; a hub-id `model` beside a `revision`) in the params as written, each
+    with its revision: the sibling `revision`, `<x>_revision` beside `<x>_hub_id`, or
     `<key>_revision` beside a `hub:` value. A disabled entry (`enabled: false`) is not read."""
     found: list[HubRef] = []
     if isinstance(raw, dict):
@@ -368,6 +369,9 @@ def hub_refs(raw: Any, prefix: str = "") -> list[HubRef]:
             if isinstance(value, str) and value.startswith("hub:"):
                 revision = raw.get(f"{name}_revision", raw.get("revision"))
                 found.append(HubRef(key, "dataset", value[4:], revision))
+            elif isinstance(value, str) and name.endswith("hub_id"):
+                revision = raw.get(f"{name[: -len('hub_id')]}revision", raw.get("revision"))
+                found.append(HubRef(key, "model or dataset", value, revision))
             elif _names_hub_model(raw, name, value):
                 found.append(HubRef(key, "model", value, raw.get("revision")))
             else:
@@ -381,8 +385,6 @@ def hub_refs(raw: Any, prefix: str = "") -> list[HubRef]:
 def _names_hub_model(entry: dict[str, Any], name: str, value: Any) -> bool:
     if not isinstance(value, str):
         return False
-    if name == "hub_id":
-        return True
     # a model named by hub id beside its revision (a local directory of that name is not one)
     return (
         name == "model" and "revision" in entry and bool(HUB_ID.match(value))
@@ -405,32 +407,37 @@ def _resolve_hub(api, ref: HubRef, revision: str, offline: bool, unreachable: st
         RevisionNotFoundError,
     )
 
+    kinds = ref.repo_type.split(" or ")  # an id alone may name a model or a dataset
     if offline:
-        try:
-            huggingface_hub.snapshot_download(
-                ref.repo_id, revision=revision, repo_type=ref.repo_type, local_files_only=True
-            )
-        except (LocalEntryNotFoundError, OSError):
-            return FAIL, f"not in the local HF cache at {revision} (offline)"
-        return OK, f"in the local HF cache at {revision}"
+        for kind in kinds:
+            try:
+                huggingface_hub.snapshot_download(
+                    ref.repo_id, revision=revision, repo_type=kind, local_files_only=True
+                )
+            except (LocalEntryNotFoundError, OSError):
+                continue
+            return OK, f"in the local HF cache at {revision}"
+        return FAIL, f"not in the local HF cache at {revision} (offline)"
     if unreachable:
         return FAIL, unreachable
-    try:
-        info = api.repo_info(
-            ref.repo_id, revision=revision, repo_type=ref.repo_type, timeout=HUB_TIMEOUT_S
-        )
-    except GatedRepoError:
-        return FAIL, "gated: accept its terms on the hub and set HF_TOKEN"
-    except RevisionNotFoundError:
-        return FAIL, f"no revision {revision!r}"
-    except RepositoryNotFoundError:
-        return FAIL, f"no {ref.repo_type} {ref.repo_id!r} on the hub"
-    except Exception as error:  # noqa: BLE001 - a network fault: said once, the rest skipped
-        return FAIL, (
-            f"the hub is unreachable ({type(error).__name__}); HF_HUB_OFFLINE=1 checks the "
-            "local cache instead"
-        )
-    return OK, f"{revision} resolves to {info.sha[:12]}"
+    for kind in kinds:
+        try:
+            info = api.repo_info(
+                ref.repo_id, revision=revision, repo_type=kind, timeout=HUB_TIMEOUT_S
+            )
+        except GatedRepoError:
+            return FAIL, "gated: accept its terms on the hub and set HF_TOKEN"
+        except RevisionNotFoundError:
+            return FAIL, f"no revision {revision!r}"
+        except RepositoryNotFoundError:
+            continue
+        except Exception as error:  # noqa: BLE001 - a network fault: said once, the rest skipped
+            return FAIL, (
+                f"the hub is unreachable ({type(error).__name__}); HF_HUB_OFFLINE=1 checks the "
+                "local cache instead"
+            )
+        return OK, f"{revision} resolves to {info.sha[:12]}"
+    return FAIL, f"no {ref.repo_type} {ref.repo_id!r} on the hub"
 
 
 def hub_checks(raw: dict[str, Any], offline: bool | None = None) -> list[Check]:
@@ -489,7 +496,9 @@ def _base_config(params: BaseModel, base_dir: Path | None, offline: bool):
     return None, None
 
 
-def disk_checks(params: BaseModel, root: Path, base_dir: Path | None, gpus: bool) -> list[Check]:
+def disk_checks(
+    params: BaseModel, root: Path, base_dir: Path | None, gpus: bool, offline: bool = False
+) -> list[Check]:
     from janus.config.train import TrainStage
 
     common = params.train.common
@@ -498,7 +507,7 @@ def disk_checks(params: BaseModel, root: Path, base_dir: Path | None, gpus: bool
         if isinstance(getattr(params.train, name), TrainStage)
     ]  # fmt: skip
     try:
-        config, source = _base_config(params, base_dir, hub_offline())
+        config, source = _base_config(params, base_dir, offline)
     except Exception as error:  # noqa: BLE001 - e.g. offline and not cached: say so, go on
         reason = " ".join(str(error).split())[:160]
         return [Check("disk", "models", SKIP, f"base model config unreadable: {reason}")]
@@ -562,12 +571,14 @@ def run_preflight(params_path: str | Path, root: str | Path = ".") -> list[Check
     rows += gpu_rows
     stages = dvc_stages(root, params_path)
     rows += input_checks(root, params_path, stages)
-    rows += hub_checks(raw)
+    hub_rows = hub_checks(raw)
+    rows += hub_rows
+    # the base model's config from the local cache only, when the hub is out of reach
+    offline = hub_offline() or any("hub is unreachable" in row.detail for row in hub_rows)
     base_outs = [out for name, _, outs in stages if name == "models" for out in outs]
     base_dir = root / base_outs[0] if base_outs else None
-    rows += disk_checks(
-        params, root, base_dir, gpus=any(row.area == "gpu" and row.what != "-" for row in gpu_rows)
-    )
+    asks_gpus = any(row.area == "gpu" and row.what != "-" for row in gpu_rows)
+    rows += disk_checks(params, root, base_dir, gpus=asks_gpus, offline=offline)
     rows += tiktoken_checks(entries)
     return rows
 
