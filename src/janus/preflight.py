@@ -45,7 +45,6 @@ from janus.logging_utils import get_logger
 log = get_logger(__name__)
 
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
-DEFAULT_BASE_URL = "https://api.openai.com/v1"  # as janus.llm.openai_backend
 LIST_TIMEOUT_S = 10.0
 HUB_TIMEOUT_S = 10.0
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -95,6 +94,8 @@ def _resolve(params: BaseModel, key: str) -> Any:
 
 
 def _urls(config: LLMConfig) -> list[str]:
+    from janus.llm.openai_backend import DEFAULT_BASE_URL
+
     return [(url or DEFAULT_BASE_URL).rstrip("/") for url in config.base_urls()]
 
 
