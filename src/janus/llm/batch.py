@@ -119,9 +119,11 @@ class BatchState:
             " local_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (local_id, key))"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS batch_keys_key ON batch_keys (key)")
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(batches)")}
-        if "route" not in columns:  # a state file written before routes were recorded
-            self._db.execute("ALTER TABLE batches ADD COLUMN route TEXT")
+        # the structured-output route each batch's lines were written on; a table of its own,
+        # so state files of earlier versions are read and written by both
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS batch_routes (local_id TEXT PRIMARY KEY, route TEXT)"
+        )
 
     def add(
         self, local_id: str, identity: str, stage: str, keys: list[str], route: str | None
@@ -129,10 +131,10 @@ class BatchState:
         with self._lock:
             self._db.execute("BEGIN")
             self._db.execute(
-                "INSERT INTO batches (local_id, identity, stage, file_id, batch_id, status,"
-                " created, route) VALUES (?, ?, ?, NULL, NULL, 'writing', ?, ?)",
-                (local_id, identity, stage, time.time(), route),
+                "INSERT INTO batches VALUES (?, ?, ?, NULL, NULL, 'writing', ?)",
+                (local_id, identity, stage, time.time()),
             )
+            self._db.execute("INSERT INTO batch_routes VALUES (?, ?)", (local_id, route))
             self._db.executemany(
                 "INSERT INTO batch_keys VALUES (?, ?)", [(local_id, key) for key in keys]
             )
@@ -150,6 +152,7 @@ class BatchState:
         with self._lock:
             rows = self._db.execute(
                 "SELECT local_id, stage, file_id, batch_id, status, route FROM batches"
+                " LEFT JOIN batch_routes USING (local_id)"
                 " WHERE identity = ? AND status != 'collected' ORDER BY created",
                 (identity,),
             ).fetchall()
