@@ -3,7 +3,8 @@ an OpenAI-compatible endpoint, with and without the system message, and their me
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.infer import InferSection
 from janus.infer.endpoint_responses import run_infer_api
 
 
@@ -14,7 +15,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="responses JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(InferSection)
     run_infer_api(params.infer, args.model, args.bench, args.out, args.metrics)
 
 

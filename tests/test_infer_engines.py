@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from janus.chat_format import save_format
-from janus.config import InferSection
+from janus.config.infer import InferSection
 from janus.infer.endpoint_responses import run_endpoint
 from janus.infer.engines import TransformersEngine, fit_prompt, resolve_backend
 from janus.infer.responses import response_metrics, run_checkpoint, run_infer

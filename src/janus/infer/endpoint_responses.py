@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from janus.config import InferSection, LLMConfig
+from janus.config.infer import InferSection
+from janus.config.llm import LLMConfig
 from janus.infer.responses import (
     BenchPrompt,
     bench_prompts,

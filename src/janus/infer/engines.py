@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from janus.accelerators import GPU_SETUP_COMMAND, cuda_device_count
-from janus.config import EngineParams, SamplingParams
+from janus.config.engine import EngineParams, SamplingParams
 from janus.hf_loading import resolve_device, resolve_dtype  # noqa: F401 - re-exported
 from janus.logging_utils import get_logger, progress
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from janus.accelerators import require_gpu_environment, visible_gpu_ids
 from janus.caching import checkpoint_fingerprint
-from janus.config import EngineParams, SamplingParams
+from janus.config.engine import EngineParams, SamplingParams
 from janus.hf_loading import load_tokenizer, resolve_device
 from janus.infer import replica
 from janus.infer.completion_cache import CompletionCache, unit_key

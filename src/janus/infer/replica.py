@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from janus.config import EngineParams, SamplingParams
+from janus.config.engine import EngineParams, SamplingParams
 from janus.infer.completion_cache import CompletionCache
 from janus.infer.engines import Unit, load_engine
 from janus.logging_utils import get_logger
