@@ -22,6 +22,7 @@ DEFAULT_PARAMS_PATH = Path("params.yaml")
 # them equal). Kept here so that a stage reading a few sections still rejects a misspelt one.
 PARAMS_KEYS = (
     "seed",
+    "environment",
     "llm",
     "models",
     "filter",
