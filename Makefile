@@ -9,19 +9,21 @@ GPU_PLATFORM := --python-platform x86_64-manylinux_2_28 --python-version 3.11
 UV ?= python3 -m uv
 # .installed for requirements.lock, .installed-gpu for requirements-gpu.lock
 INSTALLED := $(VENV)/.installed$(subst requirements,,$(basename $(LOCK)))
+BUILT_ON_TORCH := (flash-attn|deepspeed)
 
 .PHONY: setup setup-gpu demo repro test lint bench lock lock-gpu clean-venv
 
 setup: $(INSTALLED)
 
 # The exact versions and hashes of the lock, nothing resolved here: --no-deps, since the lock
-# already lists every dependency. flash-attn (GPU lock only) is an sdist on PyPI: it compiles
-# against the torch installed first, so it goes in second. Then janus itself (editable).
+# already lists every dependency. flash-attn and DeepSpeed (GPU lock only) are sdists on PyPI
+# whose builds import torch: they go in second, built against the torch installed first (flash-attn
+# compiles CUDA kernels: nvcc and time). Then janus itself (editable).
 $(INSTALLED): $(LOCK) pyproject.toml
 	python3 -m venv $(VENV)
-	awk '/^[a-z0-9]/{skip = /^flash-attn==/} !skip' $(LOCK) > $(VENV)/lock-wheels.txt
+	awk '/^[a-z0-9]/{skip = /^$(BUILT_ON_TORCH)==/} !skip' $(LOCK) > $(VENV)/lock-wheels.txt
 	$(PY) -m pip install -q --require-hashes --no-deps -r $(VENV)/lock-wheels.txt
-	awk '/^[a-z0-9]/{keep = /^flash-attn==/} keep' $(LOCK) > $(VENV)/lock-sdists.txt
+	awk '/^[a-z0-9]/{keep = /^$(BUILT_ON_TORCH)==/} keep' $(LOCK) > $(VENV)/lock-sdists.txt
 	if [ -s $(VENV)/lock-sdists.txt ]; then $(PY) -m pip install -q --require-hashes --no-deps \
 	  --no-build-isolation -r $(VENV)/lock-sdists.txt; fi
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
