@@ -222,6 +222,7 @@ JUDGE_BASE = {
     "pairwise": [],
     "pairwise_condition": "system",
     "seed": 42,
+    "judges": ["judge"],
 }
 
 

@@ -139,6 +139,7 @@ NAMED_TABLES = {
     "helpfulness_mix",
     "rows",
     "alpaca_eval_runs",
+    "pairs",  # scorecard.same_judge.pairs: ours -> published
 }
 
 

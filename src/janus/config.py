@@ -52,6 +52,10 @@ class Section(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
+HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
+HUB_PREFIX = "hub:"  # a hub model id, as opposed to a local path
+
+
 class Price(Section):
     input_per_mtok: float = Field(ge=0, description="USD per million prompt tokens")
     output_per_mtok: float = Field(ge=0, description="USD per million completion tokens")
@@ -63,7 +67,8 @@ class Price(Section):
 
 class LLMConfig(Section):
     backend: Literal["local", "openai"]
-    # local: a checkpoint directory (e.g. the `models` stage output); openai: the model name.
+    # local: a checkpoint directory (e.g. the `models` stage output) or `hub:<owner>/<name>` (a
+    # hub model at model_revision, loaded in process); openai: the model name.
     model: str
     # Any OpenAI-compatible URL (None: api.openai.com), or a list of them: a fleet of replicas
     # serving the same model, balanced by requests in flight; one that stops answering is taken
@@ -126,6 +131,27 @@ class LLMConfig(Section):
             raise ValueError("mode 'batch' needs backend 'openai' (the Batch API)")
         return self
 
+    @model_validator(mode="after")
+    def _hub_model_is_pinned(self) -> LLMConfig:
+        # local backend: `hub:<owner>/<name>` loads a hub model in process; its weights are
+        # what model_revision names, so a hub model without one could change under dvc.lock.
+        if self.backend == "local" and self.model.startswith(HUB_PREFIX):
+            import re
+
+            if not re.match(HUB_ID_PATTERN, self.model.removeprefix(HUB_PREFIX)):
+                raise ValueError(f"model {self.model!r}: expected hub:<owner>/<name>")
+            if not self.model_revision:
+                raise ValueError(
+                    f"model {self.model!r} needs a model_revision (a commit hash pins the weights)"
+                )
+        return self
+
+    def hub_id(self) -> str | None:
+        """The hub model a local backend loads (`model: hub:<owner>/<name>`), else None."""
+        if self.backend == "local" and self.model.startswith(HUB_PREFIX):
+            return self.model.removeprefix(HUB_PREFIX)
+        return None
+
     @field_validator("cache_dir")
     @classmethod
     def _cache_dir_is_absolute(cls, value: str) -> str:
@@ -148,16 +174,23 @@ class LLMConfig(Section):
         return list(self.base_url) if isinstance(self.base_url, list) else [self.base_url]
 
 
+LLM_ROLES = ("teacher", "judge", "open_judge")
+
+
 class LLMSection(Section):
     teacher: LLMConfig
     judge: LLMConfig
+    # A second judge that no provider can retire: an open model on the user's own GPUs (local
+    # backend, `hub:<owner>/<name>` at a pinned model_revision, e.g. Prometheus 2) or behind the
+    # endpoint fleet. It grades only when `judge.judges` lists it.
+    open_judge: LLMConfig
     # Cap on what all roles together may spend in one run (null: none). A run is the work toward
     # one git commit, or $JANUS_RUN_ID when set; the ledger is spend.sqlite next to the cache.
     run_max_usd: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _stamp_roles(self) -> LLMSection:
-        for role in ("teacher", "judge"):
+        for role in LLM_ROLES:
             config = getattr(self, role)
             config._role = role
             config._run_max_usd = self.run_max_usd
@@ -623,9 +656,6 @@ class BestOfNModel(CheckpointModel):
     n: int = Field(ge=1)  # paper: 64
 
 
-HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
-
-
 class HubModel(Section):
     """A published model on the Hugging Face hub (stage `infer_hub@<name>`), loaded by
     `from_pretrained(hub_id, revision=revision)` (vLLM: `LLM(hub_id, revision=...)`): e.g. the
@@ -720,6 +750,18 @@ class JudgeSection(Section):
     pairwise: list[tuple[str, str]]  # (model, opponent) pairs
     pairwise_condition: Literal["system", "no_system"]
     seed: int  # changes every judge sample (folded into the requests' sample_index)
+    # The llm roles that grade, in order. The first is the primary: it grades everything
+    # (absolute, steerability, pairwise) and its scores are the report's and the scorecard's;
+    # each other judge grades the same responses on their own rubrics (absolute) for the judge
+    # agreement and the same-judge scorecard.
+    judges: list[Literal["judge", "open_judge", "teacher"]] = Field(min_length=1)
+
+    @field_validator("judges")
+    @classmethod
+    def _distinct_judges(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a judge is listed twice: {value}")
+        return value
 
     @field_validator("pairwise")
     @classmethod
@@ -893,6 +935,21 @@ class HelpfulnessSection(Section):
         return value
 
 
+class SameJudgeParams(Section):
+    """The same-judge comparison: each model we trained beside its published counterpart, both
+    graded by the same judge in the same run on the same bench items (paired over items)."""
+
+    # Our model -> its published counterpart (infer model names), e.g. {sft: janus-7b-hub}.
+    pairs: dict[str, str]
+    # Open-weight baselines shown as rows of their own (their score under each judge beside the
+    # paper's), e.g. [mistral-7b-instruct].
+    baselines: list[str]
+    condition: Literal["system", "no_system"]
+    # Reproduced when the 95% CI of mean(ours - published) lies inside [-margin, +margin] (on
+    # the 1-5 scale); outside it entirely: differs; otherwise inconclusive.
+    margin: float = Field(gt=0)
+
+
 class ScorecardSection(Section):
     """reports/reproduction.md: the paper's numbers (a data file citing table, row, column)
     beside ours."""
@@ -901,12 +958,21 @@ class ScorecardSection(Section):
     # Which of our models stands for a paper row, e.g. {"Janus 7B": sft}. A paper row without an
     # entry, or whose model the run did not produce, reads "not run".
     rows: dict[str, str]
+    same_judge: SameJudgeParams
+
+
+class AgreementParams(Section):
+    """Agreement between judges that graded the same responses (report stage, no LLM call)."""
+
+    bootstrap_resamples: int = Field(ge=1)  # 95% CIs: resamples of bench items
+    bootstrap_seed: int
 
 
 class ReportSection(Section):
     # The tables' rows, in this order; empty: every model the judge scored. A listed model
     # without judged responses is shown as missing, not silently dropped.
     models: list[str]
+    agreement: AgreementParams
 
 
 # Defaults allowed for the whole section: MLflow logging changes no DVC output (and no stage
@@ -948,6 +1014,12 @@ class Params(Section):
 
 def _check_cross_references(params: Params) -> None:
     """Names that one section takes from another must exist there."""
+    models = params.infer.model_names()
+    same_judge = params.scorecard.same_judge
+    named = [*same_judge.pairs, *same_judge.pairs.values(), *same_judge.baselines]
+    unknown = [name for name in named if name not in models]
+    if unknown:
+        raise ValueError(f"scorecard.same_judge: {unknown} not among the infer models {models}")
     helpfulness = params.helpfulness
     answerable = [*params.infer.models, *params.infer.hub_models, *params.infer.endpoints]
     unknown = [name for name in helpfulness.models if name not in answerable]

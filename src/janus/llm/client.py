@@ -81,7 +81,14 @@ def make_backend(config: LLMConfig, stats: UsageStats) -> Backend:
     if config.backend == "local":
         from janus.llm.local import LocalBackend
 
-        return LocalBackend(config.model, config.batch_size, config.device, config.dtype)
+        return LocalBackend(
+            config.model,
+            config.batch_size,
+            config.device,
+            config.dtype,
+            hub_id=config.hub_id(),
+            revision=config.model_revision,
+        )
     if config.backend == "openai" and config.mode == "batch":
         from janus.llm.batch import BatchBackend
 
