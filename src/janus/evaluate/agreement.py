@@ -35,7 +35,7 @@ def rubric_labels(bench_rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int],
     labels = {}
     for row in bench_rows:
         facets = row.get("preference_set") or []
-        for index in range(len(row["rubrics"])):
+        for index in range(len(row.get("rubrics") or [])):
             dimension = facets[index].get("dimension") if index < len(facets) else None
             labels[(row["id"], index)] = dimension or f"rubric {index + 1}"
     return labels

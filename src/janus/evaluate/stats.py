@@ -118,30 +118,34 @@ def paired_difference(
 # ---------------------------------------------------------------------------------------------
 
 
+def t_mean(values: Sequence[float]) -> dict[str, float | int | list[float] | None]:
+    """The mean of per-item values, their sample std, and the 95% Student t interval of the
+    mean (`scipy.stats.ttest_1samp`): mean ± t(0.975, n-1) · sd / sqrt(n), in closed form, so a
+    reader can check it by hand. No CI below two items; [v, v] when every value is v."""
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    entry: dict[str, float | int | list[float] | None] = {
+        "items": int(data.size),
+        "mean": float(data.mean()) if data.size else None,
+        "std": float(data.std(ddof=1)) if data.size >= 2 else None,
+        "ci95": None,
+    }
+    if data.size >= 2:
+        if np.all(data == data[0]):
+            entry["ci95"] = [float(data[0]), float(data[0])]
+        else:
+            interval = stats.ttest_1samp(data, 0.0).confidence_interval(CI_LEVEL)
+            entry["ci95"] = [float(interval.low), float(interval.high)]
+    return entry
+
+
 def paired_t_difference(
     first: Mapping[str, float], second: Mapping[str, float]
 ) -> dict[str, float | int | list[float] | None]:
-    """mean(first - second) over the items both have, its sample std, and the 95% Student t
-    interval of the mean (`scipy.stats.ttest_1samp`): mean ± t(0.975, n-1) · sd / sqrt(n), in
-    closed form, so a reader can check it by hand. None below two items; [d, d] when every
-    difference is d."""
-    from scipy import stats
-
+    """mean(first - second) over the items both have, with its t interval (`t_mean`)."""
     common = sorted(set(first) & set(second))
-    diffs = np.array([first[item] - second[item] for item in common], dtype=float)
-    entry: dict[str, float | int | list[float] | None] = {
-        "items": len(common),
-        "mean": float(diffs.mean()) if diffs.size else None,
-        "std": float(diffs.std(ddof=1)) if diffs.size >= 2 else None,
-        "ci95": None,
-    }
-    if diffs.size >= 2:
-        if np.all(diffs == diffs[0]):
-            entry["ci95"] = [float(diffs[0]), float(diffs[0])]
-        else:
-            interval = stats.ttest_1samp(diffs, 0.0).confidence_interval(CI_LEVEL)
-            entry["ci95"] = [float(interval.low), float(interval.high)]
-    return entry
+    return t_mean([first[item] - second[item] for item in common])
 
 
 def equivalence_verdict(ci: Sequence[float] | None, margin: float) -> str:
