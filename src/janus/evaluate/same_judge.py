@@ -223,9 +223,10 @@ def same_judge_markdown(result: SameJudge) -> str:
         f"inside ±{metrics['margin']:g}, *differs* when wholly outside, *inconclusive* "
         "otherwise. *Paper* is the paper's number for the row, by the paper's judge; the judge "
         "shift is this judge's score of the published weights minus it.",
-        "",
-        "Judges: " + "; ".join(f"`{role}` = {label}" for role, label in labels.items()) + ".",
     ]
+    if not labels:
+        return "\n".join([*lines, "", "No judge graded this run: nothing to compare."]) + "\n"
+    lines += ["", "Judges: " + "; ".join(f"`{r}` = {label}" for r, label in labels.items()) + "."]
     if result.pairs.empty and result.baselines.empty:
         return "\n".join(
             [*lines, "", "No pair or baseline in `scorecard.same_judge`: nothing to compare."]

@@ -69,12 +69,13 @@ def checkpoint_fingerprint(checkpoint_dir: str | Path) -> str:
 
 
 def hub_snapshot(hub_id: str, revision: str | None) -> tuple[str, str]:
-    """(local directory, commit hash) of a hub model at `revision`, from the hub cache (fetched
-    into it when online and missing)."""
+    """(local directory, identity) of a hub model at `revision`, from the hub cache (fetched into
+    it when online and missing). The identity is the id and the resolved commit: the commit pins
+    every file, so 15 GB of weights need no hashing, and a branch that moves is a new model."""
     from huggingface_hub import snapshot_download
 
     path = Path(snapshot_download(hub_id, revision=revision))
-    return str(path), path.name  # the cache keeps each commit in snapshots/<commit hash>
+    return str(path), f"hub:{hub_id}@{path.name}"  # the cache keeps snapshots/<commit hash>
 
 
 @dataclass
@@ -224,9 +225,7 @@ class LocalBackend:
             self.checkpoint_dir = checkpoint_dir
             self.fingerprint = checkpoint_fingerprint(checkpoint_dir)
         else:
-            self.checkpoint_dir, commit = hub_snapshot(hub_id, revision)
-            # the hub's commit pins every file; no need to hash 15 GB of weights
-            self.fingerprint = f"hub:{hub_id}@{commit}"
+            self.checkpoint_dir, self.fingerprint = hub_snapshot(hub_id, revision)
         self._bundle: _LoadedModel | None = None
 
     def identity(self) -> dict[str, Any]:
