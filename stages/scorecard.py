@@ -5,7 +5,8 @@ metrics/reproduction.json (janus.evaluate.scorecard, janus.evaluate.same_judge).
 import argparse
 from pathlib import Path
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.scorecard import ScorecardSection
 from janus.evaluate.same_judge import compare, same_judge_markdown
 from janus.evaluate.scorecard import (
     build_cells,
@@ -26,7 +27,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(ScorecardSection)
     if params.scorecard is None:
         raise SystemExit("params have no scorecard section")
     paper = read_paper_numbers(params.scorecard.paper_numbers)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from janus.config import ScorecardSection
+from janus.config.scorecard import ScorecardSection
 from janus.evaluate.same_judge import compare, same_judge_markdown
 from janus.evaluate.stats import equivalence_verdict, paired_t_difference, t_mean
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
-from janus.config import AgreementParams
+from janus.config.report import AgreementParams
 from janus.evaluate.stats import judge_agreement
 
 OVERALL = "overall"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from janus.config import ScorecardSection
+from janus.config.scorecard import ScorecardSection
 from janus.evaluate.stats import equivalence_verdict, paired_t_difference, t_mean
 
 PAPER_JUDGE = "GPT-4-0125-preview (the paper's judge, retired 2026-03-26)"
