@@ -9,7 +9,7 @@ from pydantic import (
     Field,
 )
 
-from janus.config.common import Section
+from janus.config.common import HUB_ID_PATTERN, Section
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a stage key and a file name
 
@@ -45,9 +45,6 @@ class EngineParams(Section):
     # The answer cache (janus.infer.completion_cache; $JANUS_CACHE_DIR overrides it), outside DVC
     # outputs like the LLM cache: a rerun generates only what is not there.
     cache_dir: str
-
-
-HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class HubModel(Section):
