@@ -153,11 +153,11 @@ def check_optimizer(stage_name: str, stage: TrainStage, device: DeviceSettings) 
             f"train.{stage_name}.optim: {stage.optim} runs on CUDA only (bitsandbytes); use adamw_torch on the CPU"
         )
     if not installed("bitsandbytes"):
-        from janus.accelerators import SETUP_GPU_COMMAND
+        from janus.accelerators import GPU_SETUP_COMMAND
 
         raise TrainingInputError(
             f"train.{stage_name}.optim: {stage.optim} needs bitsandbytes, which is not installed: "
-            f"run `{SETUP_GPU_COMMAND}` (the pinned GPU environment) or use adamw_torch"
+            f"run `{GPU_SETUP_COMMAND}` (the pinned GPU environment) or use adamw_torch"
         )
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from janus.accelerators import cpu_torch_on_gpu_machine, cuda_device_count
+from janus.accelerators import GPUEnvironmentError, cuda_device_count, require_gpu_environment
 from janus.config.tracking import TrackingSection
 from janus.config.train import TrainCommon, TrainSection
 from janus.io import atomic_open
@@ -63,9 +63,11 @@ def is_launched_process() -> bool:
 
 
 def refuse_cpu_torch_on_gpu_machine() -> None:
-    reason = cpu_torch_on_gpu_machine()
-    if reason:
-        raise TrainingInputError(reason)
+    """GPUs with the CPU torch build: stop now, saying to run `make setup-gpu`."""
+    try:
+        require_gpu_environment("training")
+    except GPUEnvironmentError as error:
+        raise TrainingInputError(str(error)) from None
 
 
 def plan_launch(common: TrainCommon) -> LaunchPlan:
