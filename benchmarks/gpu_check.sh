@@ -15,8 +15,8 @@
 # Results (JSON, logs) go to $OUT (default /tmp/janus-gpu-check/out).
 #
 # A machine without network: put the wheels the image lacks in .whl/ and the tiny profile's
-# tokenizer in .gpu-check/ first, where pip works (benchmarks/gpu_wheels.sh); this script installs
-# the wheels from there with no index.
+# tokenizer in .gpu-check/ first, where pip works (benchmarks/gpu_wheels.sh: versions from
+# requirements-gpu.lock), and bring both folders along; this script installs the wheels with no index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DRY_RUN=0
