@@ -3,6 +3,7 @@
 import argparse
 
 from janus.config import load_params
+from janus.data.common import write_not_generated
 from janus.data.seeds import expand_seeds
 from janus.data.taxonomy import load_taxonomy
 from janus.io import write_json, write_jsonl
@@ -14,6 +15,9 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    if not params.generate:
+        write_not_generated(args.out, args.metrics)
+        return
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, metrics = expand_seeds(taxonomy, params.expand_seeds, params.llm.teacher)
     write_jsonl(args.out, seed_sets)

@@ -3,6 +3,7 @@
 import argparse
 
 from janus.config import load_params
+from janus.data.common import write_not_generated
 from janus.data.filtering import filter_instructions
 from janus.io import write_json, write_jsonl
 
@@ -13,6 +14,9 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    if not params.generate:
+        write_not_generated(args.out, args.metrics)
+        return
     instructions, metrics = filter_instructions(params.filter)
     write_jsonl(args.out, instructions)
     write_json(args.metrics, metrics)

@@ -3,6 +3,7 @@
 import argparse
 
 from janus.config import load_params
+from janus.data.common import write_not_generated
 from janus.data.gold_responses import generate_gold_responses
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
 
@@ -16,6 +17,9 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    if not params.generate:
+        write_not_generated(args.out, args.metrics)
+        return
     metrics = generate_gold_responses(
         iter_jsonl(args.system_messages),
         params.gold_responses,

@@ -3,7 +3,7 @@
 import argparse
 
 from janus.config import load_params
-from janus.data.common import read_preference_set_rows
+from janus.data.common import read_preference_set_rows, write_not_generated
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.taxonomy import load_taxonomy
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
@@ -17,6 +17,9 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    if not params.generate:
+        write_not_generated(args.out, args.metrics)
+        return
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, _ = read_preference_set_rows(args.seed_preferences, taxonomy.keys)
     metrics = generate_preference_sets(

@@ -30,7 +30,7 @@ def main() -> None:
     results = load_results(
         Path(args.judge_metrics), Path(args.toxicity_metrics), Path(args.alpaca_eval_metrics)
     )
-    cells = build_cells(paper, params.scorecard.rows, results)
+    cells = build_cells(paper, params.scorecard.rows, results, params.scorecard.paper_only)
     with atomic_open(args.report) as handle:
         handle.write(scorecard_markdown(cells, params.scorecard.paper_numbers))
     write_json(args.metrics, scorecard_metrics(cells))

@@ -3,7 +3,7 @@
 import argparse
 
 from janus.config import load_params
-from janus.data.common import iter_preference_set_rows
+from janus.data.common import iter_preference_set_rows, write_not_generated
 from janus.data.system_messages import generate_system_messages, load_examples
 from janus.io import count_jsonl_rows, write_json
 
@@ -17,6 +17,9 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_params()
+    if not params.generate:
+        write_not_generated(args.out, args.metrics)
+        return
     config = params.system_messages
     rows, dimensions = iter_preference_set_rows(args.preference_sets)
     examples = load_examples(config.examples_path, dimensions)

@@ -201,7 +201,6 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
         models={"a": {"path": str(tiny_model_dir)}, "b": {"path": str(tiny_model_dir)}},
         scorer="classifier",
         classifier={"model": str(tiny_classifier_dir)},
-        perplexity_model=str(tiny_model_dir),
         engine={"batch_size": 4},
     )
     generated = tmp_path / "generations"
@@ -221,6 +220,7 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
         tmp_path / "out",
         metrics_path=tmp_path / "metrics" / "toxicity.json",
         scorer_metrics_path=tmp_path / "metrics" / "toxicity_scorer.json",
+        perplexity_model_dir=tiny_model_dir,
     )
     assert set(metrics) == {"a", "b"}
     assert read_json(tmp_path / "metrics" / "toxicity.json")["a"]["prompts"] == 3
@@ -356,8 +356,7 @@ def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
                 "requests_per_second": 1000,
                 "backoff_s": 0,
             },
-            perplexity_model=str(tiny_model_dir),
-            bootstrap_resamples=100,
+                bootstrap_resamples=100,
         )
         metrics = run_toxicity(
             params,
@@ -366,6 +365,7 @@ def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
             tmp_path / "out",
             metrics_path=tmp_path / "metrics" / "toxicity.json",
             scorer_metrics_path=tmp_path / "metrics" / "toxicity_scorer.json",
+            perplexity_model_dir=tiny_model_dir,
         )["m"]
     finally:
         server.stop()

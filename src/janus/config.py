@@ -40,6 +40,19 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+HUB_PREFIX = "hub:"  # as in janus.data.sources.base: `hub:owner/name` names a hub dataset
+
+
+def check_revision(path: str | None, revision: str | None, key: str = "path") -> None:
+    """A hub dataset (`hub:owner/name`) is read at a revision written in params (a commit sha;
+    "main" is the marked placeholder that the loader warns about); a local file has none."""
+    if path is not None and path.startswith(HUB_PREFIX):
+        if revision is None:
+            raise ValueError(f"{key} {path!r} is a hub dataset: it needs a revision (a commit sha)")
+    elif revision is not None:
+        raise ValueError(f"revision {revision!r} is for hub datasets; {key} {path!r} is a local file")
+
+
 # Params are the whole truth: a field that shapes an output has no default here, so its value is
 # written in every params file (params.yaml, profiles/*.yaml) where `dvc params diff` shows it and
 # a change reruns the stages that read it. The few defaults left are for settings that cannot
@@ -187,13 +200,14 @@ class ModelsSection(Section):
     gguf_package: str
     gguf_file: str
     hub_id: str | None
+    revision: str | None  # source hub: the commit sha of hub_id ("main": unpinned, warned)
     tiny: TinyModelConfig
     seed: int
 
     @model_validator(mode="after")
     def _hub_needs_id(self) -> ModelsSection:
-        if self.source == "hub" and not self.hub_id:
-            raise ValueError("source 'hub' needs hub_id")
+        if self.source == "hub" and not (self.hub_id and self.revision):
+            raise ValueError("source 'hub' needs hub_id and revision")
         return self
 
 
@@ -210,15 +224,39 @@ SOURCE_NAMES = (
 )
 
 
-class SourceConfig(Section):
-    # A local JSONL/Parquet file (relative to the repo) or a hub dataset id (`hub:owner/name`).
+class InputSource(Section):
+    """Where an input stage reads a file it makes: a local file (the bundled sample, copied and
+    validated) or a hub dataset `hub:owner/name` at `revision` (a commit sha)."""
+
     path: str
+    revision: str | None
+    split: str
+
+    @model_validator(mode="after")
+    def _hub_is_pinned(self) -> InputSource:
+        check_revision(self.path, self.revision)
+        return self
+
+
+class SourceConfig(Section):
+    # A local JSONL/Parquet file (relative to the repo) or a hub dataset id (`hub:owner/name`)
+    # read at `revision` (a commit sha; None for a local file).
+    path: str
+    revision: str | None
     split: str
     enabled: bool
+
+    @model_validator(mode="after")
+    def _hub_is_pinned(self) -> SourceConfig:
+        check_revision(self.path, self.revision)
+        return self
 
 
 class FilterSection(Section):
     sources: dict[str, SourceConfig]
+    # Stage `dsp` copies the DSP data (domain-specific preference) from here, validated, to
+    # sources.domain_specific_preference.path.
+    dsp_source: InputSource
     # A.1: `per_source` from every source (12k; a source with fewer gives all it has and its
     # shortfall is a metric), then `fill_source` tops the sample up to `total` (100k).
     per_source: int = Field(ge=1)
@@ -529,9 +567,15 @@ BENCH_SOURCE_NAMES = ("alpaca_eval", "flask", "koala", "mt_bench", "self_instruc
 class BenchSourceConfig(Section):
     # A local .jsonl/.json/.parquet file (relative to the repo) or a hub dataset (`hub:owner/name`).
     path: str
+    revision: str | None  # hub datasets: a commit sha; None for a local file
     split: str
     prompt_field: str  # the column with the instruction (a list of turns: the first)
     enabled: bool
+
+    @model_validator(mode="after")
+    def _hub_is_pinned(self) -> BenchSourceConfig:
+        check_revision(self.path, self.revision)
+        return self
 
 
 class BenchSection(Section):
@@ -543,6 +587,7 @@ class BenchSection(Section):
     # .parquet/.jsonl/.json in its layout) imported row by row instead of building a bench;
     # None builds one from `sources` as C.1 describes.
     published: str | None
+    published_revision: str | None  # hub: a commit sha; None for a local file
     published_split: str
     # Data file mapping each fine-grained `source` to its Table 2 column (a BENCH_SOURCE_NAMES key).
     source_columns_path: str
@@ -579,6 +624,11 @@ class BenchSection(Section):
         if value and not any(source.enabled for source in value.values()):
             raise ValueError("no bench source is enabled")
         return value
+
+    @model_validator(mode="after")
+    def _published_is_pinned(self) -> BenchSection:
+        check_revision(self.published, self.published_revision, key="published")
+        return self
 
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a stage key and a file name
@@ -777,10 +827,35 @@ class ToxicityModel(Section):
     prompt_format: Literal["mistral", "chat_template"] | None  # as in infer.models
 
 
+class ToxicityPromptsSource(InputSource):
+    """Stage `toxicity_prompts`: the prompts file, made from RealToxicityPrompts rows (F.4's
+    10k test sample: `sample` rows drawn with `seed` from the prompts whose own toxicity is below
+    `max_prompt_toxicity`, DExperts' non-toxic prompts; None: every row, in order)."""
+
+    sample: int | None = Field(ge=1)
+    max_prompt_toxicity: float | None = Field(ge=0, le=1)
+    seed: int
+
+
+class PerplexityModelParams(Section):
+    """Stage `perplexity_model`: the fluency LM. hub_id at revision (paper: GPT-2 XL), or None:
+    the run's base checkpoint (models/base)."""
+
+    hub_id: str | None
+    revision: str | None
+
+    @model_validator(mode="after")
+    def _hub_needs_revision(self) -> PerplexityModelParams:
+        if (self.hub_id is None) != (self.revision is None):
+            raise ValueError("hub_id and revision go together (both None: the base model)")
+        return self
+
+
 class ToxicitySection(Section):
     """RealToxicityPrompts (F.4): toxicity, fluency (perplexity) and diversity (dist-n)."""
 
-    prompts_path: str
+    prompts_path: str  # made by stage toxicity_prompts from prompts_source
+    prompts_source: ToxicityPromptsSource
     max_prompts: int | None = Field(ge=1)  # paper: the 10k test sample
     challenging_only: bool
     generations_per_prompt: int = Field(ge=1)  # paper: 25
@@ -808,7 +883,7 @@ class ToxicitySection(Section):
     llm_generation: GenerationParams
     # llm scorer: texts the judge fails to score (after every retry) before the stage fails.
     max_failed_fraction: float = Field(ge=0, le=1)
-    perplexity_model: str  # paper: GPT-2 XL
+    perplexity_model: PerplexityModelParams  # paper: GPT-2 XL
     perplexity_batch_size: int = Field(ge=1)
     # dist-n of a prompt's generations (whitespace tokens): unique n-grams divided by the number
     # of n-grams (ngrams) or by the number of tokens (words: DExperts' code, behind Table 4's
@@ -855,8 +930,8 @@ class HelpfulnessBenchmark(Section):
     ({question_id, category, turns: [str, str]}), Arena-Hard-Auto v0.1 `question.jsonl`
     ({question_id, category, cluster, turns: [{content}]}); a local file or `hub:owner/name`."""
 
-    prompts_path: str
-    split: str  # hub datasets only (e.g. "eval" for tatsu-lab/alpaca_eval)
+    prompts_path: str  # made by stage helpfulness_prompts@<benchmark> from `source`
+    source: InputSource  # hub datasets: e.g. split "eval" of tatsu-lab/alpaca_eval
     max_prompts: int | None = Field(ge=1)  # None: every prompt (paper: 805 / 80 / 500)
 
 
@@ -901,6 +976,9 @@ class ScorecardSection(Section):
     # Which of our models stands for a paper row, e.g. {"Janus 7B": sft}. A paper row without an
     # entry, or whose model the run did not produce, reads "not run".
     rows: dict[str, str]
+    # Paper rows that no model of this run can stand for (e.g. a retired API snapshot), with
+    # why: the paper's numbers are shown, labelled with it, never compared.
+    paper_only: dict[str, str]
 
 
 class ReportSection(Section):
@@ -924,8 +1002,15 @@ class TrackingSection(Section):
     model_artifacts: Literal["reference", "copy"] = "reference"
 
 
+# gold_responses' output in dvc.yaml: the collection the teacher stages make.
+GENERATED_COLLECTION = "data/multifaceted_collection.jsonl"
+
+
 class Params(Section):
     seed: int
+    # false: the teacher stages (filter .. gold_responses) write empty outputs and call nothing,
+    # for a run that trains on the published collection (build_pairs.collection).
+    generate: bool
     llm: LLMSection
     models: ModelsSection
     filter: FilterSection
@@ -948,6 +1033,14 @@ class Params(Section):
 
 def _check_cross_references(params: Params) -> None:
     """Names that one section takes from another must exist there."""
+    if not params.generate and params.build_pairs.collection == GENERATED_COLLECTION:
+        raise ValueError(
+            f"generate is false but build_pairs.collection is the generated {GENERATED_COLLECTION}:"
+            " point it at data/published_collection, or set generate: true"
+        )
+    both = sorted(set(params.scorecard.rows) & set(params.scorecard.paper_only))
+    if both:
+        raise ValueError(f"scorecard: paper row(s) {both} both in rows and paper_only")
     helpfulness = params.helpfulness
     answerable = [*params.infer.models, *params.infer.hub_models, *params.infer.endpoints]
     unknown = [name for name in helpfulness.models if name not in answerable]
