@@ -23,17 +23,13 @@ from janus.data.inputs import (
 )
 from janus.data.sources.base import SourceError, read_rows
 from janus.io import read_jsonl
+from tests.hub_cache import OTHER_SHA, SHA, hub_repo
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
-OTHER_SHA = "fedcba9876543210fedcba9876543210fedcba98"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _fake_hub(monkeypatch, tmp_path: Path, repo_type: str, repo_id: str, files: dict[str, Path | str]) -> None:
-    """`repo_id` at commit SHA in an offline hub cache (refs/main points at it)."""
-    home = tmp_path / "hf"
-    folder = home / "hub" / f"{repo_type}s--{repo_id.replace('/', '--')}"
-    snapshot = folder / "snapshots" / SHA
+    snapshot = hub_repo(monkeypatch, tmp_path, repo_id, repo_type)
     for name, content in files.items():
         target = snapshot / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -41,15 +37,6 @@ def _fake_hub(monkeypatch, tmp_path: Path, repo_type: str, repo_id: str, files: 
             shutil.copy(content, target)
         else:
             target.write_text(content)
-    (folder / "refs").mkdir(parents=True, exist_ok=True)
-    (folder / "refs" / "main").write_text(SHA)
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import huggingface_hub.constants as constants
-
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
 
 def _rtp_row(i: int, toxicity: float | None) -> dict:

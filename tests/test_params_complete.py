@@ -137,6 +137,7 @@ NAMED_TABLES = {
     "prices",
     "helpfulness_sources",
     "helpfulness_mix",
+    "paper_only",
     "rows",
     "alpaca_eval_runs",
 }
