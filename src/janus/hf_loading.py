@@ -126,6 +126,8 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    if revision is not None:  # a hub id (a local directory has no revision)
+        warn_if_unpinned(str(path), revision)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device.startswith("cuda")) if isinstance(dtype, str) else dtype
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "revision": revision}
