@@ -2,7 +2,10 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.expand_seeds import ExpandSeedsSection
+from janus.config.generate import GenerateSection
+from janus.config.llm import LLMSection
 from janus.data.common import write_not_generated
 from janus.data.seeds import expand_seeds
 from janus.data.taxonomy import load_taxonomy
@@ -14,8 +17,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="seed preference sets JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
-    if not params.generate:
+    params = load_sections(GenerateSection, ExpandSeedsSection, LLMSection)
+    if not params.generate.enabled:
         write_not_generated(args.out, args.metrics)
         return
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)

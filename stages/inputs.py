@@ -8,7 +8,11 @@ python stages/inputs.py perplexity_model --base DIR --out DIR --metrics M.json
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.filter import FilterSection
+from janus.config.generate import GenerateSection
+from janus.config.helpfulness import HelpfulnessSection
+from janus.config.toxicity import ToxicitySection
 from janus.data.common import write_not_generated
 from janus.data.inputs import (
     make_dsp,
@@ -31,19 +35,21 @@ def main() -> None:
         if name == "perplexity_model":
             command.add_argument("--base", required=True, help="the base checkpoint (hub_id null)")
     args = parser.parse_args()
-    params = load_params()
     if args.command == "toxicity_prompts":
-        metrics = make_toxicity_prompts(params.toxicity.prompts_source, args.out)
+        toxicity = load_sections(ToxicitySection).toxicity
+        metrics = make_toxicity_prompts(toxicity.prompts_source, args.out)
     elif args.command == "helpfulness_prompts":
-        source = params.helpfulness.benchmarks[args.benchmark].source
+        source = load_sections(HelpfulnessSection).helpfulness.benchmarks[args.benchmark].source
         metrics = make_helpfulness_prompts(args.benchmark, source, args.out)
     elif args.command == "dsp":
-        if not params.generate:  # only the filter reads it
+        params = load_sections(GenerateSection, FilterSection)
+        if not params.generate.enabled:  # only the filter reads it
             write_not_generated(args.out, args.metrics)
             return
         metrics = make_dsp(params.filter.dsp_source, args.out)
     else:
-        metrics = make_perplexity_model(params.toxicity.perplexity_model, args.base, args.out)
+        toxicity = load_sections(ToxicitySection).toxicity
+        metrics = make_perplexity_model(toxicity.perplexity_model, args.base, args.out)
     write_json(args.metrics, metrics)
 
 

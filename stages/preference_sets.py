@@ -2,7 +2,11 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.expand_seeds import ExpandSeedsSection
+from janus.config.generate import GenerateSection
+from janus.config.llm import LLMSection
+from janus.config.preference_sets import PreferenceSetsSection
 from janus.data.common import read_preference_set_rows, write_not_generated
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.taxonomy import load_taxonomy
@@ -16,8 +20,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="preference sets JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
-    if not params.generate:
+    params = load_sections(GenerateSection, ExpandSeedsSection, LLMSection, PreferenceSetsSection)
+    if not params.generate.enabled:
         write_not_generated(args.out, args.metrics)
         return
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)

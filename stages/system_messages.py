@@ -2,7 +2,10 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.generate import GenerateSection
+from janus.config.llm import LLMSection
+from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import iter_preference_set_rows, write_not_generated
 from janus.data.system_messages import generate_system_messages, load_examples
 from janus.io import count_jsonl_rows, write_json
@@ -16,8 +19,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="system messages JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
-    if not params.generate:
+    params = load_sections(GenerateSection, LLMSection, SystemMessagesSection)
+    if not params.generate.enabled:
         write_not_generated(args.out, args.metrics)
         return
     config = params.system_messages

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from janus.config import ConfigError, InputSource, PerplexityModelParams, ToxicityPromptsSource
+from janus.config.common import ConfigError
+from janus.config.sources import InputSource
+from janus.config.toxicity import PerplexityModelParams, ToxicityPromptsSource
 from janus.data.inputs import (
     make_dsp,
     make_helpfulness_prompts,
@@ -137,7 +139,7 @@ def test_the_perplexity_model_from_the_hub_at_its_revision_or_the_base(monkeypat
 def test_params_refuse_an_unpinned_hub_source_and_generate_off_with_the_generated_collection():
     import yaml
 
-    from janus.config import parse_params
+    from janus.config.params import parse_params
 
     raw = yaml.safe_load((REPO_ROOT / "profiles/paper.yaml").read_text())
     raw["filter"]["sources"]["nectar"]["revision"] = None
@@ -145,7 +147,7 @@ def test_params_refuse_an_unpinned_hub_source_and_generate_off_with_the_generate
         parse_params(raw)
     raw = yaml.safe_load((REPO_ROOT / "profiles/paper.yaml").read_text())
     raw["build_pairs"]["collection"] = "data/multifaceted_collection.jsonl"
-    with pytest.raises(ConfigError, match="generate is false"):
+    with pytest.raises(ConfigError, match="generate.enabled is false"):
         parse_params(raw)
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     raw["toxicity"]["prompts_source"]["revision"] = SHA  # a local file has no revision

@@ -211,10 +211,10 @@ def read_preference_set_rows(
 
 
 def write_not_generated(out: str | Path, metrics: str | Path) -> None:
-    """A teacher stage under `generate: false`: an empty output and a metrics file saying why,
-    so the DAG stays whole while the run trains on the published collection."""
+    """A teacher stage under `generate.enabled: false`: an empty output and a metrics file
+    saying why, so the DAG stays whole while the run trains on the published collection."""
     from janus.io import write_json, write_jsonl
 
     write_jsonl(out, [])
-    write_json(metrics, {"generated": False,
-                         "reason": "generate: false (build_pairs.collection names the published data)"})
+    reason = "generate.enabled: false (build_pairs.collection names the published data)"
+    write_json(metrics, {"generated": False, "reason": reason})

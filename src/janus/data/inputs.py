@@ -22,7 +22,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from janus.config import InputSource, PerplexityModelParams, ToxicityPromptsSource
+from janus.config.sources import InputSource
+from janus.config.toxicity import PerplexityModelParams, ToxicityPromptsSource
 from janus.data.sources.base import BadRow, read_rows
 from janus.io import write_jsonl
 from janus.logging_utils import get_logger

@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from janus.config import LLMConfig, Params
+from janus.config.llm import LLMConfig
+from janus.config.params import Params
 from janus.llm.cache import CACHE_FILE, cache_key, resolve_cache_dir
 from janus.llm.pricing import (
     TIKTOKEN_HINT,
@@ -496,7 +497,7 @@ def forecast(
             identity = None
         try:
             if role == "teacher":
-                if params.generate:
+                if params.generate.enabled:
                     for stage, requests, count, exact, basis in data_stage_requests(
                         params, outputs, root
                     ):
@@ -507,7 +508,7 @@ def forecast(
                         )
                 else:
                     results.append(_nothing("expand_seeds .. gold_responses", role, config,
-                                            "generate: false (the published collection)"))
+                                            "generate.enabled: false (the published collection)"))
                 if params.bench.published is not None:
                     results.append(_nothing("bench", role, config,
                                             f"published bench {params.bench.published}: no teacher call"))
