@@ -42,7 +42,7 @@ STAND_IN_INSTRUCTION = (
 STAND_IN_SAMPLE = 50  # stand-in requests rendered to estimate a mean request size
 # what a judged model's answer is taken to be where no responses exist yet (about 300 tokens)
 STAND_IN_RESPONSE = " ".join(["A clear, well organised answer that follows the request."] * 25)
-# expected completion tokens are taken from the cache once it holds this many answers of a stage
+# expected completion tokens are taken from the cache once it holds this many of the stage's answers
 MIN_OBSERVED = 20
 # rows of the published Multifaceted-Bench (kaist-ai/Multifaceted-Bench; C.1's 945 after the
 # human filtering), counted where bench.published is set and the bench stage has not run
@@ -118,24 +118,16 @@ class CacheReader:
             else None
         )
 
-    def has(self, key: str) -> bool:
+    def completion_tokens(self, key: str) -> int | None:
+        """The cached answer's completion tokens (None: not cached)."""
         if self._db is None:
-            return False
-        query = "SELECT 1 FROM responses WHERE key = ?"
-        return self._db.execute(query, (key,)).fetchone() is not None
+            return None
+        query = "SELECT completion_tokens FROM responses WHERE key = ?"
+        row = self._db.execute(query, (key,)).fetchone()
+        return None if row is None else int(row[0])
 
-    def observed_completion(self, stage: str) -> tuple[float, int] | None:
-        """(mean completion tokens, answers) of a stage's cached answers."""
-        if self._db is None:
-            return None
-        try:
-            mean, count = self._db.execute(
-                "SELECT AVG(completion_tokens), COUNT(*) FROM responses WHERE stage = ?",
-                (stage,),
-            ).fetchone()
-        except sqlite3.Error:
-            return None
-        return (float(mean), int(count)) if count else None
+    def has(self, key: str) -> bool:
+        return self.completion_tokens(key) is not None
 
     def close(self) -> None:
         if self._db is not None:
@@ -163,9 +155,19 @@ def forecast_stage(
     estimator = token_estimator(config)
     covered = 0
     to_send = requests
+    # Expected output tokens come only from this model's answers to this stage's own requests
+    # (exact stages): the cache holds other models' answers too (the laptop judge's, say), and
+    # their lengths say nothing about this one's.
+    answered: list[int] = []
     if exact and identity is not None:
-        to_send = [r for r in requests if not cache.has(cache_key(identity, _request_fields(r), 0))]
-        covered = len(requests) - len(to_send)
+        to_send = []
+        for request in requests:
+            tokens = cache.completion_tokens(cache_key(identity, _request_fields(request), 0))
+            if tokens is None:
+                to_send.append(request)
+            else:
+                answered.append(tokens)
+        covered = len(answered)
     if exact:
         prompt = sum(estimator.prompt_tokens(r.message_list()) for r in to_send)
         completion_max = sum(r.max_tokens for r in to_send)
@@ -181,10 +183,9 @@ def forecast_stage(
         mean_max = sum(r.max_tokens for r in sample) / len(sample) if sample else 0.0
         prompt = round(mean_prompt * count)
         completion_max = round(mean_max * count)
-    observed = cache.observed_completion(stage)
     expected = None
-    if observed is not None and observed[1] >= MIN_OBSERVED:
-        expected = min(round(observed[0] * remaining), completion_max)
+    if len(answered) >= MIN_OBSERVED:
+        expected = min(round(sum(answered) / len(answered) * remaining), completion_max)
     result = StageForecast(
         stage=stage,
         role=role,
@@ -626,7 +627,8 @@ def render_table(forecasts: list[StageForecast], params: Params) -> str:
     lines += [
         "",
         "Costs are for the requests not yet in the cache. Output tokens: <= the max_tokens bound"
-        " (no answers of the stage cached yet), ~ the mean of the stage's cached answers.",
+        " (no answers of the stage cached yet), ~ the mean of this model's cached answers to the"
+        " stage's own requests.",
         f"Worst case (every answer at max_tokens): online {_usd(totals['online_max'])},"
         f" batch {_usd(totals['batch_max'])}.",
         "* scaled from stand-in requests (an upstream stage has not run); counts assume every"
