@@ -320,12 +320,21 @@ def test_the_paper_profile_refuses_the_sample_prompt_file(monkeypatch):
     params = load_params(repo / "profiles/paper.yaml").toxicity
     assert params.scorer == "classifier" and not params.allow_smaller
     assert set(params.model_names()) >= {"sft", "mistral-7b-instruct", "llama-3-8b-instruct"}
+    # the input stage will not make the 10k file from a smaller source ...
+    from janus.data.inputs import make_toxicity_prompts
+
+    sample = "data/sources/realtoxicityprompts.jsonl"
+    source = params.prompts_source.model_copy(update={"path": sample, "revision": None})
+    with pytest.raises(ValueError, match=r"fewer than toxicity.prompts_source.sample=10000"):
+        make_toxicity_prompts(source, Path("unused.jsonl"))
+    # ... and the generation stage refuses a prompts file that holds fewer than max_prompts
+    short = params.model_copy(update={"prompts_path": sample})
     with pytest.raises(
         ValueError,
         match=r"realtoxicityprompts.jsonl: holds \d+ prompts, but "
         r"params ask for 10000",
     ):
-        run_toxicity_generation(params, "sft", Path("unused.jsonl"), Path("unused.json"))
+        run_toxicity_generation(short, "sft", Path("unused.jsonl"), Path("unused.json"))
 
 
 def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
