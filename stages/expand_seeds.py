@@ -10,6 +10,7 @@ from janus.data.common import write_not_generated
 from janus.data.seeds import expand_seeds
 from janus.data.taxonomy import load_taxonomy
 from janus.io import write_json, write_jsonl
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -21,6 +22,7 @@ def main() -> None:
     if not params.generate.enabled:
         write_not_generated(args.out, args.metrics)
         return
+    before_stage(params, "llm.teacher")
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, metrics = expand_seeds(taxonomy, params.expand_seeds, params.llm.teacher)
     write_jsonl(args.out, seed_sets)

@@ -9,6 +9,7 @@ from janus.config.llm import LLMSection
 from janus.data.common import write_not_generated
 from janus.data.gold_responses import generate_gold_responses
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -23,6 +24,7 @@ def main() -> None:
     if not params.generate.enabled:
         write_not_generated(args.out, args.metrics)
         return
+    before_stage(params, "llm.teacher")
     metrics = generate_gold_responses(
         iter_jsonl(args.system_messages),
         params.gold_responses,

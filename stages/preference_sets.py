@@ -11,6 +11,7 @@ from janus.data.common import read_preference_set_rows, write_not_generated
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.taxonomy import load_taxonomy
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -24,6 +25,7 @@ def main() -> None:
     if not params.generate.enabled:
         write_not_generated(args.out, args.metrics)
         return
+    before_stage(params, "llm.teacher")
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, _ = read_preference_set_rows(args.seed_preferences, taxonomy.keys)
     metrics = generate_preference_sets(

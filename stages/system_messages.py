@@ -9,6 +9,7 @@ from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import iter_preference_set_rows, write_not_generated
 from janus.data.system_messages import generate_system_messages, load_examples
 from janus.io import count_jsonl_rows, write_json
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -23,6 +24,7 @@ def main() -> None:
     if not params.generate.enabled:
         write_not_generated(args.out, args.metrics)
         return
+    before_stage(params, "llm.teacher")
     config = params.system_messages
     rows, dimensions = iter_preference_set_rows(args.preference_sets)
     examples = load_examples(config.examples_path, dimensions)
