@@ -141,6 +141,7 @@ NAMED_TABLES = {
     "paper_only",
     "rows",
     "alpaca_eval_runs",
+    "pairs",  # scorecard.same_judge.pairs: ours -> published
 }
 
 
