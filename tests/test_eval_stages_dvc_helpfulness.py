@@ -63,6 +63,8 @@ def test_scorecard_deltas_show_in_dvc_metrics_diff(work):
     (work / "metrics").mkdir()
     (work / "metrics/judge.json").write_text(json.dumps(_judge(4.0)))
     (work / "metrics/toxicity.json").write_text(json.dumps({}))
+    (work / "outputs/judge").mkdir(parents=True)  # the judge stage's folder: no per-item scores
+    (work / "outputs/judge/item_scores.jsonl").write_text("")
     _run([*dvc, "repro", "--single-item", "scorecard"], work, env)
     card = json.loads((work / "metrics/reproduction.json").read_text())
     assert card["tables"]["Table 2"]["Janus 7B"]["Average"]["delta"] == pytest.approx(4.0 - 4.17)
