@@ -8,6 +8,7 @@ from janus.config.common import load_sections
 from janus.config.llm import LLMSection
 from janus.config.toxicity import ToxicitySection
 from janus.evaluate.toxicity.scoring import run_toxicity
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -18,6 +19,8 @@ def main() -> None:
     parser.add_argument("--scorer-metrics", required=True, help="the scorer's own metrics JSON")
     args = parser.parse_args()
     params = load_sections(LLMSection, ToxicitySection)
+    if "llm" in (params.toxicity.scorer, *params.toxicity.extra_scorers):
+        before_stage(params, "llm.judge")
     run_toxicity(
         params.toxicity,
         params.llm.judge,

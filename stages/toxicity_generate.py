@@ -6,6 +6,7 @@ import argparse
 from janus.config.common import load_sections
 from janus.config.toxicity import ToxicitySection
 from janus.evaluate.toxicity.generation import run_toxicity_generation
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -15,6 +16,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_sections(ToxicitySection)
+    before_stage(params, "toxicity.engine")
     run_toxicity_generation(params.toxicity, args.model, args.out, args.metrics)
 
 
