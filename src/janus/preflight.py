@@ -369,7 +369,9 @@ def hub_refs(raw: Any, prefix: str = "") -> list[HubRef]:
             key = f"{prefix}{name}"
             if isinstance(value, str) and value.startswith("hub:"):
                 revision = raw.get(f"{name}_revision", raw.get("revision"))
-                found.append(HubRef(key, "dataset", value[4:], revision))
+                # an LLM role's `model: hub:<id>` (the open judge) is a model, else a dataset
+                kind = "model" if name == "model" else "dataset"
+                found.append(HubRef(key, kind, value[4:], revision))
             elif isinstance(value, str) and name.endswith("hub_id"):
                 revision = raw.get(f"{name[: -len('hub_id')]}revision", raw.get("revision"))
                 found.append(HubRef(key, "model or dataset", value, revision))

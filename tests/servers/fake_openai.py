@@ -68,6 +68,8 @@ class FakeOpenAIServer(LoopbackServer):
         # prompts rendered from templates, where no [[...]] prefix can be written)
         self.fault_when: Callable[[str], str | None] | None = None
         self.delay_s = 0.0
+        self.numbered_answers = False
+        self.bill_schema = False
         self.served_models: list[str] | None = None
         self.model_list_requests = 0
         self.in_flight = 0
@@ -79,6 +81,7 @@ class FakeOpenAIServer(LoopbackServer):
         self.client_retries = 0  # requests the client marked as retries (x-stainless-retry-count)
         self.http_requests = 0  # every request that reached the handler
         self.answers = 0  # 200 responses carrying a chat completion
+        self.serial = 0  # numbered answers given
         self.format_requests: Counter[str] = Counter()  # response_format types seen
         self.bodies: list[dict[str, Any]] = []
         self.arrivals: list[float] = []  # time.monotonic() of each request
@@ -267,9 +270,16 @@ class FakeOpenAIServer(LoopbackServer):
                     )
                 else:
                     content = f"echo: {prompt_key}"
+                if server.numbered_answers and content.startswith("echo:"):
+                    with server.lock:
+                        server.serial += 1
+                        content = content.replace("echo:", f"echo #{server.serial}:", 1)
                 prompt_tokens = sum(
                     len(str(m.get("content", "")).split()) for m in body["messages"]
                 )
+                json_schema = (body.get("response_format") or {}).get("json_schema")
+                if server.bill_schema and json_schema:
+                    prompt_tokens += -(-len(json.dumps(json_schema["schema"])) // 4)
                 completion_tokens = len(content.split())
                 completion = chat_completion(
                     f"chatcmpl-{server.http_requests}",

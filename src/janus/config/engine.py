@@ -9,7 +9,7 @@ from pydantic import (
     Field,
 )
 
-from janus.config.common import Section
+from janus.config.common import HUB_ID_PATTERN, Section
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a stage key and a file name
 
@@ -35,9 +35,6 @@ class EngineParams(Section):
     tensor_parallel_size: int = Field(ge=1)  # vLLM: GPUs per model
     gpu_memory_utilization: float = Field(gt=0, le=1)  # vLLM
     max_model_len: int | None = Field(ge=16)  # vLLM; None: the model's own
-
-
-HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class HubModel(Section):

@@ -35,7 +35,6 @@ tokens the API reports as cached (`usage.prompt_tokens_details.cached_tokens`) a
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from janus.config.llm import LLMConfig
-from janus.llm.cache import ResponseCache, resolve_cache_dir
+from janus.llm.cache import ResponseCache, open_shared_db, resolve_cache_dir
 from janus.llm.openai_backend import (
     REJECTION_STATUSES,
     EndpointConfigError,
@@ -105,24 +104,19 @@ class BatchState:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / STATE_FILE
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=60, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS batches ("
-            " local_id TEXT PRIMARY KEY, identity TEXT NOT NULL, stage TEXT,"
-            " file_id TEXT, batch_id TEXT, status TEXT NOT NULL, created REAL NOT NULL)"
-        )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS batch_keys ("
-            " local_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (local_id, key))"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS batch_keys_key ON batch_keys (key)")
-        # the structured-output route each batch's lines were written on; a table of its own,
-        # so state files of earlier versions are read and written by both
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS batch_routes (local_id TEXT PRIMARY KEY, route TEXT)"
+        self._db = open_shared_db(  # safe when several processes create it at once
+            self.path,
+            (
+                "CREATE TABLE IF NOT EXISTS batches ("
+                " local_id TEXT PRIMARY KEY, identity TEXT NOT NULL, stage TEXT,"
+                " file_id TEXT, batch_id TEXT, status TEXT NOT NULL, created REAL NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS batch_keys ("
+                " local_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (local_id, key))",
+                "CREATE INDEX IF NOT EXISTS batch_keys_key ON batch_keys (key)",
+                # the structured-output route each batch's lines were written on; a table of its
+                # own, so state files of earlier versions are read and written by both
+                "CREATE TABLE IF NOT EXISTS batch_routes (local_id TEXT PRIMARY KEY, route TEXT)",
+            ),
         )
 
     def add(

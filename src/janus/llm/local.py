@@ -1,4 +1,9 @@
-"""The local backend: in-process transformers on a checkpoint directory, batched.
+"""The local backend: in-process transformers on a checkpoint directory or a pinned hub model, batched.
+
+`model: hub:<owner>/<name>` with `model_revision` loads a hub model (e.g. the open judge,
+Prometheus 2) through the hub cache (`huggingface_hub.snapshot_download`: downloaded once, read
+offline with `HF_HUB_OFFLINE=1`); its identity is the hub id and the resolved commit, so a branch
+name that moves to new weights is a new model for the cache.
 
 Sampling is done by our own last logits processor with one seeded `torch.Generator` per row, the
 seed taken from the request's cache key; `generate` itself runs greedy over the processed logits.
@@ -61,6 +66,16 @@ def checkpoint_fingerprint(checkpoint_dir: str | Path) -> str:
     with _fingerprint_lock:
         _fingerprints[(str(root), listing)] = fingerprint
     return fingerprint
+
+
+def hub_snapshot(hub_id: str, revision: str | None) -> tuple[str, str]:
+    """(local directory, identity) of a hub model at `revision`, from the hub cache (fetched into
+    it when online and missing). The identity is the id and the resolved commit: the commit pins
+    every file, so 15 GB of weights need no hashing, and a branch that moves is a new model."""
+    from huggingface_hub import snapshot_download
+
+    path = Path(snapshot_download(hub_id, revision=revision))
+    return str(path), f"hub:{hub_id}@{path.name}"  # the cache keeps snapshots/<commit hash>
 
 
 @dataclass
@@ -194,12 +209,23 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, checkpoint_dir: str, batch_size: int, device: str, dtype: str):
-        self.checkpoint_dir = checkpoint_dir
+    def __init__(
+        self,
+        checkpoint_dir: str,
+        batch_size: int,
+        device: str,
+        dtype: str,
+        hub_id: str | None = None,
+        revision: str | None = None,
+    ):
         self.batch_size = batch_size
         self.device_request = device
         self.dtype_name = dtype
-        self.fingerprint = checkpoint_fingerprint(checkpoint_dir)
+        if hub_id is None:
+            self.checkpoint_dir = checkpoint_dir
+            self.fingerprint = checkpoint_fingerprint(checkpoint_dir)
+        else:
+            self.checkpoint_dir, self.fingerprint = hub_snapshot(hub_id, revision)
         self._bundle: _LoadedModel | None = None
 
     def identity(self) -> dict[str, Any]:
