@@ -62,6 +62,8 @@ def test_scorecard_deltas_show_in_dvc_metrics_diff(work):
     dvc = [sys.executable, "-m", "dvc"]
     (work / "metrics/judge.json").write_text(json.dumps(_judge(4.0)))
     (work / "metrics/toxicity.json").write_text(json.dumps({}))
+    (work / "outputs/judge").mkdir(parents=True)  # the same-judge comparison's input: no item
+    (work / "outputs/judge/item_scores.jsonl").write_text("")
     _run([*dvc, "repro", "--single-item", "scorecard"], work, env)
     card = json.loads((work / "metrics/reproduction.json").read_text())
     assert card["tables"]["Table 2"]["Janus 7B"]["Average"]["delta"] == pytest.approx(4.0 - 4.17)
