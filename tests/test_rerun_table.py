@@ -22,15 +22,11 @@ HTTP_CLIENT = "src/janus/llm/openai_backend.py"
 # Stages that generate with a local model (transformers / vLLM): days of GPU time at paper scale,
 # never to be redone for an edit to the HTTP client.
 LOCAL_MODEL_STAGES = ("infer", "infer_bon", "infer_hub", "toxicity_generate", "helpfulness")
-# Still importing janus.llm on their local-model path (issue 17): the infer engineer's part
-# (local inference apart from the HTTP client). These are expected failures, strict: the test
-# fails as soon as one is fixed, so that the marker is removed with the fix.
+# Still importing janus.llm on their local-model path (issue 17). Expected failures, strict: the
+# test fails as soon as one is fixed, so that the marker goes with the fix.
 STILL_IMPORTING_THE_CLIENT = {
-    "infer": "janus.infer.responses imports janus.llm for API models (infer engineer)",
-    "infer_bon": "the same script and module as infer@ (infer engineer)",
-    "infer_hub": "the same script and module as infer@ (infer engineer)",
     "helpfulness": "janus.evaluate.helpfulness_bench answers endpoint models through janus.llm "
-    "in the same stage as local ones",
+    "in the same stage as local ones (split endpoint answering out, as infer_api@ is)",
 }
 NEVER_FOR_A_JUDGE_PARAM = ("train", "rm", "infer", "infer_bon", "infer_hub", "infer_api")
 

@@ -246,7 +246,9 @@ def gpu_requirements(
         if not isinstance(engine, EngineParams) or (wanted is not None and key not in wanted):
             continue
         if engine.backend == "vllm" or engine.tensor_parallel_size > 1:
-            found.append((f"{key}.tensor_parallel_size", engine.tensor_parallel_size))
+            # an explicit data_parallel_size asks for that many replicas of tensor_parallel_size
+            replicas = (engine.data_parallel_size or 1) if engine.backend == "vllm" else 1
+            found.append((f"{key}.tensor_parallel_size", engine.tensor_parallel_size * replicas))
         elif engine.device.startswith("cuda"):
             found.append((f"{key}.device", 1))
     for key, config in llm_configs(params):

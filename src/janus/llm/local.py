@@ -14,59 +14,18 @@ schema, built once per process) before the sampler, so every token keeps the out
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from janus.caching import checkpoint_fingerprint
 from janus.llm.structured import schema_json
 from janus.llm.types import Generation, Job
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
-
-# Files of a checkpoint that do not change its answers.
-_FINGERPRINT_SKIP = {"janus_format.json", "README.md", ".gitattributes"}
-_fingerprints: dict[tuple, str] = {}
-_fingerprint_lock = threading.Lock()
-
-
-def checkpoint_fingerprint(checkpoint_dir: str | Path) -> str:
-    """sha256 over the names and bytes of a checkpoint's files (weights, config, tokenizer).
-
-    `models/base` can hold different weights under the same path, so the path alone cannot be
-    the model's identity. Hashed once per process (per file listing with sizes and mtimes).
-    """
-    root = Path(checkpoint_dir).resolve()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: local model checkpoint directory not found")
-    files = sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and path.name not in _FINGERPRINT_SKIP
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
-    listing = tuple(
-        (str(path.relative_to(root)), path.stat().st_size, path.stat().st_mtime_ns)
-        for path in files
-    )
-    with _fingerprint_lock:
-        if (str(root), listing) in _fingerprints:
-            return _fingerprints[(str(root), listing)]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-    fingerprint = digest.hexdigest()
-    with _fingerprint_lock:
-        _fingerprints[(str(root), listing)] = fingerprint
-    return fingerprint
-
 
 def hub_snapshot(hub_id: str, revision: str | None) -> tuple[str, str]:
     """(local directory, identity) of a hub model at `revision`, from the hub cache (fetched into
