@@ -36,7 +36,9 @@ JUDGE_DERIVED = {"metrics/judge.json", "metrics/report.json"}
 
 def _copy_pipeline(work: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("stages", "src", "data/sources", "data/taxonomy", "data/paper"):
+    # metrics/alpaca_eval_judge: a dep of scorecard, kept in git by its README
+    folders = ("stages", "src", "data/sources", "data/taxonomy", "data/paper", "metrics/alpaca_eval_judge")
+    for folder in folders:
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     for name in (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock"):
         shutil.copy(REPO / name, work / name)
