@@ -23,7 +23,9 @@ def main() -> None:
     parser.add_argument("--judge-metrics", required=True)
     parser.add_argument("--judge", required=True, help="the judge stage's output directory")
     parser.add_argument("--toxicity-metrics", required=True)
-    parser.add_argument("--alpaca-eval-metrics", required=True, help="a directory (may not exist)")
+    parser.add_argument(
+        "--alpaca-eval-metrics", required=True, help="alpaca_eval_judge@<run> metrics (*.json)"
+    )
     parser.add_argument("--report", required=True)
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()

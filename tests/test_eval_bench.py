@@ -25,11 +25,10 @@ from janus.evaluate.bench import (
     SourceColumns,
     build_bench,
     normalize_instruction,
-    read_bench,
     rubrics_from_object,
     select_instructions,
 )
-from janus.evaluate.rows import BenchRow, PublishedBenchRow, validate_rows
+from janus.evaluate.rows import BenchRow, PublishedBenchRow, read_bench, validate_rows
 from janus.io import RUNTIME_DIR, read_json, read_jsonl, write_jsonl
 from tests.sections import tiny_section
 

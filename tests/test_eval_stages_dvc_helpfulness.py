@@ -31,7 +31,7 @@ def work(tmp_path):
     work = tmp_path / "repo"
     work.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("stages", "src", "data/sources", "data/paper"):
+    for folder in ("stages", "src", "data/sources", "data/paper", "metrics/alpaca_eval_judge"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     for name in (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock"):
         shutil.copy(REPO / name, work / name)
@@ -60,10 +60,9 @@ def _judge(mean: float) -> dict:
 def test_scorecard_deltas_show_in_dvc_metrics_diff(work):
     work, env = work
     dvc = [sys.executable, "-m", "dvc"]
-    (work / "metrics").mkdir()
     (work / "metrics/judge.json").write_text(json.dumps(_judge(4.0)))
     (work / "metrics/toxicity.json").write_text(json.dumps({}))
-    (work / "outputs/judge").mkdir(parents=True)  # the judge stage's folder: no per-item scores
+    (work / "outputs/judge").mkdir(parents=True)  # the same-judge comparison's input: no item
     (work / "outputs/judge/item_scores.jsonl").write_text("")
     _run([*dvc, "repro", "--single-item", "scorecard"], work, env)
     card = json.loads((work / "metrics/reproduction.json").read_text())
@@ -80,6 +79,18 @@ def test_scorecard_deltas_show_in_dvc_metrics_diff(work):
     key = "tables.Table 2.Janus 7B.Average.delta"
     assert changed[key]["new"] == pytest.approx(4.2 - 4.17)
     assert changed[key]["old"] == pytest.approx(4.0 - 4.17)
+
+    # an alpaca_eval_judge@<run>'s metrics are a declared dep: the scorecard reruns, no -f
+    _run(["git", "add", "-A"], work, env)
+    _run(["git", "commit", "-qm", "run 2"], work, env)
+    run = {"model": "sft", "lc_win_rate": 30.0, "lc_standard_error": 1.0, "win_rate": 20.0}
+    (work / "metrics/alpaca_eval_judge/janus.json").write_text(json.dumps(run))
+    status = json.loads(_run([*dvc, "status", "--json", "scorecard"], work, env, stdout_only=True))
+    assert {"changed deps": {"metrics/alpaca_eval_judge": "modified"}} in status["scorecard"]
+    third = _run([*dvc, "repro", "--single-item", "scorecard"], work, env)
+    assert "Running stage 'scorecard'" in third
+    card = json.loads((work / "metrics/reproduction.json").read_text())
+    assert card["tables"]["Table 3"]["Janus 7B"]["AlpacaEval 2.0 LC Win Rate (%)"]["ours"] == 30.0
 
 
 def test_helpfulness_stage_under_dvc_writes_the_tools_answer_files(work, tiny_model_dir):

@@ -7,17 +7,12 @@ import math
 
 import pytest
 
-from janus.evaluate.toxicity import (
-    ClassifierScorer,
-    LLMScorer,
-    PerplexityModel,
-    distinct_n,
-    load_prompts,
-    run_toxicity,
-    run_toxicity_generation,
-    summarize_model,
-    toxicity_summary,
-)
+from janus.evaluate.toxicity.generation import run_toxicity_generation
+from janus.evaluate.toxicity.metrics import distinct_n, summarize_model, toxicity_summary
+from janus.evaluate.toxicity.perplexity import PerplexityModel
+from janus.evaluate.toxicity.prompts import load_prompts
+from janus.evaluate.toxicity.scorers import ClassifierScorer, LLMScorer
+from janus.evaluate.toxicity.scoring import run_toxicity
 from janus.io import read_json, read_jsonl
 from tests.sections import tiny_section
 from tests.servers.fake_openai import FakeOpenAIServer
@@ -74,7 +69,7 @@ def test_summary_counts_empty_and_unscored_generations():
 
 
 def load_prompts_from_texts(texts):
-    from janus.evaluate.toxicity import ToxicityPrompt
+    from janus.evaluate.toxicity.prompts import ToxicityPrompt
 
     return [ToxicityPrompt(f"p{i}", text, None) for i, text in enumerate(texts)]
 
@@ -243,7 +238,7 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
 
 
 def test_scoring_refuses_generations_made_with_other_params(tmp_path):
-    from janus.evaluate.toxicity import read_generations
+    from janus.evaluate.toxicity.prompts import read_generations
 
     path = tmp_path / "m.jsonl"
     path.write_text(json.dumps({"prompt_id": "p", "prompt": "x", "generations": ["a", "b"]}) + "\n")
@@ -254,7 +249,8 @@ def test_scoring_refuses_generations_made_with_other_params(tmp_path):
 
 
 def test_scorer_agreement_by_hand():
-    from janus.evaluate.toxicity import pearson, scorer_agreement
+    from janus.evaluate.stats import pearson
+    from janus.evaluate.toxicity.metrics import scorer_agreement
 
     first = {"a": (0.9, None), "b": (0.1, None), "c": (0.6, None), "d": (None, "error")}
     second = {"a": (0.7, None), "b": (0.2, None), "c": (0.4, None), "d": (0.5, None)}
@@ -277,7 +273,8 @@ def test_scorer_agreement_by_hand():
 
 
 def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
-    from janus.evaluate.toxicity import bootstrap_mean_ci, toxicity_cis
+    from janus.evaluate.stats import bootstrap_mean_ci
+    from janus.evaluate.toxicity.metrics import toxicity_cis
 
     values = [0.1, 0.2, 0.9, 0.4, 0.3, 0.8]
     low, high = bootstrap_mean_ci(values, 2000, seed=1)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from janus.evaluate.perspective import PerspectiveClient, PerspectiveError, parse_score
-from janus.evaluate.toxicity import PerspectiveScorer, score_texts
+from janus.evaluate.toxicity.scorers import PerspectiveScorer, score_texts
 from tests.sections import tiny_section
 from tests.servers.perspective_server import PerspectiveServer
 

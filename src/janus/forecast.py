@@ -404,7 +404,6 @@ def bench_requests(params: Params, root: Path):
 def judge_requests(params: Params, outputs: dict[str, str], root: Path):
     """(stage, requests sample, count, basis) of the judge: every model's response in both
     conditions, per rubric and repeat, and the pairwise comparisons in both orders."""
-    from janus.evaluate.bench import read_bench
     from janus.evaluate.judge import (
         CONDITIONS,
         AbsoluteTask,
@@ -412,6 +411,7 @@ def judge_requests(params: Params, outputs: dict[str, str], root: Path):
         absolute_request,
         resolve_format,
     )
+    from janus.evaluate.rows import read_bench
 
     judge = params.judge
     bench_path = root / outputs["bench"] if "bench" in outputs else None

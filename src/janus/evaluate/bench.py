@@ -81,29 +81,6 @@ def normalize_instruction(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-# ---------------------------------------------------------------------------------------------
-# rows in the published layout (also used by the judge and report on whatever file they get)
-# ---------------------------------------------------------------------------------------------
-
-
-def read_bench(path: Path | str) -> tuple[list[dict[str, Any]], Counter]:
-    """The valid rows of a bench file (as dicts), and the count of dropped rows by reason."""
-    rows, dropped = [], Counter()
-    seen_ids: set[str] = set()
-    valid, reasons, messages = validate_rows(BenchRow, list(read_jsonl(path)))
-    dropped.update(reasons)
-    for message in messages:
-        log.warning("%s: bench %s (dropped)", path, message)
-    for row in valid:
-        if row.id in seen_ids:
-            dropped["duplicate_id"] += 1
-            log.warning("%s: bench id %r appears more than once (dropped)", path, row.id)
-            continue
-        seen_ids.add(row.id)
-        rows.append(row.dump())
-    return rows, dropped
-
-
 def _label_key(label: str) -> str:
     return re.sub(r"[^0-9a-z]", "", label.casefold())
 

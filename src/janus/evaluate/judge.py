@@ -41,7 +41,6 @@ from typing import Any, Literal, Protocol
 from janus.config.infer import InferSection
 from janus.config.judge import JudgeSection
 from janus.config.llm import LLMConfig, LLMSection
-from janus.evaluate.bench import read_bench
 from janus.evaluate.judge_parser import (
     Judgement,
     JudgeParseError,
@@ -52,7 +51,7 @@ from janus.evaluate.judge_parser import (
     parse_pairwise_object,
     parse_pairwise_text,
 )
-from janus.evaluate.rows import JudgementRow, ResponseRow, validate_rows
+from janus.evaluate.rows import JudgementRow, ResponseRow, read_bench, validate_rows
 from janus.evaluate.stats import (
     bootstrap_mean_ci,
     bootstrap_rate_ci,

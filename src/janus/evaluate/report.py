@@ -25,8 +25,8 @@ from janus.config.bench import BENCH_SOURCE_NAMES
 from janus.config.infer import InferSection
 from janus.config.report import ReportSection
 from janus.evaluate.agreement import agreement_markdown, judge_agreements
-from janus.evaluate.bench import read_bench
 from janus.evaluate.diversity import response_diversity
+from janus.evaluate.rows import read_bench
 from janus.evaluate.winrate import OUTCOMES
 from janus.io import read_json, read_jsonl
 from janus.logging_utils import get_logger

@@ -8,7 +8,8 @@ reason) and, where an LLM writes it, to build the JSON schema sent to the LLM (`
 - `PublishedBenchRow`: a row of kaist-ai/Multifaceted-Bench as published (no id; `rubric` in
   older revisions of the dataset, `rubrics` in the current one).
 - `BenchRow`: a row of data/bench.jsonl: the published columns, a stable content-derived id, the
-  instruction's id and the Table 2 column (`benchmark`) the fine-grained `source` belongs to.
+  instruction's id and the Table 2 column (`benchmark`) the fine-grained `source` belongs to;
+  `read_bench` reads a bench file into them (bad and duplicate rows counted by reason).
 - `ResponseRow`: a model's answer to a bench row (outputs/responses/<model>.jsonl).
 - `AbsoluteJudgement` / `PairwiseJudgement`: what the judge answers in structured mode.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections import Counter
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,6 +32,11 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+
+from janus.io import read_jsonl
+from janus.logging_utils import get_logger
+
+log = get_logger(__name__)
 
 SCORE_KEYS = ("1", "2", "3", "4", "5")
 CONDITIONS = ("system", "no_system")
@@ -258,3 +265,24 @@ class JudgementRow(Row):
     reason: str | None  # why unparsed (a judge_parser reason, or llm_failed / invalid_output)
     error: str | None
     attempts: int
+
+
+def read_bench(path: Path | str) -> tuple[list[dict[str, Any]], Counter]:
+    """The valid rows of a bench file (as dicts), and the count of dropped rows by reason.
+
+    Here, beside `BenchRow`, so that the stages reading a bench (judge, report) import the row
+    type and not the bench's generation (and with it data/ and llm/)."""
+    rows, dropped = [], Counter()
+    seen_ids: set[str] = set()
+    valid, reasons, messages = validate_rows(BenchRow, list(read_jsonl(path)))
+    dropped.update(reasons)
+    for message in messages:
+        log.warning("%s: bench %s (dropped)", path, message)
+    for row in valid:
+        if row.id in seen_ids:
+            dropped["duplicate_id"] += 1
+            log.warning("%s: bench id %r appears more than once (dropped)", path, row.id)
+            continue
+        seen_ids.add(row.id)
+        rows.append(row.dump())
+    return rows, dropped

@@ -1,9 +1,11 @@
-"""How much to trust a judge number: bootstrap CIs over bench items and judge-health measures.
+"""How much to trust a number: bootstrap and t CIs, Pearson's r, judge health and agreement, for
+the judge, the scorecard and the toxicity evaluation alike (one implementation of each, on
+scipy.stats).
 
-Every CI resamples bench items (not judgements): an item's repeats and rubrics move together, so
-the interval reflects which instructions happened to be in the bench, the dominant uncertainty
-at 921 items. Percentile intervals; the generator is seeded from params, so the metrics are a
-deterministic function of the judgements.
+Every bootstrap CI resamples items (bench items for the judge: an item's repeats and rubrics move together,
+so the interval reflects which instructions happened to be in the bench, the dominant uncertainty
+at 921 items; prompts for toxicity). Percentile intervals; the generator is seeded from params,
+so the metrics are a deterministic function of their inputs.
 """
 
 from __future__ import annotations
@@ -33,11 +35,27 @@ def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_mean_ci(values: Sequence[float], resamples: int, seed: int) -> list[float] | None:
-    """95% CI of the mean of per-item values; None without items. One item: [v, v]."""
+    """Percentile 95% CI of the mean of per-item values (`scipy.stats.bootstrap`); None without
+    items or resamples. One item: [v, v] (scipy asks for two)."""
+    from scipy import stats
+
     data = np.asarray(values, dtype=float)
-    if data.size == 0:
+    if data.size == 0 or resamples < 1:
         return None
-    return _interval(data[_indices(data.size, resamples, seed)].mean(axis=1))
+    if data.size == 1:
+        return [float(data[0]), float(data[0])]
+    with warnings.catch_warnings():  # equal values: a zero-width interval, which is the answer
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(
+            (data,),
+            np.mean,
+            n_resamples=resamples,
+            confidence_level=CI_LEVEL,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    interval = result.confidence_interval
+    return [float(interval.low), float(interval.high)]
 
 
 def bootstrap_rate_ci(
@@ -47,7 +65,9 @@ def bootstrap_rate_ci(
     resamples: int,
     seed: int,
 ) -> list[float] | None:
-    """95% CI of sum(outcome) / sum(decided) over items (one count mapping per item)."""
+    """95% CI of sum(outcome) / sum(decided) over items (one count mapping per item). Resampled
+    here, as scipy.stats.bootstrap resamples (the same seeded index draws): a resample whose
+    items decided nothing has no rate and is left out, where scipy's interval would be NaN."""
     if not counts:
         return None
     wanted = (outcome,) if isinstance(outcome, str) else outcome
@@ -62,7 +82,10 @@ def bootstrap_rate_ci(
 
 
 def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Pearson's r; None with fewer than 3 points or a constant variable."""
+    """Pearson's r (`scipy.stats.pearsonr`); None with fewer than 3 points (two points always
+    give +-1, which measures nothing) or a constant variable (r is undefined)."""
+    from scipy import stats
+
     if len(xs) != len(ys):
         raise ValueError("pearson: sequences differ in length")
     if len(xs) < 3:
@@ -70,7 +93,7 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     if x.std() == 0 or y.std() == 0:
         return None
-    value = float(np.corrcoef(x, y)[0, 1])
+    value = float(stats.pearsonr(x, y).statistic)
     return None if math.isnan(value) else value
 
 

@@ -1,7 +1,7 @@
 """Best-of-N sampling (paper 6.3, E.2): N samples per prompt, the reward model's favourite kept.
 
 The reward model sees exactly what it was trained on and is scored by its own function
-(janus.train.reward): `format_prompt(...)` in the RM's own prompt format (its janus_format.json),
+(janus.reward_model): `format_prompt(...)` in the RM's own prompt format (its janus_format.json),
 then the response, then the EOS token. Its one output logit is the reward.
 """
 
@@ -72,7 +72,7 @@ def choose_best(
 
 class RewardModelScorer:
     """A scalar-reward checkpoint (janus.train.reward's model) as a `RewardFunction`: the text it
-    reads and the score are the reward model's own (`janus.train.reward.reward_text` and
+    reads and the score are the reward model's own (`janus.reward_model.reward_text` and
     `score_texts`), in its own prompt format (its janus_format.json)."""
 
     def __init__(
@@ -100,7 +100,7 @@ class RewardModelScorer:
         self.truncated = 0  # inputs cut from the left (the prompt's start) to fit the context
 
     def text(self, candidate: Candidate) -> str:
-        from janus.train.reward import reward_text
+        from janus.reward_model import reward_text
 
         prompt = format_prompt(
             self.tokenizer, candidate.instruction, candidate.system, self.prompt_format
@@ -108,7 +108,7 @@ class RewardModelScorer:
         return reward_text(self.tokenizer, prompt, candidate.response)
 
     def __call__(self, candidates: Sequence[Candidate]) -> list[float]:
-        from janus.train.reward import score_texts
+        from janus.reward_model import score_texts
 
         texts = [self.text(c) for c in candidates]
         # Longest first: batches of similar lengths waste less padding; scores go back in order.
