@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 LOCK := requirements.lock
 
-.PHONY: setup demo repro test lint bench lock clean-venv
+.PHONY: setup demo repro test lint bench lock clean-venv paper-dryrun
 
 setup: $(VENV)/.installed
 
@@ -42,6 +42,13 @@ repro: demo
 test: setup
 	PATH=$(BIN):$$PATH ruff check .
 	PATH=$(BIN):$$PATH pytest -q -n auto --maxprocesses 4 --dist worksteal --durations 15
+
+# The paper profile at toy size, offline: profiles/paper_dryrun.yaml (paper.yaml + its overlay)
+# under `dvc repro` in a fresh copy in paper-dryrun/, against a loopback OpenAI fake it starts and
+# stops itself; the same run as tests/test_paper_dryrun.py.
+paper-dryrun: setup
+	rm -rf paper-dryrun
+	PATH=$(BIN):$$PATH PYTHONPATH=tests $(PY) -m servers.paper_dryrun --work paper-dryrun
 
 lint: setup
 	PATH=$(BIN):$$PATH ruff check .
