@@ -44,10 +44,24 @@ def _matches(pattern: tuple, path: tuple) -> bool:
     return len(pattern) == len(path) and all(p in ("*", k) for p, k in zip(pattern, path))
 
 
+def _renamed(paper: dict, overlay: dict) -> dict:
+    """paper with the overlay's `$rename`s done (keys only; values are the overlay's to list)."""
+    for key, value in overlay.items():
+        if key == "$rename":
+            paper = {value.get(k, k): v for k, v in paper.items()}
+    for key, value in overlay.items():
+        if isinstance(value, dict) and key in paper and isinstance(paper[key], dict):
+            paper[key] = _renamed(paper[key], value)
+    return paper
+
+
 def test_overlay_changes_exactly_its_keys():
     script = _script()
-    paper = _flat(yaml.safe_load(script.PAPER.read_text()))
-    overlay = _flat(yaml.safe_load(script.OVERLAY.read_text()))
+    overlay_tree = yaml.safe_load(script.OVERLAY.read_text())
+    paper = _flat(_renamed(yaml.safe_load(script.PAPER.read_text()), overlay_tree))
+    overlay = {
+        path: value for path, value in _flat(overlay_tree).items() if "$rename" not in path
+    }
     generated = _flat(yaml.safe_load(script.render()))
     assert set(generated) == set(paper), "the overlay added or removed keys"
     changed = {path for path in paper if paper[path] != generated[path]}
@@ -86,7 +100,7 @@ def test_what_would_reach_the_network_is_named():
     script = _script()
     params = {
         "llm": {"teacher": {"backend": "openai", "base_url": None, "model": "gpt-4.1"}},
-        "infer": {"endpoints": {}},
+        "infer": {"endpoints": {"gpt-3.5": {"backend": "openai", "base_url": "http://x/v1"}}},
         "filter": {"sources": {"nectar": {"path": "hub:berkeley-nest/Nectar"}}},
         "toxicity": {"hub_models": {"x": {"hub_id": "someone/unknown-7b", "revision": "main"}}},
     }
@@ -94,6 +108,16 @@ def test_what_would_reach_the_network_is_named():
     assert "llm.teacher.base_url" in problems
     assert "filter.sources.nectar.path: hub:berkeley-nest/Nectar" in problems
     assert "toxicity.hub_models.x.hub_id: someone/unknown-7b" in problems
+    assert "infer.endpoints.gpt-3.5: DVC reads a dot" in problems
+
+
+def test_rename_keeps_the_order_and_refuses_a_clash():
+    script = _script()
+    paper = {"endpoints": {"a": 1, "gpt-3.5": 2, "c": 3}}
+    out = script.apply_overlay(paper, {"endpoints": {"$rename": {"gpt-3.5": "gpt-35"}}})
+    assert list(out["endpoints"].items()) == [("a", 1), ("gpt-35", 2), ("c", 3)]
+    with pytest.raises(script.OverlayError, match="cannot rename"):
+        script.apply_overlay(paper, {"endpoints": {"$rename": {"gpt-3.5": "c"}}})
 
 
 def _expected_batch_stages(params: dict) -> set[str]:
