@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from servers.paper_dryrun import dry_run, stages_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +40,7 @@ def _flat(node: Any, path: tuple = ()) -> dict[tuple, Any]:
 
 
 def _matches(pattern: tuple, path: tuple) -> bool:
-    return len(pattern) == len(path) and all(p in ("*", k) for p, k in zip(pattern, path))
+    return len(pattern) == len(path) and all(p in ("*", k) for p, k in zip(pattern, path, strict=True))
 
 
 def _renamed(paper: dict, overlay: dict) -> dict:
@@ -157,6 +156,7 @@ def test_paper_profile_dry_run(tmp_path):
     assert {r["model"] for r in chat} == endpoint_models
     assert {r["prefix"] for r in chat} == {"/replica-a", "/replica-b"}  # the whole fleet served
     print(
-        f"\npaper dry run: {len(lock)} stages, first repro {result.seconds['first_repro']:.0f} s, "
-        f"second {result.seconds['second_repro']:.0f} s, {len(requests)} requests to the fake"
+        f"\npaper dry run: {len(lock)} stages, first repro {result.seconds['first_repro']:.0f} s "
+        f"({result.seconds['first_repro_cpu']:.0f} CPU s), second "
+        f"{result.seconds['second_repro']:.0f} s, {len(requests)} requests to the fake"
     )

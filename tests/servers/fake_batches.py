@@ -35,6 +35,7 @@ Run alone (`make paper-dryrun`): `PYTHONPATH=tests python -m servers.fake_batche
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import json
@@ -424,10 +425,8 @@ def main() -> None:
     print(f"fake OpenAI API (chat, files, batches) on {server.base_url}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     server.stop()
 
 
