@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from llm_scale import TEACHER, start_server  # noqa: E402
 
-from janus.config import LLMConfig, load_params  # noqa: E402
+from janus.config.llm import LLMConfig  # noqa: E402
+from janus.config.params import load_params  # noqa: E402
 from janus.io import write_jsonl  # noqa: E402
 
 DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from janus.chat_format import format_prompt
-from janus.config import load_params
+from janus.config.params import load_params
 from janus.infer.engines import TransformersEngine, encode_prompts
 
 # every setting the benchmark does not vary, from the tests' profile

@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from janus.config import LLMConfig, load_params  # noqa: E402
+from janus.config.llm import LLMConfig  # noqa: E402
+from janus.config.params import load_params  # noqa: E402
 from janus.llm import ChatRequest, LLMClient  # noqa: E402
 
 # every LLM setting the benchmark does not vary: the default profile's teacher

@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from janus.config import LLMConfig, load_params
+from janus.config.llm import LLMConfig
+from janus.config.params import load_params
 from janus.llm import ChatRequest, LLMClient
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ For every stage in dvc.yaml, the script(s) its `cmd` runs (`python stages/x.py .
 and every `import janus.x` / `from janus.x import y` (relative ones too, and imports inside
 functions, which run as well; not those under `if TYPE_CHECKING:`) is followed to a fixed point
 inside src/janus. A module's deps are its file and the `__init__.py` of every package above it
-(importing `janus.a.b` runs `janus/__init__.py` and `janus/a/__init__.py` first; an empty one
-runs nothing and is left out until it has content). Package data
+(importing `janus.a.b` runs `janus/__init__.py` and `janus/a/__init__.py` first; an empty one,
+or one that is only a docstring, runs nothing and is left out until it has code). Package data
 counts too: a prompt template named in a call of `janus.prompts.render*`
 (`render_messages("judge_absolute", ...)`) adds `src/janus/prompts/judge_absolute.*.j2`, and a
 call whose template name is not a literal adds the whole prompts directory. A directory all of
@@ -37,6 +37,8 @@ PROMPT_FUNCTIONS = {"render", "render_messages", "template_paths"}  # take a tem
 NOT_OUTPUT_SHAPING = {
     # MLflow logging of training runs: writes to mlflow.db / mlartifacts, nothing DVC tracks.
     "janus.tracking": "MLflow logging only",
+    # Its params section (MLflow on/off, URI, experiment): read by the same logging only.
+    "janus.config.tracking": "MLflow logging settings only",
 }
 CODE_ROOTS = ("src/", "stages/", "scripts/")  # deps under these are code deps (derived here)
 
@@ -126,6 +128,18 @@ def module_path(dotted: str, src: Path) -> Path | None:
     return None
 
 
+def runs_code(path: Path) -> bool:
+    """False for an empty file or one that is only a docstring (a package's __init__.py)."""
+    body = ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
+    docstring = (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    )
+    return len(body) > (1 if docstring else 0)
+
+
 def scan(path: Path, module: str | None, src: Path) -> ModuleInfo:
     scanner = _Scanner(module, path.name == "__init__.py", src)
     scanner.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
@@ -157,7 +171,7 @@ def code_files(scripts: Iterable[Path], root: Path = REPO) -> set[Path]:
         path = module_path(module, src)
         if path is None:
             raise SystemExit(f"stage_deps: {module} is imported but no file provides it")
-        if path.stat().st_size:  # an empty __init__.py runs nothing (and DVC warns on empty deps)
+        if runs_code(path):  # an empty __init__.py runs nothing (and DVC warns on empty deps)
             files.add(path)
         info = scan(path, module, src)
         pending += sorted(info.imports - seen)
@@ -181,11 +195,15 @@ def _is_source(path: Path) -> bool:
 
 
 def _all_files(directory: Path) -> set[Path]:
-    """The files a directory dep would stand for (empty ones run nothing)."""
+    """The files a directory dep would stand for (empty ones and docstring-only modules run
+    nothing)."""
     return {
         path
         for path in directory.rglob("*")
-        if path.is_file() and _is_source(path) and path.stat().st_size
+        if path.is_file()
+        and _is_source(path)
+        and path.stat().st_size
+        and (path.suffix != ".py" or runs_code(path))
     }
 
 

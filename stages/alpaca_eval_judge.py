@@ -3,7 +3,9 @@ AlpacaEval 2.0 answers with llm.judge; LC win rate and win rate into --metrics."
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.helpfulness import HelpfulnessSection
+from janus.config.llm import LLMSection
 from janus.evaluate.alpaca_eval_judge import run_alpaca_eval
 
 
@@ -14,7 +16,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="where alpaca_eval writes its results")
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(HelpfulnessSection, LLMSection)
     if params.helpfulness is None:
         raise SystemExit("params have no helpfulness section")
     run = params.helpfulness.alpaca_eval_runs[args.run]

@@ -3,7 +3,13 @@
 import argparse
 from pathlib import Path
 
-from janus.config import load_params
+from janus.config.bench import BenchSection
+from janus.config.common import load_sections
+from janus.config.expand_seeds import ExpandSeedsSection
+from janus.config.gold_responses import GoldResponsesSection
+from janus.config.llm import LLMSection
+from janus.config.preference_sets import PreferenceSetsSection
+from janus.config.system_messages import SystemMessagesSection
 from janus.evaluate.bench import BenchInputs, build_bench
 from janus.io import write_json, write_jsonl
 
@@ -17,7 +23,7 @@ def main() -> None:
     parser.add_argument("--train-test-rouge", required=True, help="plot data JSON")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(BenchSection, ExpandSeedsSection, GoldResponsesSection, LLMSection, PreferenceSetsSection, SystemMessagesSection)
     inputs = BenchInputs(
         training_instructions=(Path(args.instructions), Path(args.collection)),
         collection=Path(args.collection),

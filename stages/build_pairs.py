@@ -2,7 +2,8 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.build_pairs import BuildPairsSection
+from janus.config.common import load_sections
 from janus.data.pairs import build_pairs, read_collection_source, write_pairs
 from janus.io import write_json
 
@@ -17,7 +18,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="directory of pair files")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(BuildPairsSection)
     # build_pairs.collection, which dvc.yaml passes here and declares as the dependency
     rows, dimensions, published_pairs = read_collection_source(args.collection)
     files, metrics = build_pairs(rows, params.build_pairs, dimensions, published_pairs)

@@ -2,7 +2,9 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.expand_seeds import ExpandSeedsSection
+from janus.config.llm import LLMSection
 from janus.data.seeds import expand_seeds
 from janus.data.taxonomy import load_taxonomy
 from janus.io import write_json, write_jsonl
@@ -13,7 +15,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="seed preference sets JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(ExpandSeedsSection, LLMSection)
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, metrics = expand_seeds(taxonomy, params.expand_seeds, params.llm.teacher)
     write_jsonl(args.out, seed_sets)

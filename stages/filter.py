@@ -2,7 +2,8 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.filter import FilterSection
 from janus.data.filtering import filter_instructions
 from janus.io import write_json, write_jsonl
 
@@ -12,7 +13,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="instructions JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(FilterSection)
     instructions, metrics = filter_instructions(params.filter)
     write_jsonl(args.out, instructions)
     write_json(args.metrics, metrics)

@@ -2,7 +2,9 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.gold_responses import GoldResponsesSection
+from janus.config.llm import LLMSection
 from janus.data.gold_responses import generate_gold_responses
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
 
@@ -15,7 +17,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="the collection JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(GoldResponsesSection, LLMSection)
     metrics = generate_gold_responses(
         iter_jsonl(args.system_messages),
         params.gold_responses,

@@ -3,7 +3,9 @@ the benchmark's prompts; answers in the tool's own format under --out, counts in
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.helpfulness import HelpfulnessSection
+from janus.config.infer import InferSection
 from janus.evaluate.helpfulness_bench import run_helpfulness
 
 
@@ -13,7 +15,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="the benchmark's answer directory")
     parser.add_argument("--metrics", required=True, help="the stage's metrics file")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(HelpfulnessSection, InferSection)
     if params.helpfulness is None:
         raise SystemExit("params have no helpfulness section")
     run_helpfulness(params.infer, params.helpfulness, args.benchmark, args.out, args.metrics)

@@ -4,7 +4,8 @@ writes every sample with its reward to --samples)."""
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.infer import InferSection
 from janus.infer.responses import run_infer
 
 
@@ -18,7 +19,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     parser.add_argument("--samples", help="best-of-N only: every sample with its reward (JSONL)")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(InferSection)
     run_infer(params.infer, args.model, args.bench, args.out, args.metrics, args.samples)
 
 

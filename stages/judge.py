@@ -3,7 +3,10 @@
 import argparse
 from pathlib import Path
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.infer import InferSection
+from janus.config.judge import JudgeSection
+from janus.config.llm import LLMSection
 from janus.evaluate.judge import run_judge
 from janus.io import write_json, write_jsonl
 
@@ -15,7 +18,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="directory of judge outputs")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(InferSection, JudgeSection, LLMSection)
     outputs = run_judge(params, args.bench, args.responses)
     out = Path(args.out)
     write_jsonl(out / "absolute.jsonl", outputs.absolute)

@@ -2,7 +2,8 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.models import ModelsSection
 from janus.models import prepare_base_model
 
 
@@ -10,7 +11,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, help="checkpoint directory")
     args = parser.parse_args()
-    prepare_base_model(load_params().models, args.out)
+    prepare_base_model(load_sections(ModelsSection).models, args.out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.expand_seeds import ExpandSeedsSection
+from janus.config.llm import LLMSection
+from janus.config.preference_sets import PreferenceSetsSection
 from janus.data.common import read_preference_set_rows
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.taxonomy import load_taxonomy
@@ -16,7 +19,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="preference sets JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(ExpandSeedsSection, LLMSection, PreferenceSetsSection)
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, _ = read_preference_set_rows(args.seed_preferences, taxonomy.keys)
     metrics = generate_preference_sets(

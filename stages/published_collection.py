@@ -4,7 +4,8 @@ pair variants, every row checked -> <out>/multifaceted_collection.jsonl, <out>/p
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.published_collection import PublishedCollectionSection
 from janus.data.published import import_published, write_published
 from janus.data.taxonomy import load_taxonomy
 from janus.io import write_json
@@ -16,7 +17,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(PublishedCollectionSection)
     taxonomy = load_taxonomy(args.taxonomy)
     collection, pairs, metrics = import_published(params.published_collection, taxonomy.keys)
     write_published(args.out, collection, pairs)

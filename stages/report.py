@@ -3,7 +3,9 @@
 import argparse
 from pathlib import Path
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.infer import InferSection
+from janus.config.report import ReportSection
 from janus.evaluate.report import build_report, load_report_inputs
 from janus.io import atomic_open, write_json
 
@@ -20,7 +22,7 @@ def main() -> None:
     parser.add_argument("--plots", required=True, help="directory of plot data JSON")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(InferSection, ReportSection)
     inputs = load_report_inputs(
         judge_metrics=Path(args.judge_metrics),
         bench_metrics=Path(args.bench_metrics),

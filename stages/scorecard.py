@@ -4,7 +4,8 @@ reports/reproduction.md and metrics/reproduction.json (janus.evaluate.scorecard)
 import argparse
 from pathlib import Path
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.scorecard import ScorecardSection
 from janus.evaluate.scorecard import (
     build_cells,
     load_results,
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(ScorecardSection)
     if params.scorecard is None:
         raise SystemExit("params have no scorecard section")
     paper = read_paper_numbers(params.scorecard.paper_numbers)

@@ -2,7 +2,9 @@
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.llm import LLMSection
+from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import iter_preference_set_rows
 from janus.data.system_messages import generate_system_messages, load_examples
 from janus.io import count_jsonl_rows, write_json
@@ -16,7 +18,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="system messages JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(LLMSection, SystemMessagesSection)
     config = params.system_messages
     rows, dimensions = iter_preference_set_rows(args.preference_sets)
     examples = load_examples(config.examples_path, dimensions)

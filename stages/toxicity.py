@@ -9,7 +9,9 @@ python stages/toxicity.py score --generations DIR --out DIR --metrics M.json --s
 
 import argparse
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.llm import LLMSection
+from janus.config.toxicity import ToxicitySection
 from janus.evaluate.toxicity import run_toxicity, run_toxicity_generation
 
 
@@ -26,7 +28,7 @@ def main() -> None:
     score.add_argument("--metrics", required=True, help="metrics JSON, keyed by model")
     score.add_argument("--scorer-metrics", required=True, help="the scorer's own metrics JSON")
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections(LLMSection, ToxicitySection)
     if args.command == "generate":
         run_toxicity_generation(params.toxicity, args.model, args.out, args.metrics)
     else:

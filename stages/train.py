@@ -12,7 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from janus.config import load_params
+from janus.config.common import load_sections
+from janus.config.tracking import TrackingSection
+from janus.config.train import TrainSection
 from janus.train.common import KINDS, StageSpec
 from janus.train.data import TrainingInputError
 from janus.train.launch import relaunch_if_configured
@@ -41,7 +43,7 @@ def stage_spec(argv: list[str], root: Path) -> StageSpec:
 
 def main() -> None:
     args = build_parser().parse_args()
-    params = load_params()
+    params = load_sections(TrackingSection, TrainSection)
     try:
         relaunch_if_configured(params.train.common, __file__, sys.argv[1:])
         spec = stage_spec(sys.argv[1:], Path.cwd())

@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer llama with SmolLM2's tokenizer and chat template."""
-    from janus.config import load_params
+    from janus.config.params import load_params
     from janus.models import prepare_base_model
 
     out = tmp_path_factory.mktemp("models") / "tiny"

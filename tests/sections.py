@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from janus.config import Params
+from janus.config.params import Params
 from tests.conftest import REPO_ROOT
 
 

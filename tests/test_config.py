@@ -7,7 +7,19 @@ import copy
 import pytest
 import yaml
 
-from janus.config import ConfigError, load_params, parse_params
+from janus.config.common import (
+    PARAMS_KEYS,
+    ConfigError,
+    load_section,
+    load_sections,
+    parse_sections,
+)
+from janus.config.filter import FilterSection
+from janus.config.helpfulness import HelpfulnessSection
+from janus.config.infer import InferSection
+from janus.config.judge import JudgeSection
+from janus.config.llm import LLMSection
+from janus.config.params import Params, load_params, parse_params
 from tests.conftest import REPO_ROOT
 
 PROFILES = ["params.yaml", "profiles/paper.yaml", "profiles/tiny.yaml"]
@@ -85,3 +97,56 @@ def test_missing_or_broken_file_is_a_clear_error(tmp_path):
     broken.write_text("filter: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(broken)
+
+
+# A stage validates only the sections it reads (janus.config.common.load_sections), with the
+# messages of the whole schema.
+
+
+def _section_error_for(raw: dict, *sections) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_sections(raw, *sections)
+    return str(caught.value)
+
+
+def test_the_top_level_keys_are_the_params_fields():
+    assert set(PARAMS_KEYS) == set(Params.model_fields)
+
+
+def test_a_stage_loads_only_its_sections():
+    params = load_sections(LLMSection, InferSection, JudgeSection, path=REPO_ROOT / "params.yaml")
+    whole = load_params(REPO_ROOT / "params.yaml")
+    assert params.judge == whole.judge and params.infer == whole.infer
+    assert params.llm.judge.role == "judge"  # the section's own validators ran
+    assert not hasattr(params, "filter")
+    assert load_section(FilterSection, REPO_ROOT / "params.yaml") == whole.filter
+
+
+def test_a_bad_key_in_a_loaded_section_reads_as_in_the_whole_schema(default_raw):
+    raw = copy.deepcopy(default_raw)
+    raw["judge"]["repeat"] = 3
+    raw["llm"]["teacher"]["batch_size"] = "eight"
+    message = _section_error_for(raw, LLMSection, JudgeSection)
+    assert message == _error_for(raw)
+    assert "judge.repeat: unknown key" in message
+
+
+def test_other_sections_are_not_validated_but_their_names_are(default_raw):
+    raw = copy.deepcopy(default_raw)
+    raw["filter"]["total"] = "many"  # the judge stage does not read filter
+    assert parse_sections(raw, JudgeSection).judge.repeats == default_raw["judge"]["repeats"]
+    raw["judgee"] = {}
+    assert "judgee: unknown key" in _section_error_for(raw, JudgeSection)
+    del raw["judgee"], raw["judge"]
+    assert "judge: required key is missing" in _section_error_for(raw, JudgeSection)
+
+
+def test_cross_section_names_are_checked_with_the_sections_loaded(default_raw):
+    raw = copy.deepcopy(default_raw)
+    raw["helpfulness"]["models"] = ["no_such_model"]
+    raw["helpfulness"]["alpaca_eval_runs"] = {}
+    message = _section_error_for(raw, HelpfulnessSection, InferSection)
+    assert "helpfulness.models: ['no_such_model'] not in infer.models" in message
+    assert message == _error_for(raw)
+    # without infer (alpaca_eval_judge's sections) the names are checked where infer is loaded
+    assert parse_sections(raw, HelpfulnessSection).helpfulness.models == ["no_such_model"]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from janus.config import SOURCE_NAMES, SourceConfig
+from janus.config.filter import SOURCE_NAMES
+from janus.config.sources import SourceConfig
 from janus.data.filtering import compile_persona_regex, filter_instructions, has_persona
 from janus.data.sources import SourceError
 from tests.sections import tiny_entry, tiny_section
@@ -377,7 +378,7 @@ def test_params_errors_name_the_key():
 
 def test_repo_sample_data_passes_the_filter():
     """The default sample data: every source is readable, duplicates and personas are caught."""
-    from janus.config import load_params
+    from janus.config.params import load_params
 
     params = load_params(REPO / "params.yaml")
     config = params.filter.model_copy(update={"per_source": 100, "total": 1000})

@@ -17,7 +17,9 @@ from typing import get_args
 import pytest
 import yaml
 
-from janus.config import PublishedCollectionSection, SourceConfig, load_params
+from janus.config.params import load_params
+from janus.config.published_collection import PublishedCollectionSection
+from janus.config.sources import SourceConfig
 from janus.data.common import read_preference_set_rows
 from janus.data.pairs import build_pairs, read_collection_source
 from janus.data.published import (

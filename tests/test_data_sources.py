@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from janus.config import SOURCE_NAMES
+from janus.config.filter import SOURCE_NAMES
 from janus.data.sources import ADAPTERS, BadRow, SourceError, read_rows
 from janus.data.sources.base import human_turns
 

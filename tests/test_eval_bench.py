@@ -18,7 +18,7 @@ from servers.scripted_chat import (
     user_message,
 )
 
-from janus.config import parse_params
+from janus.config.params import parse_params
 from janus.evaluate.bench import (
     UNMAPPED,
     BenchInputs,

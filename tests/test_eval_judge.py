@@ -12,7 +12,7 @@ import pytest
 import yaml
 from servers.scripted_chat import ScriptedChatServer, user_message
 
-from janus.config import parse_params
+from janus.config.params import parse_params
 from janus.evaluate.judge import resolve_format, run_judge, sample_index
 from janus.evaluate.judge_parser import (
     JudgeParseError,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from janus.config import parse_params
+from janus.config.params import parse_params
 from janus.evaluate.diversity import response_diversity, rouge_l
 from janus.evaluate.report import ReportInputs, build_report, markdown_table, score_cell
 from tests.sections import tiny_section

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from janus.config import AlpacaEvalRun, HelpfulnessSection, load_params
+from janus.config.helpfulness import AlpacaEvalRun, HelpfulnessSection
+from janus.config.params import load_params
 from janus.evaluate.alpaca_eval_judge import alpaca_eval_command, run_alpaca_eval
 from janus.evaluate.helpfulness_bench import (
     format_conversation,

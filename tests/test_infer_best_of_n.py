@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from janus.chat_format import save_format
-from janus.config import InferSection
+from janus.config.infer import InferSection
 from janus.infer.best_of_n import Candidate, RewardModelScorer, choose_best, select_best
 from janus.infer.responses import run_best_of_n
 from tests.sections import tiny_section

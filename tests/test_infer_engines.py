@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from janus.chat_format import save_format
-from janus.config import InferSection
+from janus.config.infer import InferSection
 from janus.infer.engines import TransformersEngine, fit_prompt, load_engine
 from janus.infer.responses import response_metrics, run_checkpoint, run_endpoint, run_infer
 from janus.io import read_json, read_jsonl

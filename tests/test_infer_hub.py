@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from janus.config import ConfigError, InferSection, parse_params
+from janus.config.common import ConfigError
+from janus.config.infer import InferSection
+from janus.config.params import parse_params
 from tests.sections import tiny_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import pytest
 from sections import tiny_section
 from servers.fake_batches import FakeBatchesServer
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 from janus.llm import batch as batch_module
 from janus.llm.batch import BatchBackend, BatchState, split_requests
@@ -200,7 +200,7 @@ def test_a_batch_created_but_not_recorded_is_adopted(server, monkeypatch):
 
 CHILD = """
 import sys, json
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 config = LLMConfig.model_validate(json.loads(sys.argv[1]))
 requests = [ChatRequest(messages=[("user", f"item {i}")], max_tokens=8) for i in range(5)]

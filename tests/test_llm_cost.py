@@ -13,7 +13,8 @@ import yaml
 from sections import tiny_section
 from servers.fake_openai import FakeOpenAIServer
 
-from janus.config import LLMConfig, LLMSection, parse_params
+from janus.config.llm import LLMConfig, LLMSection
+from janus.config.params import parse_params
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
 from janus.llm.client import request_fields
@@ -383,7 +384,7 @@ def test_batch_mode_budgets_at_the_batch_price(server):
 
 STOPPED_CHILD = """
 import json, sys
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 config = LLMConfig.model_validate(json.loads(sys.argv[1]))
 with LLMClient(config, stage="preference_sets") as client:

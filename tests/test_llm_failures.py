@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from servers.fake_openai import FakeOpenAIServer
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient, StageFailed
 from janus.llm.openai_backend import EndpointConfigError
 from tests.sections import tiny_section

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.cache import CACHE_FILE, resolve_cache_dir
 from janus.llm.structured import InvalidOutput, parse_and_validate

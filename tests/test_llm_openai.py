@@ -15,7 +15,7 @@ import logging
 import pytest
 from servers.fake_openai import FakeOpenAIServer
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.cache import resolve_cache_dir
 from janus.llm.openai_backend import EndpointConfigError, RateLimiter

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from janus.config import ConfigError, Params, parse_params
+from janus.config.common import ConfigError
+from janus.config.params import Params, parse_params
 from tests.conftest import REPO_ROOT
 
 PROFILES = ["params.yaml", "profiles/paper.yaml", "profiles/tiny.yaml"]
@@ -214,7 +215,7 @@ def test_dvc_params_diff_shows_every_difference_between_profiles(tmp_path):
     import subprocess
     import sys
 
-    from janus.config import load_params
+    from janus.config.params import load_params
 
     env = {
         **os.environ,

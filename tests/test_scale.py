@@ -44,7 +44,7 @@ def test_allow_smaller_runs_on_what_is_there(caplog):
 def test_the_paper_profile_bench_refuses_the_bundled_samples(monkeypatch):
     from pathlib import Path
 
-    from janus.config import load_params
+    from janus.config.params import load_params
     from janus.evaluate.bench import select_instructions
 
     repo = Path(__file__).resolve().parents[1]

@@ -43,16 +43,34 @@ def test_every_stage_depends_on_the_code_it_runs():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_config_and_io_are_deps_of_every_stage_that_imports_them():
+def test_config_core_and_io_are_deps_of_every_stage_that_imports_them():
     stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         body = stage.get("do", stage)
         script = next(t for t in body["cmd"].split() if t.endswith(".py"))
         source = (REPO_ROOT / script).read_text()
         deps = body["deps"]
-        assert "src/janus/config.py" in deps, name  # every stage script loads params
+        # every stage script loads its params sections through the core
+        assert "src/janus/config/common.py" in deps, name
         if "janus.io" in source:
             assert "src/janus/io.py" in deps, name
+
+
+def _stages_depending_on(dep: str) -> set[str]:
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    return {name for name, stage in stages.items() if dep in stage.get("do", stage)["deps"]}
+
+
+def test_a_section_schema_is_a_dep_only_of_the_stages_that_read_it():
+    # editing the judge's params schema re-judges; it never retrains nor regenerates
+    assert _stages_depending_on("src/janus/config/judge.py") == {"judge"}
+    assert _stages_depending_on("src/janus/config/train.py").isdisjoint({"judge", "report"})
+    assert "src/janus/config/params.py" not in {  # the whole schema is for tests and the CLI
+        dep
+        for stage in yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"].values()
+        for dep in stage.get("do", stage)["deps"]
+    }
+    assert not _stages_depending_on("src/janus/config")  # no stage reads every section
 
 
 def _without(text: str, stage: str, dep: str) -> str:
@@ -68,12 +86,12 @@ def test_a_missing_file_fails_the_check_and_is_named(tmp_path):
     text = (REPO_ROOT / "dvc.yaml").read_text()
     broken = tmp_path / "dvc.yaml"
     broken.write_text(
-        _without(_without(text, "filter", "src/janus/io.py"), "judge", "src/janus/config.py")
+        _without(_without(text, "filter", "src/janus/io.py"), "judge", "src/janus/config/judge.py")
     )
     result = _check(broken)
     assert result.returncode == 1
     assert "filter: missing dep src/janus/io.py" in result.stdout
-    assert "judge: missing dep src/janus/config.py" in result.stdout
+    assert "judge: missing dep src/janus/config/judge.py" in result.stdout
     assert "bench:" not in result.stdout  # only the stages that lost a dep
 
 
@@ -132,7 +150,7 @@ def test_closure_follows_lazy_and_relative_imports_and_prompt_templates(tmp_path
             "src/janus/helper.py": "def helper(): ...\n",
             "src/janus/typing_only.py": "X = 1\n",
             "src/janus/unused.py": "X = 1\n",
-            "src/janus/extra/__init__.py": "",  # empty: runs nothing, not a dep
+            "src/janus/extra/__init__.py": '"""Only a docstring: runs nothing, not a dep."""\n',
             "src/janus/extra/tool.py": "from . import other\n",
             "src/janus/extra/other.py": "X = 1\n",
             "src/janus/prompts/__init__.py": "def render_messages(name, **v): ...\n",

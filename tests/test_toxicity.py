@@ -313,7 +313,7 @@ def test_too_few_prompts_stop_generation_unless_allowed(tmp_path):
 def test_the_paper_profile_refuses_the_sample_prompt_file(monkeypatch):
     from pathlib import Path
 
-    from janus.config import load_params
+    from janus.config.params import load_params
 
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(repo)

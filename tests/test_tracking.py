@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from janus.config import TrackingSection
+from janus.config.tracking import TrackingSection
 from janus.tracking import (
     default_tracking_uri,
     dvc_md5,

@@ -13,7 +13,10 @@ import pytest
 import yaml
 from test_train_stages import spec, training_commands
 
-from janus.config import ConfigError, TrackingSection, TrainSection, parse_params
+from janus.config.common import ConfigError
+from janus.config.params import parse_params
+from janus.config.tracking import TrackingSection
+from janus.config.train import TrainSection
 from janus.train.common import DeviceSettings, StageSpec, check_packing, resolve_device
 from janus.train.data import TrainingInputError
 from janus.train.run import run_training_stage
@@ -145,7 +148,7 @@ def test_output_shaping_train_keys_have_no_default(key):
 def test_every_stage_section_maps_onto_its_trl_config(profile):
     """Each train.<stage> key is a field of the stage's TRL config class, and the built config
     carries the value (passed through, not copied field by field)."""
-    from janus.config import load_params
+    from janus.config.params import load_params
     from janus.train.common import trainer_config, trainer_params
     from janus.train.configs import check_stage_keys
 

@@ -10,7 +10,7 @@ import yaml
 from transformers import AutoTokenizer
 
 from janus.chat_format import format_prompt
-from janus.config import RewardModelStage
+from janus.config.train import RewardModelStage
 from janus.train.data import (
     PREFERENCE_COLUMNS,
     SFT_COLUMNS,

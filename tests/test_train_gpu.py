@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from janus.config import TrackingSection
+from janus.config.tracking import TrackingSection
 from janus.train.common import resolve_device
 from janus.train.run import run_training_stage
 

@@ -17,7 +17,8 @@ import yaml
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from janus.chat_format import format_prompt, load_format
-from janus.config import TrackingSection, TrainSection
+from janus.config.tracking import TrackingSection
+from janus.config.train import TrainSection
 from janus.train.common import StageSpec
 from janus.train.run import run_training_stage
 from stages.train import stage_spec

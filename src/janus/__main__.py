@@ -15,7 +15,7 @@ from pathlib import Path
 def _forecast(args: argparse.Namespace) -> int:
     import yaml
 
-    from janus.config import load_params
+    from janus.config.params import load_params
     from janus.llm.forecast import as_json, forecast, render_table
 
     params = load_params(args.params)
@@ -30,7 +30,7 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _spend(args: argparse.Namespace) -> int:
-    from janus.config import load_params
+    from janus.config.params import load_params
     from janus.llm.cache import resolve_cache_dir
     from janus.llm.pricing import LEDGER_FILE, SpendLedger, current_run_id
 

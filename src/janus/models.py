@@ -14,7 +14,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from janus.config import ModelsSection
+from janus.config.models import ModelsSection
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)

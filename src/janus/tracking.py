@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from janus.config import TrackingSection
+from janus.config.tracking import TrackingSection
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)

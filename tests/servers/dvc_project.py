@@ -76,7 +76,7 @@ Path("metrics/evaluate.json").write_text(json.dumps(metrics))
 
 # The stand-in trainer's MLflow logging goes through janus.tracking, as the real trainers' does.
 TRACKING_CODE = """
-from janus.config import TrackingSection
+from janus.config.tracking import TrackingSection
 from janus.tracking import start_run
 
 tracking = TrackingSection.model_validate(yaml.safe_load(Path("params.yaml").read_text())["tracking"])

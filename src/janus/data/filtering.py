@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from janus.config import SOURCE_NAMES, FilterSection, SourceConfig
+from janus.config.filter import SOURCE_NAMES, FilterSection
+from janus.config.sources import SourceConfig
 from janus.data.sources import ADAPTERS, BadRow, SourceError, read_rows
 from janus.logging_utils import get_logger
 

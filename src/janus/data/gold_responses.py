@@ -16,7 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from janus.config import GoldResponsesSection, LLMConfig
+from janus.config.gold_responses import GoldResponsesSection
+from janus.config.llm import LLMConfig
 from janus.io import write_jsonl
 from janus.logging_utils import get_logger
 from janus.prompts import render_messages

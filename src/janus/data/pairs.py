@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from janus.config import BuildPairsSection
+from janus.config.build_pairs import BuildPairsSection
 from janus.data.common import item_rng, read_preference_set_rows
 from janus.data.published import read_published
 from janus.data.rows import PAIR_VARIANTS

@@ -12,7 +12,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from janus.config import LLMConfig, PreferenceSetsSection
+from janus.config.llm import LLMConfig
+from janus.config.preference_sets import PreferenceSetsSection
 from janus.data.common import (
     Limits,
     PreferenceSetError,

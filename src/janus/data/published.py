@@ -21,7 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from janus.config import PublishedCollectionSection, SourceConfig
+from janus.config.published_collection import PublishedCollectionSection
+from janus.config.sources import SourceConfig
 from janus.data.common import PreferenceSetError, validate_preference_set
 from janus.data.rows import PAIR_VARIANTS, VARIANT_ROW_TYPES, PublishedPairRow
 from janus.data.sources import SourceError, read_rows

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from janus.config import ExpandSeedsSection, LLMConfig
+from janus.config.expand_seeds import ExpandSeedsSection
+from janus.config.llm import LLMConfig
 from janus.data.common import item_rng
 from janus.data.taxonomy import Taxonomy
 from janus.logging_utils import get_logger

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from janus.config import LLMConfig, SystemMessagesSection
+from janus.config.llm import LLMConfig
+from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import PreferenceSetError, item_rng, validate_preference_set
 from janus.io import read_jsonl, write_jsonl
 from janus.logging_utils import get_logger

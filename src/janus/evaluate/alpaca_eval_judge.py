@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from janus.config import AlpacaEvalRun, LLMConfig
+from janus.config.helpfulness import AlpacaEvalRun
+from janus.config.llm import LLMConfig
 from janus.io import write_json
 from janus.logging_utils import get_logger
 

@@ -29,19 +29,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from janus.config import (
-    BENCH_SOURCE_NAMES,
-    BenchSection,
-    BenchSourceConfig,
-    GoldResponsesSection,
-    Params,
-    PreferenceSetsSection,
-    SystemMessagesSection,
-)
+from janus.config.bench import BENCH_SOURCE_NAMES, BenchSection, BenchSourceConfig
+from janus.config.gold_responses import GoldResponsesSection
+from janus.config.llm import LLMSection
+from janus.config.preference_sets import PreferenceSetsSection
+from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import (
     Limits,
     PreferenceSetError,
@@ -411,8 +407,18 @@ class BenchInputs:
     system_message_examples: Path
 
 
+class BenchParams(Protocol):
+    """The sections the bench stage reads: `load_sections(...)` of them, or the whole Params."""
+
+    llm: LLMSection
+    preference_sets: PreferenceSetsSection
+    system_messages: SystemMessagesSection
+    gold_responses: GoldResponsesSection
+    bench: BenchSection
+
+
 def _generation_sections(
-    config: BenchSection, params: Params
+    config: BenchSection, params: BenchParams
 ) -> tuple[PreferenceSetsSection, SystemMessagesSection, GoldResponsesSection]:
     """The data stages' own sections, filled from the bench's params, so that bench system
     messages and reference answers are made by exactly the training data's code and prompts."""
@@ -452,7 +458,7 @@ def generate_bench_rows(
     taxonomy: Taxonomy,
     seed_sets: list[dict[str, Any]],
     examples: list[dict[str, Any]],
-    params: Params,
+    params: BenchParams,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Bench rows for the selected instructions, and the generation counts and LLM usage."""
     from janus.llm import LLMClient
@@ -580,7 +586,7 @@ def train_test_similarity(
 
 
 def build_bench(
-    params: Params, inputs: BenchInputs, root: Path | str = "."
+    params: BenchParams, inputs: BenchInputs, root: Path | str = "."
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """(bench rows, train-test ROUGE-L per row, metrics) for `params.bench`."""
     root = Path(root)
@@ -612,7 +618,7 @@ def build_bench(
 
 
 def _build_own(
-    params: Params, inputs: BenchInputs, root: Path
+    params: BenchParams, inputs: BenchInputs, root: Path
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     config = params.bench
     taxonomy = load_taxonomy(inputs.taxonomy)

@@ -33,7 +33,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from janus.config import HelpfulnessSection, InferSection, LLMConfig
+from janus.config.helpfulness import HelpfulnessSection
+from janus.config.infer import InferSection
+from janus.config.llm import LLMConfig
 from janus.data.sources.base import read_rows
 from janus.infer.engines import Engine, encode_prompts, load_engine
 from janus.infer.responses import local_model

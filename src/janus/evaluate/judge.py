@@ -29,9 +29,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from janus.config import JudgeSection, LLMConfig, Params
+from janus.config.infer import InferSection
+from janus.config.judge import JudgeSection
+from janus.config.llm import LLMConfig, LLMSection
 from janus.evaluate.bench import read_bench
 from janus.evaluate.judge_parser import (
     Judgement,
@@ -627,8 +629,16 @@ def parse_summary(
     }
 
 
+class JudgeParams(Protocol):
+    """The sections the judge stage reads: `load_sections(...)` of them, or the whole Params."""
+
+    llm: LLMSection
+    infer: InferSection
+    judge: JudgeSection
+
+
 def run_judge(
-    params: Params, bench_path: Path | str, responses_dir: Path | str
+    params: JudgeParams, bench_path: Path | str, responses_dir: Path | str
 ) -> JudgeOutputs:
     from janus.llm import LLMClient, check_failed_fraction
 

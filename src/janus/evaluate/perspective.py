@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from janus.config import PerspectiveParams
+from janus.config.toxicity import PerspectiveParams
 from janus.logging_utils import get_logger, progress
 
 log = get_logger(__name__)

@@ -18,9 +18,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from janus.config import BENCH_SOURCE_NAMES, Params
+from janus.config.bench import BENCH_SOURCE_NAMES
+from janus.config.infer import InferSection
+from janus.config.report import ReportSection
 from janus.evaluate.bench import read_bench
 from janus.evaluate.diversity import response_diversity
 from janus.evaluate.winrate import OUTCOMES
@@ -154,7 +156,14 @@ class BestOfNPair:
     n: int
 
 
-def best_of_n_pairs(params: Params) -> list[BestOfNPair]:
+class ReportParams(Protocol):
+    """The sections the report stage reads: `load_sections(...)` of them, or the whole Params."""
+
+    infer: InferSection
+    report: ReportSection
+
+
+def best_of_n_pairs(params: ReportParams) -> list[BestOfNPair]:
     """Each best-of-N entry with the plain model that shares its checkpoint (by path)."""
     pairs = []
     for name, entry in params.infer.best_of_n.items():
@@ -532,7 +541,7 @@ class Report:
     plots: dict[str, list[dict[str, Any]]]  # plot file name -> rows
 
 
-def report_models(params: Params, judge: dict[str, Any]) -> list[str]:
+def report_models(params: ReportParams, judge: dict[str, Any]) -> list[str]:
     models = list(params.report.models) or params.infer.model_names()
     missing = [m for m in models if m not in judge.get("scores", {})]
     if missing:
@@ -572,7 +581,7 @@ def win_rate_plot_rows(judge: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def build_report(params: Params, inputs: ReportInputs) -> Report:
+def build_report(params: ReportParams, inputs: ReportInputs) -> Report:
     judge, bench = inputs.judge, inputs.bench
     models = report_models(params, judge)
     instruction_of = {row["id"]: row["instruction_id"] for row in inputs.bench_rows}

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from janus.chat_format import format_prompt, load_format
-from janus.config import ClassifierParams, LLMConfig, ToxicitySection
+from janus.config.llm import LLMConfig
+from janus.config.toxicity import ClassifierParams, ToxicitySection
 from janus.infer.engines import (
     Completion,
     encode_prompts,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from janus.config import EngineParams, SamplingParams
+from janus.config.engine import EngineParams, SamplingParams
 from janus.hf_loading import resolve_device, resolve_dtype  # noqa: F401 - re-exported
 from janus.logging_utils import get_logger, progress
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from janus.chat_format import format_prompt, load_format
-from janus.config import InferSection, LLMConfig
+from janus.config.infer import InferSection
+from janus.config.llm import LLMConfig
 from janus.infer.best_of_n import (
     Candidate,
     RewardFunction,

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm.cache import ResponseCache, resolve_cache_dir
 from janus.llm.openai_backend import EndpointConfigError, MalformedResponse, OpenAIBackend
 from janus.llm.openai_backend import parse_chat_completion as parse_body

@@ -8,7 +8,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
 from janus.llm.pricing import CostGuard
 from janus.llm.structured import InvalidOutput, check_schema, parse_and_validate

@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from janus.config import LLMConfig, Params
+from janus.config.llm import LLMConfig
+from janus.config.params import Params
 from janus.llm.cache import CACHE_FILE, cache_key, resolve_cache_dir
 from janus.llm.pricing import (
     TIKTOKEN_HINT,

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm.structured import schema_json
 from janus.llm.types import Generation, Job, UsageStats
 from janus.logging_utils import get_logger

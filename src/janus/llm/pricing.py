@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from janus.config import LLMConfig
+from janus.config.llm import LLMConfig
 from janus.llm.types import ChatRequest, Generation, Job, UsageStats
 from janus.logging_utils import get_logger
 

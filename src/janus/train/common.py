@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from janus.config import TrainCommon, TrainStage
+from janus.config.train import TrainCommon, TrainStage
 from janus.io import write_json
 from janus.logging_utils import get_logger
 from janus.train.data import TrainingInputError
@@ -317,7 +317,7 @@ def checkpointing_arg() -> str:
 
 def trainer_params(stage: TrainStage) -> dict[str, Any]:
     """A stage's params section as TRL config fields (janus's own reward-model keys left out)."""
-    from janus.config import REWARD_STAGE_FIELDS
+    from janus.config.train import REWARD_STAGE_FIELDS
 
     return {k: v for k, v in stage.model_dump(mode="python").items() if k not in REWARD_STAGE_FIELDS}
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from janus.config import RewardModelStage
+from janus.config.train import RewardModelStage
 from janus.data.sources.base import BadRow, SourceError, read_rows, require_text
 from janus.logging_utils import get_logger
 from janus.train.data import TrainingInputError

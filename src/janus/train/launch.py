@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from janus.config import TrainCommon
+from janus.config.train import TrainCommon
 from janus.logging_utils import get_logger
 from janus.train.data import TrainingInputError
 

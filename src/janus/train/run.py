@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from janus.chat_format import save_format
-from janus.config import TrackingSection, TrainSection
+from janus.config.tracking import TrackingSection
+from janus.config.train import TrainSection
 from janus.io import write_json, write_runtime
 from janus.logging_utils import get_logger
 from janus.tracking import registered_model_name, start_run
@@ -130,7 +131,7 @@ def relative_to_root(name_or_path: str, root: Path) -> str:
 
 def stage_section(section: TrainSection, spec: StageSpec):
     """`train.<stage>` of params; its schema must be the one of the stage's trainer."""
-    from janus.config import DPOStage, ORPOStage, RewardModelStage, SFTStage
+    from janus.config.train import DPOStage, ORPOStage, RewardModelStage, SFTStage
 
     stage = getattr(section, spec.name, None)
     if stage is None:
