@@ -34,8 +34,8 @@ OVERLAY = REPO / "profiles" / "paper_dryrun.overlay.yaml"
 OUT = REPO / "profiles" / "paper_dryrun.yaml"
 # Tiny stand-ins for hub models, <owner>/<name>, served to the dry run from an offline hub cache
 HUB_SAMPLES = REPO / "data" / "hub_samples"
-# The port in the committed file, which `make paper-dryrun` serves the fake on; the test picks a
-# free one and regenerates into its copy of the repo.
+# The port written in the committed file. The dry run (tests/servers/paper_dryrun.py) serves the
+# fake on a free port and regenerates the profile with it into its copy of the repo.
 DEFAULT_FAKE_PORT = 18999
 WILDCARD = "*"
 RENAME = "$rename"
@@ -118,7 +118,9 @@ def online_leftovers(params: dict, repo: Path = REPO) -> list[str]:
         if isinstance(value, str) and value.startswith("hub:"):
             problems.append(f"{path}: {value} (a hub dataset)")
         elif leaf in ("hub_id", "model") and isinstance(value, str) and "/" in value:
-            if path.startswith(("llm.", "infer.endpoints.")):
+            section = path.split(".")[:2]
+            api = params.get(section[0], {}).get(section[1]) if section[0] == "llm" else None
+            if path.startswith("infer.endpoints.") or (api or {}).get("backend") == "openai":
                 continue  # an API model name, served by the fake
             if path == "models.hub_id" and params["models"]["source"] != "hub":
                 continue  # not read: the base model is built, not downloaded

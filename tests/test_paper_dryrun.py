@@ -98,7 +98,10 @@ def test_wildcard_reaches_every_mapping_and_only_those():
 def test_what_would_reach_the_network_is_named():
     script = _script()
     params = {
-        "llm": {"teacher": {"backend": "openai", "base_url": None, "model": "gpt-4.1"}},
+        "llm": {
+            "teacher": {"backend": "openai", "base_url": None, "model": "gpt-4.1"},
+            "open_judge": {"backend": "local", "base_url": None, "model": "someone/judge-7b"},
+        },
         "infer": {"endpoints": {"gpt-3.5": {"backend": "openai", "base_url": "http://x/v1"}}},
         "filter": {"sources": {"nectar": {"path": "hub:berkeley-nest/Nectar"}}},
         "toxicity": {"hub_models": {"x": {"hub_id": "someone/unknown-7b", "revision": "main"}}},
@@ -108,6 +111,8 @@ def test_what_would_reach_the_network_is_named():
     assert "filter.sources.nectar.path: hub:berkeley-nest/Nectar" in problems
     assert "toxicity.hub_models.x.hub_id: someone/unknown-7b" in problems
     assert "infer.endpoints.gpt-3.5: DVC reads a dot" in problems
+    assert "llm.open_judge.model: someone/judge-7b" in problems  # loaded locally: needs a stand-in
+    assert "gpt-4.1" not in problems  # an API model: the fake serves it
 
 
 def test_rename_keeps_the_order_and_refuses_a_clash():
