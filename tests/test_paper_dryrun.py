@@ -168,3 +168,57 @@ def test_paper_profile_dry_run(tmp_path):
         f"({result.seconds['first_repro_cpu']:.0f} CPU s), second "
         f"{result.seconds['second_repro']:.0f} s, {len(requests)} requests to the fake"
     )
+
+
+def _schemas() -> dict[str, dict]:
+    from janus.data.common import Limits, preference_set_schema
+    from janus.evaluate.bench import rubric_schema
+    from janus.evaluate.judge_parser import absolute_schema, pairwise_schema
+    from janus.evaluate.toxicity import llm_schema
+
+    dimensions = ["style", "background_knowledge", "informativeness", "harmlessness"]
+    return {
+        "preference_set": preference_set_schema(dimensions, Limits(60, 400, 2)),
+        "rubric": rubric_schema(dimensions, 300),
+        "toxicity_int10": llm_schema("int10"),
+        "toxicity_unit": llm_schema("unit"),
+        "judge_absolute": absolute_schema(1000),
+        "judge_pairwise": pairwise_schema(1000),
+    }
+
+
+@pytest.mark.parametrize("route", ["json_schema", "json_object", "prompt"])
+def test_fake_answers_every_schema_validly_on_every_route(route):
+    from servers.valid_answers import answer
+
+    from janus.llm.structured import parse_and_validate, schema_json
+    from janus.prompts import render
+
+    for name, schema in _schemas().items():
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": f"Do {name}."}]}
+        if route == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": schema, "strict": False},
+            }
+        else:  # the schema in the prompt, as janus.llm.openai_backend words it
+            instructions = render("json_schema_instructions", "user", schema=schema_json(schema))
+            body["messages"][0]["content"] += "\n\n" + instructions
+            if route == "json_object":
+                body["response_format"] = {"type": "json_object"}
+        parse_and_validate(answer(body), schema)  # raises InvalidOutput when it is not
+
+
+def test_fake_answers_the_judge_text_formats_parseably():
+    from servers.valid_answers import answer
+
+    from janus.evaluate.judge_parser import parse_absolute_text, parse_pairwise_text
+    from janus.prompts import PROMPTS_DIR
+
+    for prompt_name, parse in (("judge_absolute", parse_absolute_text), ("judge_pairwise", parse_pairwise_text)):
+        template = (PROMPTS_DIR / f"{prompt_name}.user.j2").read_text()
+        scores = {
+            parse(answer({"messages": [{"role": "user", "content": f"{template}\n{i}"}]})).verdict
+            for i in range(20)
+        }
+        assert len(scores) > 1, prompt_name  # answers vary with the prompt
