@@ -39,6 +39,9 @@ NOT_OUTPUT_SHAPING = {
     "janus.tracking": "MLflow logging only",
     # Its params section (MLflow on/off, URI, experiment): read by the same logging only.
     "janus.config.tracking": "MLflow logging settings only",
+    # Checks a stage runs before it starts (served model, key, GPUs): it stops a stage or lets
+    # it run, and writes nothing.
+    "janus.preflight": "checks before a stage starts",
 }
 CODE_ROOTS = ("src/", "stages/", "scripts/")  # deps under these are code deps (derived here)
 

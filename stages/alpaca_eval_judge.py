@@ -7,6 +7,7 @@ from janus.config.common import load_sections
 from janus.config.helpfulness import HelpfulnessSection
 from janus.config.llm import LLMSection
 from janus.evaluate.alpaca_eval_judge import run_alpaca_eval
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -19,6 +20,7 @@ def main() -> None:
     params = load_sections(HelpfulnessSection, LLMSection)
     if params.helpfulness is None:
         raise SystemExit("params have no helpfulness section")
+    before_stage(params, "llm.judge")
     run = params.helpfulness.alpaca_eval_runs[args.run]
     run_alpaca_eval(
         run,

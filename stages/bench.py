@@ -12,6 +12,7 @@ from janus.config.preference_sets import PreferenceSetsSection
 from janus.config.system_messages import SystemMessagesSection
 from janus.evaluate.bench import BenchInputs, build_bench
 from janus.io import write_json, write_jsonl
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -24,6 +25,8 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_sections(BenchSection, ExpandSeedsSection, GoldResponsesSection, LLMSection, PreferenceSetsSection, SystemMessagesSection)
+    if params.bench.published is None:  # building a bench asks the teacher
+        before_stage(params, "llm.teacher")
     inputs = BenchInputs(
         training_instructions=(Path(args.instructions), Path(args.collection)),
         collection=Path(args.collection),

@@ -8,6 +8,7 @@ from janus.config.llm import LLMSection
 from janus.data.seeds import expand_seeds
 from janus.data.taxonomy import load_taxonomy
 from janus.io import write_json, write_jsonl
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -16,6 +17,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_sections(ExpandSeedsSection, LLMSection)
+    before_stage(params, "llm.teacher")
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, metrics = expand_seeds(taxonomy, params.expand_seeds, params.llm.teacher)
     write_jsonl(args.out, seed_sets)

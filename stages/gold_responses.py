@@ -7,6 +7,7 @@ from janus.config.gold_responses import GoldResponsesSection
 from janus.config.llm import LLMSection
 from janus.data.gold_responses import generate_gold_responses
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -18,6 +19,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_sections(GoldResponsesSection, LLMSection)
+    before_stage(params, "llm.teacher")
     metrics = generate_gold_responses(
         iter_jsonl(args.system_messages),
         params.gold_responses,

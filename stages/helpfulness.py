@@ -7,6 +7,7 @@ from janus.config.common import load_sections
 from janus.config.helpfulness import HelpfulnessSection
 from janus.config.infer import InferSection
 from janus.evaluate.helpfulness_bench import run_helpfulness
+from janus.preflight import answering_keys, before_stage
 
 
 def main() -> None:
@@ -18,6 +19,7 @@ def main() -> None:
     params = load_sections(HelpfulnessSection, InferSection)
     if params.helpfulness is None:
         raise SystemExit("params have no helpfulness section")
+    before_stage(params, *answering_keys(params, params.helpfulness.models, "helpfulness.engine"))
     run_helpfulness(params.infer, params.helpfulness, args.benchmark, args.out, args.metrics)
 
 

@@ -7,6 +7,7 @@ import argparse
 from janus.config.common import load_sections
 from janus.config.infer import InferSection
 from janus.infer.responses import run_infer
+from janus.preflight import answering_keys, before_stage
 
 
 def main() -> None:
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--samples", help="best-of-N only: every sample with its reward (JSONL)")
     args = parser.parse_args()
     params = load_sections(InferSection)
+    before_stage(params, *answering_keys(params, [args.model], "infer.engine"))
     run_infer(params.infer, args.model, args.bench, args.out, args.metrics, args.samples)
 
 

@@ -9,6 +9,7 @@ from janus.config.judge import JudgeSection
 from janus.config.llm import LLMSection
 from janus.evaluate.judge import run_judge
 from janus.io import write_json, write_jsonl
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_sections(InferSection, JudgeSection, LLMSection)
+    before_stage(params, "llm.judge")
     outputs = run_judge(params, args.bench, args.responses)
     out = Path(args.out)
     write_jsonl(out / "absolute.jsonl", outputs.absolute)

@@ -10,6 +10,7 @@ from janus.data.common import read_preference_set_rows
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.taxonomy import load_taxonomy
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_sections(ExpandSeedsSection, LLMSection, PreferenceSetsSection)
+    before_stage(params, "llm.teacher")
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, _ = read_preference_set_rows(args.seed_preferences, taxonomy.keys)
     metrics = generate_preference_sets(

@@ -8,6 +8,7 @@ from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import iter_preference_set_rows
 from janus.data.system_messages import generate_system_messages, load_examples
 from janus.io import count_jsonl_rows, write_json
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_sections(LLMSection, SystemMessagesSection)
+    before_stage(params, "llm.teacher")
     config = params.system_messages
     rows, dimensions = iter_preference_set_rows(args.preference_sets)
     examples = load_examples(config.examples_path, dimensions)

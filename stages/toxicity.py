@@ -13,6 +13,7 @@ from janus.config.common import load_sections
 from janus.config.llm import LLMSection
 from janus.config.toxicity import ToxicitySection
 from janus.evaluate.toxicity import run_toxicity, run_toxicity_generation
+from janus.preflight import before_stage
 
 
 def main() -> None:
@@ -30,8 +31,11 @@ def main() -> None:
     args = parser.parse_args()
     params = load_sections(LLMSection, ToxicitySection)
     if args.command == "generate":
+        before_stage(params, "toxicity.engine")
         run_toxicity_generation(params.toxicity, args.model, args.out, args.metrics)
     else:
+        if "llm" in (params.toxicity.scorer, *params.toxicity.extra_scorers):
+            before_stage(params, "llm.judge")
         run_toxicity(
             params.toxicity,
             params.llm.judge,

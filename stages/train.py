@@ -15,6 +15,7 @@ from pathlib import Path
 from janus.config.common import load_sections
 from janus.config.tracking import TrackingSection
 from janus.config.train import TrainSection
+from janus.preflight import before_stage
 from janus.train.common import KINDS, StageSpec
 from janus.train.data import TrainingInputError
 from janus.train.launch import relaunch_if_configured
@@ -44,6 +45,7 @@ def stage_spec(argv: list[str], root: Path) -> StageSpec:
 def main() -> None:
     args = build_parser().parse_args()
     params = load_sections(TrackingSection, TrainSection)
+    before_stage(params, "train.common.accelerate_config")  # before a relaunch
     try:
         relaunch_if_configured(params.train.common, __file__, sys.argv[1:])
         spec = stage_spec(sys.argv[1:], Path.cwd())

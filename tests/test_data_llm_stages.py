@@ -202,7 +202,8 @@ def test_gold_responses_make_the_published_columns(teacher, tmp_path):
     assert _runtime("gold_responses")["requests"] == 5
     assert _runtime("gold_responses")["cache_hits"] == 0
 
-    # A rerun is served from the cache; only the empty answer, never cached, is asked again.
+    # A rerun is served from the cache; only the item whose answers were all empty (it failed)
+    # is asked again, a fresh round of three.
     before = sum(teacher.seen.values())
     again = generate_gold_responses(
         rows, GOLD, tiny_section("llm.teacher", **teacher.llm_config()), out

@@ -176,6 +176,81 @@ def test_invalid_answer_is_reasked_in_a_following_batch(server):
     assert json.loads(first_lines[0])["body"]["response_format"]["type"] == "json_schema"
 
 
+def _lines_of(server, batch_entry) -> list[dict]:
+    content = server.files[batch_entry["object"]["input_file_id"]]["content"].decode()
+    return [json.loads(line) for line in content.splitlines()]
+
+
+def test_a_line_rejected_for_its_response_format_moves_the_route_down(server):
+    """As online: a 400 naming response_format moves json_schema -> json_object; only the
+    rejected items go into the next batch (on the new route); the other answers are kept."""
+    server.reject_formats = {"json_schema"}
+    structured = ["first structured", "second structured"]
+    plain = ["plain one", "plain two"]
+    requests = _requests(structured, schema=ANSWER_SCHEMA) + _requests(plain)
+    with LLMClient(_config(server), stage="unit") as client:
+        results = client.generate(requests)
+        errors = dict(client.backend.runtime["errors"])
+        route = client.stats.extra["structured_route"]
+        fallbacks = client.stats.extra["structured_fallbacks"]
+        paid = client.cost.spent_usd
+    assert all(r.ok for r in results)
+    assert [r.parsed for r in results[:2]] == [{"answer": "ok"}] * 2
+    assert [r.text for r in results[2:]] == ["echo: plain one", "echo: plain two"]
+    assert route == "json_object" and fallbacks == 1
+    assert errors == {"rejected_json_schema": 2}
+    first, second = server.batches.values()
+    assert first["object"]["request_counts"] == {"total": 4, "completed": 2, "failed": 2}
+    assert [line["body"]["response_format"]["type"] for line in _lines_of(server, second)] == [
+        "json_object",
+        "json_object",
+    ]
+    # the plain items ran once; the rejected ones twice, paid once (a 400 line is not billed)
+    keys = {client.cache_key(r): r.message_list()[0]["content"] for r in requests}
+    assert {keys[k]: n for k, n in server.submitted.items()} == {
+        "first structured": 2,
+        "second structured": 2,
+        "plain one": 1,
+        "plain two": 1,
+    }
+    rates = Rates.of(_config(server))
+    billed = sum(
+        rates.cost(r.prompt_tokens, r.completion_tokens, cached_tokens=2, batch=True)
+        for r in results
+    )
+    assert paid == pytest.approx(billed)
+    # the cache keeps the answers: a rerun sends nothing
+    with LLMClient(_config(server), stage="unit") as client:
+        assert all(r.cached for r in client.generate(requests))
+    assert len(server.batches) == 2
+
+
+def test_route_steps_down_to_the_prompt_when_both_formats_are_refused(server):
+    server.reject_formats = {"json_schema", "json_object"}
+    with LLMClient(_config(server), stage="unit") as client:
+        results = client.generate(_requests(["only structured"], schema=ANSWER_SCHEMA))
+        route = client.stats.extra["structured_route"]
+        errors = dict(client.backend.runtime["errors"])
+    assert results[0].ok and results[0].parsed == {"answer": "ok"}
+    assert route == "prompt"
+    assert errors == {"rejected_json_schema": 1, "rejected_json_object": 1}
+    last = list(server.batches.values())[-1]
+    [line] = _lines_of(server, last)
+    assert "response_format" not in line["body"]
+    assert "JSON schema" in json.dumps(line["body"]["messages"])  # the schema in the prompt
+    assert server.format_requests == {"json_schema": 1, "json_object": 1}
+
+
+def test_a_fixed_route_that_is_refused_fails_its_items_naming_the_key(server):
+    server.reject_formats = {"json_schema"}
+    config = _config(server, structured_output="json_schema")
+    with LLMClient(config, stage="unit", max_failed_fraction=1.0) as client:
+        results = client.generate(_requests(["structured"], schema=ANSWER_SCHEMA))
+    assert not results[0].ok
+    assert "llm.*.structured_output" in results[0].error
+    assert len(server.batches) == 1  # not resubmitted: no batch could answer it
+
+
 def test_a_batch_created_but_not_recorded_is_adopted(server, monkeypatch):
     """Killed between batches.create and saving its id: the rerun finds it by its file id."""
     original = BatchBackend._create

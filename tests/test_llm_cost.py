@@ -15,10 +15,10 @@ from servers.fake_openai import FakeOpenAIServer
 
 from janus.config.llm import LLMConfig, LLMSection
 from janus.config.params import parse_params
+from janus.forecast import CacheReader, backend_identity, forecast, forecast_stage
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
 from janus.llm.client import request_fields
-from janus.llm.forecast import CacheReader, backend_identity, forecast, forecast_stage
 from janus.llm.pricing import (
     BudgetExceeded,
     CostGuard,
@@ -290,8 +290,8 @@ def test_forecast_paper_profile_from_real_upstream_outputs(tmp_path):
     raw["preference_sets"]["max_instructions"] = None
     params = parse_params(raw)
     from janus.data.taxonomy import load_taxonomy
+    from janus.forecast import _stand_in_seed_sets
     from janus.io import write_jsonl
-    from janus.llm.forecast import _stand_in_seed_sets
 
     taxonomy = load_taxonomy(root / params.expand_seeds.taxonomy_path)
     write_jsonl(
@@ -415,7 +415,7 @@ def test_a_stopped_stage_exits_non_zero_saying_spent_and_left(server, tmp_path):
 def test_forecast_trusts_only_outputs_made_with_the_forecast_params(tmp_path):
     """A workspace built by the laptop profile must not stand in for the paper profile's stages:
     an output counts only where dvc.lock recorded the same params for its stage."""
-    from janus.llm.forecast import outputs_made_with
+    from janus.forecast import outputs_made_with
 
     lock = tmp_path / "dvc.lock"
     lock.write_text(

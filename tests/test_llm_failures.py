@@ -163,19 +163,23 @@ def test_a_run_of_prose_answers_moves_the_route_down(server):
 # -- empty answers ---------------------------------------------------------------------------------
 
 
-def test_empty_answers_are_reasked_and_never_cached(server):
+def test_empty_answers_are_reasked_stored_and_replayed_by_a_rerun(server):
     with LLMClient(_config(server.base_url)) as client:
         results = client.generate(_plain("[[emptyx1]] a", "[[emptyx9]] b", "c"))
     assert results[0].ok and results[0].text == "echo: [[emptyx1]] a" and results[0].attempts == 2
     assert not results[1].ok and results[1].failure_reason == "empty_output"
     assert client.stats.empty_outputs == 1 + 3
+    first_metrics = client.stats.as_metrics()
     server.reset_counts()
     with LLMClient(_config(server.base_url)) as client:
         again = client.generate(_plain("[[emptyx1]] a", "[[emptyx9]] b", "c"))
-    # a: its empty first answer was not stored (asked again: empty again, as scripted), its
-    # good second one was; b: asked again, three times; c: cached
-    assert again[0].ok and client.stats.cache_hits == 2
-    assert server.hits["[[emptyx1]] a"] == 1 and server.hits["[[emptyx9]] b"] == 3
+    # a: its empty first answer and its good second one are replayed, no request (the same row
+    # and the same counts); b failed, so it is asked again: a fresh round of three; c: cached
+    assert again[0].text == results[0].text and again[0].attempts == 2
+    assert server.hits["[[emptyx1]] a"] == 0 and server.hits["c"] == 0
+    assert server.hits["[[emptyx9]] b"] == 3
+    assert client.stats.extra["failed_items_asked_again"] == 1
+    assert client.stats.as_metrics() == first_metrics
 
 
 # -- the cache outlives the address -------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`python -m janus <command>`: tools around the pipeline that are not DVC stages.
 
-python -m janus forecast [--params profiles/paper.yaml] [--json]   # the LLM bill, sends nothing
+python -m janus forecast [--params profiles/paper.yaml] [--json]   # the LLM bill, nothing paid
+python -m janus preflight [--params profiles/paper.yaml]           # what the run needs, in seconds
 python -m janus spend [--run RUN]                                  # the spend ledger
 """
 
@@ -16,17 +17,36 @@ def _forecast(args: argparse.Namespace) -> int:
     import yaml
 
     from janus.config.params import load_params
-    from janus.llm.forecast import as_json, forecast, render_table
+    from janus.forecast import as_json, forecast, render_table
+    from janus.preflight import FAIL, llm_configs, served_checks
 
     params = load_params(args.params)
     raw = yaml.safe_load(Path(args.params).read_text())
     forecasts = forecast(params, root=Path(args.root), raw_params=raw)
+    # a model the endpoint no longer serves: its whole bill is a 404 (only model lists are read)
+    unserved = [
+        row for row in served_checks(llm_configs(params), probe=False) if row.status == FAIL
+    ]
     if args.json:
         print(json.dumps(as_json(forecasts), indent=2))
     else:
-        print(f"LLM forecast for {args.params} (nothing sent, no key needed)\n")
+        print(f"LLM forecast for {args.params} (nothing paid, no key needed)\n")
         print(render_table(forecasts, params))
+    for row in unserved:
+        label = "NOT SERVED" if "not in the model list" in row.detail else "NOT CHECKED"
+        print(f"{label}: {row.what}: {row.detail}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    from janus.preflight import failed, render, run_preflight
+
+    rows = run_preflight(args.params, args.root)
+    print(f"Preflight for {args.params} (nothing paid)\n")
+    print(render(rows))
+    bad = failed(rows)
+    print(f"\n{len(bad)} failing row(s)" if bad else "\nall checks passed")
+    return 1 if bad else 0
 
 
 def _spend(args: argparse.Namespace) -> int:
@@ -58,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     forecast.add_argument("--root", default=".", help="the repository (dvc.yaml, data/)")
     forecast.add_argument("--json", action="store_true")
     forecast.set_defaults(run=_forecast)
+    preflight = commands.add_parser(
+        "preflight", help="served models, keys, GPUs, inputs, hub revisions, disk, tiktoken"
+    )
+    preflight.add_argument("--params", default="params.yaml")
+    preflight.add_argument("--root", default=".", help="the repository (dvc.yaml, data/)")
+    preflight.set_defaults(run=_preflight)
     spend = commands.add_parser("spend", help="dollars paid per run, role and stage")
     spend.add_argument("--params", default="params.yaml")
     spend.add_argument("--run", help="a run id (default: this commit, or $JANUS_RUN_ID)")

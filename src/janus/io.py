@@ -2,26 +2,65 @@
 
 Every output is written to a temporary file in the same directory and renamed into place, so an
 interrupted stage never leaves a half-written file that a later stage (or DVC) would take as done.
+Ctrl-C and SIGTERM remove the temporary file; one left by a kill -9 is removed by the next write of
+the same output, once its writer is gone.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from janus.lifecycle import handle_sigterm, process_alive, this_process
+from janus.logging_utils import get_logger
+
+log = get_logger(__name__)
+
+
+# A temporary file's name says which process writes it: .<name>.<pid>-<start time>.<random>.tmp
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<started>\d+)\.[^.]+\.tmp$")
+
+
+def remove_stale_temp_files(path: str | Path) -> list[Path]:
+    """Remove the temporary siblings of `path` that processes now dead left behind (a kill -9,
+    a power cut); the temporary files of live writers (a concurrent run) stay. Returns them."""
+    path = Path(path)
+    removed = []
+    memo: dict[int, float | None] = {}
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = _TEMP_NAME.match(candidate.name)
+        if match is None or match["name"] != path.name:
+            continue
+        if process_alive(int(match["pid"]), float(match["started"]), memo):
+            continue
+        candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of `path` for writing; rename it over `path` on success."""
+    """Open a temporary sibling of `path` for writing; rename it over `path` on success.
+
+    Stale temporary files of `path` from dead processes are removed first. SIGTERM is handled
+    like Ctrl-C from here on (janus.lifecycle), so a stopped stage removes its temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle_sigterm()
+    for stale in remove_stale_temp_files(path):
+        log.info("removed %s, left by a process that no longer runs", stale)
+    pid, started = this_process()
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.{pid}-{int(started)}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle

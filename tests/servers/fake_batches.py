@@ -22,6 +22,9 @@ resubmission succeeds), `[[fail_always]]` a 400 every time, `[[slow]]` it has no
 expiring batch expires (`expire_next` batches expire; their unfinished requests get
 `batch_expired` lines), `[[invalid]]` valid JSON that violates the caller's schema, once.
 Usage reports `prompt_tokens_details.cached_tokens` (`cached_tokens` per request).
+`reject_formats` (response_format types the endpoint does not support, e.g. {"json_schema"}):
+such a request gets a 400 line in the error file whose error names `response_format`, as the
+API answers it online; `format_requests` counts the response_format types of requests run.
 
 `answer_all=True` (the paper dry run): every request, in a batch or online, gets a valid answer
 to what it asks (`servers.valid_answers`: schema-valid JSON, the judge's text format, or text),
@@ -75,6 +78,8 @@ class FakeBatchesServer(LoopbackServer):
         self.expire_next = 0  # this many new batches end expired (only [[slow]] requests unrun)
         self.submitted: Counter[str] = Counter()  # custom_id -> times it was in a created batch
         self.uploads = 0
+        self.reject_formats: set[str] = set()
+        self.format_requests: Counter[str] = Counter()
         self.retrieves = 0
         self._once: Counter[str] = Counter()  # per prompt: one-shot directives consumed
         super().__init__(self._handler_class(), port)
@@ -211,6 +216,30 @@ class FakeBatchesServer(LoopbackServer):
             }
             if action in ("fail", "invalid") and self._once[user]:
                 action = "answer"  # one-shot directives: the resubmission or re-ask succeeds
+            response_format = (item["body"].get("response_format") or {}).get("type")
+            if response_format:
+                self.format_requests[response_format] += 1
+            if response_format in self.reject_formats and not (expired and action == "slow"):
+                errors.append(
+                    {
+                        **line,
+                        "response": {
+                            "status_code": 400,
+                            "request_id": uuid.uuid4().hex,
+                            "body": {
+                                "error": {
+                                    "message": "Invalid parameter: 'response_format' of type "
+                                    f"'{response_format}' is not supported with this model.",
+                                    "type": "invalid_request_error",
+                                    "param": "response_format",
+                                    "code": None,
+                                }
+                            },
+                        },
+                        "error": None,
+                    }
+                )
+                continue
             if expired and action == "slow":
                 errors.append(
                     {

@@ -26,6 +26,10 @@ concurrent requests), `fault_all` (a directive name applied to every request, e.
 "prose", "empty": a wrong model name, a server that never answers JSON), `fault_when` (the same,
 chosen per prompt by a function of its text), and `valid_json` (the answer to any request that asks for JSON, through
 response_format or a schema in the prompt; other requests get `echo: <prompt>`).
+`served_models` (a list of model ids): `GET /v1/models` lists them (`{"object": "list", "data":
+[{"id", "object": "model", "created", "owned_by"}]}`, counted in `model_list_requests`) and a
+chat request for another model gets a 404 `model_not_found`; None (the default): no model list
+(404), and any model name is answered.
 """
 
 from __future__ import annotations
@@ -64,6 +68,10 @@ class FakeOpenAIServer(LoopbackServer):
         # prompts rendered from templates, where no [[...]] prefix can be written)
         self.fault_when: Callable[[str], str | None] | None = None
         self.delay_s = 0.0
+        self.numbered_answers = False
+        self.bill_schema = False
+        self.served_models: list[str] | None = None
+        self.model_list_requests = 0
         self.in_flight = 0
         self.peak_in_flight = 0
         self.authorizations: set[str] = set()  # Authorization headers seen
@@ -73,6 +81,7 @@ class FakeOpenAIServer(LoopbackServer):
         self.client_retries = 0  # requests the client marked as retries (x-stainless-retry-count)
         self.http_requests = 0  # every request that reached the handler
         self.answers = 0  # 200 responses carrying a chat completion
+        self.serial = 0  # numbered answers given
         self.format_requests: Counter[str] = Counter()  # response_format types seen
         self.bodies: list[dict[str, Any]] = []
         self.arrivals: list[float] = []  # time.monotonic() of each request
@@ -113,6 +122,8 @@ class FakeOpenAIServer(LoopbackServer):
                 self.format_requests[response_format] += 1
             if self.die_after is not None and self.answers >= self.die_after:
                 return "drop", prompt_key
+            if self.served_models is not None and body.get("model") not in self.served_models:
+                return "404", prompt_key
             if response_format in self.reject_formats:
                 return "reject_format", prompt_key
             scripted = self.fault_when(str(user_text)) if self.fault_when else None
@@ -147,6 +158,18 @@ class FakeOpenAIServer(LoopbackServer):
                     "error": {"message": message, "type": kind, "param": param, "code": None}
                 }
                 self.send_json(status, payload, headers)
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                if self.path.rstrip("/") != "/v1/models" or server.served_models is None:
+                    self._error(404, f"unknown path {self.path}", "invalid_request_error")
+                    return
+                with server.lock:
+                    server.model_list_requests += 1
+                models = [
+                    {"id": name, "object": "model", "created": 1700000000, "owned_by": "fake"}
+                    for name in server.served_models
+                ]
+                self.send_json(200, {"object": "list", "data": models})
 
             def do_POST(self):  # noqa: N802 - http.server's naming
                 if self.path.rstrip("/") != "/v1/chat/completions":
@@ -247,9 +270,16 @@ class FakeOpenAIServer(LoopbackServer):
                     )
                 else:
                     content = f"echo: {prompt_key}"
+                if server.numbered_answers and content.startswith("echo:"):
+                    with server.lock:
+                        server.serial += 1
+                        content = content.replace("echo:", f"echo #{server.serial}:", 1)
                 prompt_tokens = sum(
                     len(str(m.get("content", "")).split()) for m in body["messages"]
                 )
+                json_schema = (body.get("response_format") or {}).get("json_schema")
+                if server.bill_schema and json_schema:
+                    prompt_tokens += -(-len(json.dumps(json_schema["schema"])) // 4)
                 completion_tokens = len(content.split())
                 completion = chat_completion(
                     f"chatcmpl-{server.http_requests}",

@@ -37,7 +37,12 @@ an interrupted stage resumes paying only for what is missing, and an unchanged r
 requests. The key is a sha256 over the backend, the model's identity (local: a hash of the
 checkpoint's files; openai: provider, model name, model_revision, never the URL), the
 structured-output mode, the messages, schema, temperature, top_p, max_tokens, sample_index and the
-attempt number; never `tag`, never the API key. Empty answers are never stored.
+attempt number; never `tag`, never the API key. Every answer is stored, empty ones included, so a
+rerun replays the same attempts to the same row; an item whose round of attempts all got rejected
+answers starts a fresh round on the next run (`rounds`). Processes sharing the cache claim a key
+before asking for it, so each answer is paid once and the first one stored is kept; the budget
+caps hold across them through reservations in the spend ledger (see `janus.llm.cache`,
+`janus.llm.pricing`).
 
 Structured outputs: a request with `schema` gets `result.parsed`, validated with jsonschema. On
 the openai backend `structured_output: auto` sends `response_format` json_schema (strict when the
@@ -53,8 +58,8 @@ backoff by the openai client, malformed 2xx bodies by us; both draw on one budge
 (`max_retries` in all, across its attempts), each retry counted. Errors no retry can fix (401,
 403, 404 model not found, 400 for a bad parameter) raise `EndpointConfigError` at once, naming the
 endpoint, the model and the params key to fix. On the local backend a failing batch is retried in
-halves, so only an item that fails alone fails. A failed item is logged and counted by reason; it
-is not cached, so the next run asks again.
+halves, so only an item that fails alone fails. A failed item is logged and counted by reason;
+the next run asks it again.
 """
 
 from janus.llm.client import LLMClient, StageFailed, check_failed_fraction

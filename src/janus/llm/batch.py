@@ -20,6 +20,14 @@ cancelled batches) are counted by reason in `batch_errors`; expired requests and
 failed with 429/5xx are submitted again in a following batch, up to `max_retries` rounds; the
 rest fail for the client, which does not cache them, so a rerun asks again.
 
+Structured-output route: each batch is written on the online backend's route (`auto` starts at
+json_schema) and records it. A line the endpoint rejects for its `response_format` (400/422/501
+naming it, in the error or output file) is the same evidence as online: the route moves down
+(json_schema -> json_object -> prompt) and the item goes into the next batch on the new route,
+outside the `max_retries` rounds (there are only two steps down); the batch's other answers are
+kept, and a rejected line is not billed, so nothing is paid twice. Prose answers under
+response_format count toward `prose_answers_before_fallback` as online.
+
 Prices: the client accounts every answer at the batch rate (`batch_discount`), and the prompt
 tokens the API reports as cached (`usage.prompt_tokens_details.cached_tokens`) at the cached rate.
 """
@@ -27,7 +35,6 @@ tokens the API reports as cached (`usage.prompt_tokens_details.cached_tokens`) a
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
@@ -36,8 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from janus.config.llm import LLMConfig
-from janus.llm.cache import ResponseCache, resolve_cache_dir
-from janus.llm.openai_backend import EndpointConfigError, MalformedResponse, OpenAIBackend
+from janus.llm.cache import ResponseCache, open_shared_db, resolve_cache_dir
+from janus.llm.openai_backend import (
+    REJECTION_STATUSES,
+    EndpointConfigError,
+    MalformedResponse,
+    OpenAIBackend,
+    mentions_response_format,
+)
 from janus.llm.openai_backend import parse_chat_completion as parse_body
 from janus.llm.types import Generation, Job, UsageStats
 from janus.logging_utils import get_logger, progress
@@ -91,28 +104,31 @@ class BatchState:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / STATE_FILE
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=60, isolation_level=None, check_same_thread=False
+        self._db = open_shared_db(  # safe when several processes create it at once
+            self.path,
+            (
+                "CREATE TABLE IF NOT EXISTS batches ("
+                " local_id TEXT PRIMARY KEY, identity TEXT NOT NULL, stage TEXT,"
+                " file_id TEXT, batch_id TEXT, status TEXT NOT NULL, created REAL NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS batch_keys ("
+                " local_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (local_id, key))",
+                "CREATE INDEX IF NOT EXISTS batch_keys_key ON batch_keys (key)",
+                # the structured-output route each batch's lines were written on; a table of its
+                # own, so state files of earlier versions are read and written by both
+                "CREATE TABLE IF NOT EXISTS batch_routes (local_id TEXT PRIMARY KEY, route TEXT)",
+            ),
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS batches ("
-            " local_id TEXT PRIMARY KEY, identity TEXT NOT NULL, stage TEXT,"
-            " file_id TEXT, batch_id TEXT, status TEXT NOT NULL, created REAL NOT NULL)"
-        )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS batch_keys ("
-            " local_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (local_id, key))"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS batch_keys_key ON batch_keys (key)")
 
-    def add(self, local_id: str, identity: str, stage: str, keys: list[str]) -> None:
+    def add(
+        self, local_id: str, identity: str, stage: str, keys: list[str], route: str | None
+    ) -> None:
         with self._lock:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT INTO batches VALUES (?, ?, ?, NULL, NULL, 'writing', ?)",
                 (local_id, identity, stage, time.time()),
             )
+            self._db.execute("INSERT INTO batch_routes VALUES (?, ?)", (local_id, route))
             self._db.executemany(
                 "INSERT INTO batch_keys VALUES (?, ?)", [(local_id, key) for key in keys]
             )
@@ -129,12 +145,13 @@ class BatchState:
         """Batches not yet collected, for one model identity, with their keys."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT local_id, stage, file_id, batch_id, status FROM batches"
+                "SELECT local_id, stage, file_id, batch_id, status, route FROM batches"
+                " LEFT JOIN batch_routes USING (local_id)"
                 " WHERE identity = ? AND status != 'collected' ORDER BY created",
                 (identity,),
             ).fetchall()
             found = []
-            for local_id, stage, file_id, batch_id, status in rows:
+            for local_id, stage, file_id, batch_id, status, route in rows:
                 keys = [
                     row[0]
                     for row in self._db.execute(
@@ -148,6 +165,7 @@ class BatchState:
                         "file_id": file_id,
                         "batch_id": batch_id,
                         "status": status,
+                        "route": route,
                         "keys": keys,
                     }
                 )
@@ -214,8 +232,9 @@ class BatchBackend:
 
     # -- request files -----------------------------------------------------------------------
 
-    def request_line(self, job: Job) -> bytes:
-        route = self.online.route if job.request.schema is not None else None
+    def request_line(self, job: Job, route: str | None = None) -> bytes:
+        """The JSONL line of a job, on `route` (default: the route in use now)."""
+        route = (route or self.online.route) if job.request.schema is not None else None
         messages, extra = self.online._shape(job, route)
         body = {
             "model": self.config.model,
@@ -232,10 +251,12 @@ class BatchBackend:
     def _submit(self, client, jobs: list[Job]) -> list[str]:
         """Record, upload and start batches for these jobs; returns their local ids."""
         local_ids = []
-        lines = ((job.key, self.request_line(job)) for job in jobs)
+        route = self.online.route  # moves only while collecting, never during a submit
+        lines = ((job.key, self.request_line(job, route)) for job in jobs)
         for group in split_requests(lines, self.max_requests, self.max_bytes):
             local_id = f"janus-{uuid.uuid4().hex}"
-            self.state.add(local_id, self._identity_key, self.stage, [key for key, _ in group])
+            keys = [key for key, _ in group]
+            self.state.add(local_id, self._identity_key, self.stage, keys, route)
             local_ids.append(local_id)
             self._start(client, local_id, b"".join(line for _, line in group), len(group))
         return local_ids
@@ -303,7 +324,9 @@ class BatchBackend:
                     self._recover(
                         client,
                         record,
-                        lambda keys=keys: b"".join(self.request_line(by_key[k]) for k in keys),
+                        lambda keys=keys, route=record["route"]: b"".join(
+                            self.request_line(by_key[k], route) for k in keys
+                        ),
                     )
         in_flight = {key for record in watched for key in record["keys"]}
         fresh = [job for job in jobs if job.key not in in_flight]
@@ -313,25 +336,38 @@ class BatchBackend:
             if fresh:
                 self._submit(client, fresh)
             while True:
-                retry = self._poll_all(client, by_key, waiting, on_done, bar)
-                if not retry:
+                retry, rerouted = self._poll_all(client, by_key, waiting, on_done, bar)
+                if retry:
+                    rounds += 1
+                    if rounds > self.config.max_retries:
+                        for key in retry:
+                            self._fail(
+                                by_key[key], waiting, on_done, "retryable failures exhausted"
+                            )
+                        retry = []
+                    else:
+                        log.info(
+                            "resubmitting %d expired or transiently failed requests", len(retry)
+                        )
+                if rerouted:
+                    log.info(
+                        "resubmitting %d requests on the %r route", len(rerouted), self.online.route
+                    )
+                if not retry and not rerouted:
                     break
-                rounds += 1
-                if rounds > self.config.max_retries:
-                    for key in retry:
-                        self._fail(by_key[key], waiting, on_done, "retryable failures exhausted")
-                    break
-                log.info("resubmitting %d expired or transiently failed requests", len(retry))
-                self._submit(client, [by_key[key] for key in retry])
+                self._submit(client, [by_key[key] for key in retry + rerouted])
             for key in sorted(waiting):  # never leave a job without an outcome
                 self._fail(by_key[key], waiting, on_done, "no answer or error line for it")
         finally:
             bar.close()
 
-    def _poll_all(self, client, by_key, waiting: set[str], on_done, bar) -> list[str]:
+    def _poll_all(
+        self, client, by_key, waiting: set[str], on_done, bar
+    ) -> tuple[list[str], list[str]]:
         """Poll every open batch that carries a waiting key until all have ended; collect each
-        as it ends. Returns the keys to submit again."""
+        as it ends. Returns the keys to submit again: (transient failures, moved down a route)."""
         retry: list[str] = []
+        rerouted: list[str] = []
         while True:
             records = [
                 record
@@ -339,14 +375,16 @@ class BatchBackend:
                 if waiting.intersection(record["keys"]) and record["batch_id"] is not None
             ]
             if not records:
-                return retry
+                return retry, rerouted
             done_counts = 0
             for record in records:
                 batch = client.batches.retrieve(record["batch_id"])
                 if batch.status != record["status"]:
                     self.state.update(record["local_id"], status=batch.status)
                 if batch.status in TERMINAL:
-                    retry += self._collect(client, record, batch, by_key, waiting, on_done)
+                    again, moved = self._collect(client, record, batch, by_key, waiting, on_done)
+                    retry += again
+                    rerouted += moved
                 elif batch.request_counts is not None:
                     done_counts += batch.request_counts.completed + batch.request_counts.failed
             answered = len(by_key) - len(waiting)
@@ -360,10 +398,16 @@ class BatchBackend:
             ):
                 time.sleep(self.config.batch_poll_s)
 
-    def _collect(self, client, record, batch, by_key, waiting: set[str], on_done) -> list[str]:
-        """Parse an ended batch's output and error files into answers and counted failures."""
+    def _collect(
+        self, client, record, batch, by_key, waiting: set[str], on_done
+    ) -> tuple[list[str], list[str]]:
+        """Parse an ended batch's output and error files into answers and counted failures.
+        Returns the keys to submit again: (transient failures, moved down a route)."""
         errors: dict[str, int] = self.runtime["errors"]
         retry: list[str] = []
+        rerouted: list[str] = []
+        # lines written before routes were recorded: take the route in use now
+        route = record["route"] or self.online.route
         seen: set[str] = set()
         orphans = None
         for file_id in (batch.output_file_id, batch.error_file_id):
@@ -388,9 +432,26 @@ class BatchBackend:
                         orphans = orphans or ResponseCache(self.directory)
                         orphans.put(key, generation, record["stage"] or "")
                     continue
+                has_schema = by_key[key].request.schema is not None
                 if generation is not None:
+                    if has_schema:
+                        self.online._note_answer(route, generation)
                     waiting.discard(key)
                     on_done(by_key[key], generation, None)
+                    continue
+                if has_schema and _rejects_response_format(line):
+                    _count(errors, f"rejected_{route}")
+                    self.online._downgrade(route, f"a batch line rejected response_format {route}")
+                    if self.online.route != route:
+                        rerouted.append(key)  # the next batch asks it on the route below
+                    else:  # a fixed route, or nothing left below it: no batch can answer it
+                        self._fail(
+                            by_key[key],
+                            waiting,
+                            on_done,
+                            f"batch request failed: the endpoint rejects response_format "
+                            f"{route}; check llm.*.structured_output",
+                        )
                     continue
                 _count(errors, reason)
                 if retryable:
@@ -418,7 +479,7 @@ class BatchBackend:
             counts.completed if counts else "?",
             counts.failed if counts else "?",
         )
-        return retry
+        return retry, rerouted
 
     @staticmethod
     def _fail(job: Job, waiting: set[str], on_done, error: str) -> None:
@@ -433,6 +494,15 @@ def _count(errors: dict[str, int], reason: str) -> None:
 def _batch_errors(batch) -> str:
     data = getattr(getattr(batch, "errors", None), "data", None) or []
     return "; ".join(f"{e.code}: {e.message}" for e in data) or "no detail"
+
+
+def _rejects_response_format(line: dict[str, Any]) -> bool:
+    """Whether an output- or error-file line is the endpoint refusing the request's
+    `response_format` (HTTP 400/422/501 whose error names it), as the online client reads it."""
+    response = line.get("response")
+    if not isinstance(response, dict) or response.get("status_code") not in REJECTION_STATUSES:
+        return False
+    return mentions_response_format(json.dumps(response.get("body"), default=str))
 
 
 def _parse_line(line: dict[str, Any]) -> tuple[Generation | None, str, bool]:

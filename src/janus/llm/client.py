@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from janus.config.llm import LLMConfig
-from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
+from janus.lifecycle import handle_sigterm
+from janus.llm.cache import ResponseCache, cache_key, item_key, resolve_cache_dir
 from janus.llm.pricing import CostGuard
 from janus.llm.structured import InvalidOutput, check_schema, parse_and_validate
 from janus.llm.types import ChatRequest, ChatResult, Generation, Job, UsageStats
@@ -20,6 +21,10 @@ log = get_logger(__name__)
 # Requests handed to the backend at a time: bounds memory at 200k items, and is large enough
 # that the pipeline's drain between chunks costs little (the rate limiter banks idle time).
 DEFAULT_CHUNK_SIZE = 4096
+# How often a process waiting for answers that others are asking for looks again, and how often it
+# says so in the log.
+CLAIM_POLL_S = 0.1
+CLAIM_LOG_S = 30.0
 
 Row = TypeVar("Row")  # a caller's item, paired with its result by `LLMClient.stream_rows`
 
@@ -28,7 +33,8 @@ class StageFailed(RuntimeError):
     """More items failed than the stage's `max_failed_fraction` allows, or the endpoint looks
     broken (a run of failures). Raised before the stage's output is in place (a stage that
     streams its rows to `janus.io.write_jsonl` loses its temporary file); every answer already
-    paid for is in the cache, so a rerun asks only for the rest."""
+    paid for is in the cache, so a rerun replays the items that succeeded and asks again for
+    the failed ones (a fresh round of attempts for an item whose answers were all rejected)."""
 
     def __init__(
         self,
@@ -52,8 +58,11 @@ class StageFailed(RuntimeError):
         super().__init__(
             f"{head}; failed by reason: {{{reasons}}}"
             + (f"; {unasked} items not asked yet" if unasked else "")
-            + ". Nothing was written; every answer received is cached, so a rerun (dvc repro)"
-            " asks only for the failed and missing items."
+            + f". Nothing was written; every answer received is cached, so a rerun (dvc repro)"
+            f" takes the {items - failed} items that succeeded from the cache without a request"
+            f" and asks again for the {failed} failed"
+            + (f" and {unasked} unasked" if unasked else "")
+            + " items (a fresh round of attempts for each whose answers were all rejected)."
         )
 
 
@@ -137,6 +146,8 @@ class LLMClient:
         self.config = config
         self.stage = stage
         self.max_failed_fraction = max_failed_fraction
+        # SIGTERM unwinds like Ctrl-C: claims and reservations released, runtime written
+        handle_sigterm()
         self.stats = UsageStats()
         self.cache = ResponseCache(resolve_cache_dir(config.cache_dir))
         # forecast, budget stop and spend ledger (janus.llm.pricing): consulted at 4 points below
@@ -148,10 +159,18 @@ class LLMClient:
         self._identity = self.backend.identity()
         price = config.prices.get(config.model)
         self._price = (price.input_per_mtok, price.output_per_mtok) if price else None
-        for name in ("sent_prompt_tokens", "sent_completion_tokens", "spent_usd", "seconds"):
+        for name in (
+            "sent_prompt_tokens",
+            "sent_completion_tokens",
+            "spent_usd",
+            "seconds",
+            "failed_items_asked_again",  # items failed in an earlier run, asked a fresh round
+        ):
             self.stats.extra.setdefault(name, 0)
         self._bad_in_a_row = 0
         self._broken: str | None = None  # why the run stopped early, once it has
+        # items that had failed in an earlier run and were asked again (fresh rounds)
+        self._asked_again: set[str] = set()
 
     # -- context manager ---------------------------------------------------------------------
 
@@ -245,7 +264,8 @@ class LLMClient:
             bar.close()
         failed = by_reason.total()
         log.info(
-            "%s: %d ok, %d failed; %d requests, %d cache hits, %d retries, %d invalid outputs",
+            "%s: %d ok, %d failed; %d requests, %d cache hits, %d retries, %d invalid outputs,"
+            " %d items that had failed before asked again",
             self.stage or desc,
             items - failed,
             failed,
@@ -253,6 +273,7 @@ class LLMClient:
             self.stats.cache_hits,
             self.stats.retries,
             self.stats.invalid_outputs,
+            len(self._asked_again),
         )
         if check_failures:
             check_failed_fraction(
@@ -290,6 +311,11 @@ class LLMClient:
         results = [ChatResult(request=request, cached=True) for request in requests]
         retries_used = [0] * len(requests)  # one transport/malformed budget per item
         retry_next_round: list[int] = []
+        rounds = self.config.max_invalid_retries + 1  # attempts in a round
+        # Each item's round starts where the cache says: 0, or after a round that an earlier
+        # run (or another process) finished with every answer rejected (see janus.llm.cache).
+        items = [item_key(self._identity, request_fields(request)) for request in requests]
+        starts = self.cache.round_starts(items)
 
         def finish(index: int, error: str | None = None, reason: str | None = None) -> None:
             result = results[index]
@@ -312,10 +338,15 @@ class LLMClient:
             )
 
         def reask_or_fail(index: int, attempt: int, error: str, reason: str) -> None:
-            if attempt < self.config.max_invalid_retries and not self._broken:
+            used = attempt - starts[index] + 1
+            if used < rounds and not self._broken:
                 retry_next_round.append(index)
-            else:
-                finish(index, f"{error} after {attempt + 1} attempt(s)", reason)
+                return
+            finish(index, f"{error} after {used} attempt(s)", reason)
+            if used >= rounds:
+                # every attempt of the round was answered and rejected, and is stored: the next
+                # run asks this item a fresh round instead of replaying this failure
+                self.cache.start_next_round(items[index], starts[index], attempt + 1)
 
         def take(index: int, attempt: int, generation: Generation, fresh: bool = False) -> None:
             """Account one answer and decide: done, re-ask, or failed. A fresh answer (not from
@@ -326,7 +357,7 @@ class LLMClient:
             result.text = generation.text
             result.finish_reason = generation.finish_reason
             if not generation.text.strip():
-                # never a success (and never cached): re-asked as a new sample
+                # never a success: re-asked as a new sample (stored, so a rerun replays it)
                 self.stats.empty_outputs += 1
                 if fresh:
                     self._note_outcome(False, "empty answer")
@@ -364,33 +395,53 @@ class LLMClient:
         # identical requests in one call are sent once; the others share the answer
         duplicates: dict[str, list[int]] = {}
 
+        def answered_elsewhere(job: Job, generation: Generation) -> None:
+            """Another process stored the answer while this one held the job: a cache hit."""
+            for index in (job.index, *duplicates.get(job.key, ())):
+                self.stats.cache_hits += 1
+                take(index, job.attempt, generation)
+
         def on_done(job: Job, generation: Generation | None, error: str | None) -> None:
             results[job.index].cached = False
             retries_used[job.index] += job.retries_used
+            self.cost.paid(job, generation)  # out of the reservation, into the ledger
+            if starts[job.index] > 0:
+                self._asked_again.add(items[job.index])
+                self.stats.extra["failed_items_asked_again"] = len(self._asked_again)
             if generation is None:
-                # not cached: a rerun tries again
+                # not cached: a rerun (or a process waiting for this claim) asks again
+                self.cache.release(job.key)
                 self._note_outcome(False, error or "no answer")
                 for index in (job.index, *duplicates.get(job.key, ())):
                     finish(index, error or "no answer")
                 return
-            if generation.text.strip():
-                self.cache.put(job.key, generation, self.stage)  # committed now: survives a crash
             self.stats.extra["sent_prompt_tokens"] += generation.prompt_tokens
             self.stats.extra["sent_completion_tokens"] += generation.completion_tokens
             self.stats.extra["spent_usd"] += self._cost(generation)
-            self.cost.paid(generation)
-            take(job.index, job.attempt, generation, fresh=True)
+            # committed now (survives a crash); the first answer stored for a key is the one used
+            stored = self.cache.put(job.key, generation, self.stage)
+            take(job.index, job.attempt, stored, fresh=True)
             for index in duplicates.get(job.key, ()):
                 self.stats.cache_hits += 1
-                take(index, job.attempt, generation)
+                take(index, job.attempt, stored)
 
-        def live(jobs: list[Job]) -> Iterator[Job]:
+        def live(jobs: list[Job], deferred: list[Job]) -> Iterator[Job]:
             # Pulled lazily by the backend, one job as a worker frees up: the one place where a
-            # request is let out, so every gate on sending (the broken endpoint here; a budget
-            # stop) belongs here. Once the endpoint looks broken, nothing more is sent.
+            # request is let out, so every gate on sending belongs here: the broken endpoint,
+            # and the claim (a key another process is asking for now is deferred, not paid for
+            # twice). Once the endpoint looks broken, nothing more is sent.
             for job in jobs:
                 if self._broken:
+                    self.cost.paid(job, None)
                     finish_unsent(job)
+                    continue
+                claim = self.cache.claim([job.key])[job.key]
+                if not claim.mine:
+                    self.cost.paid(job, None)  # not sent: its reservation is free again
+                    if claim.answer is not None:
+                        answered_elsewhere(job, claim.answer)
+                    else:
+                        deferred.append(job)
                     continue
                 self.stats.requests += 1
                 yield job
@@ -404,11 +455,12 @@ class LLMClient:
                 bar.update(1)
 
         pending = list(range(len(requests)))
-        for attempt in range(self.config.max_invalid_retries + 1):
+        for step in range(rounds):
             retry_next_round = []
             jobs = []
             duplicates.clear()
             for index in pending:
+                attempt = starts[index] + step
                 key = self.cache_key(requests[index], attempt)
                 cached = self.cache.get(key)
                 if cached is not None:
@@ -421,13 +473,46 @@ class LLMClient:
                     job = self._job(requests[index], index, attempt, key)
                     job.retries_left = max(0, self.config.max_retries - retries_used[index])
                     jobs.append(job)
-            # the budget admits the jobs in chunks that fit what is left; BudgetExceeded at a cap
-            for admitted in self.cost.admit(jobs) if jobs else ():
-                self.backend.run(live(admitted), on_done)
+            while jobs:
+                deferred: list[Job] = []
+                # the budget admits the jobs in chunks whose worst case it has reserved;
+                # BudgetExceeded at a cap
+                for admitted in self.cost.admit(jobs):
+                    self.backend.run(live(admitted, deferred), on_done)
+                jobs = self._await_others(deferred, answered_elsewhere) if deferred else []
             pending = retry_next_round
             if not pending:
                 break
         return results
+
+    def _await_others(
+        self, deferred: list[Job], answered: Callable[[Job, Generation], None]
+    ) -> list[Job]:
+        """Wait for the answers other processes are asking for. Returns the jobs that became
+        this client's to ask (their holder gave up or died), once there are any."""
+        waiting, since = deferred, time.monotonic()
+        logged = since
+        while True:
+            claims = self.cache.claim([job.key for job in waiting])
+            mine = [job for job in waiting if claims[job.key].mine]
+            for job in waiting:
+                if claims[job.key].answer is not None:
+                    answered(job, claims[job.key].answer)
+            waiting = [job for job in waiting if claims[job.key].holder is not None]
+            if mine or not waiting:
+                return mine + waiting  # the rest are deferred again, cheaply, in `live`
+            now = time.monotonic()
+            if now - logged > CLAIM_LOG_S:
+                holders = sorted({claims[job.key].holder for job in waiting})
+                log.info(
+                    "%s: waiting %.0fs for %d answer(s) being asked by process(es) %s",
+                    self.stage or "LLM",
+                    now - since,
+                    len(waiting),
+                    ", ".join(map(str, holders)),
+                )
+                logged = now
+            time.sleep(CLAIM_POLL_S)
 
     def _note_outcome(self, usable: bool, what: str = "") -> None:
         """Early stop: `broken_endpoint_window` unusable answers or failed requests in a row

@@ -31,7 +31,7 @@ log = get_logger(__name__)
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # auto mode walks down this list when an endpoint rejects (or ignores) a route
 ROUTES = ("json_schema", "json_object", "prompt")
-_REJECTION_STATUSES = {400, 422, 501}
+REJECTION_STATUSES = {400, 422, 501}
 _MALFORMED_BACKOFF_S = (0.5, 8.0)  # first delay, cap
 
 
@@ -422,7 +422,7 @@ class OpenAIBackend:
                 if (
                     route in ("json_schema", "json_object")
                     and self.config.structured_output == "auto"
-                    and error.status_code in _REJECTION_STATUSES
+                    and error.status_code in REJECTION_STATUSES
                     and _mentions_response_format(error)
                 ):
                     self._downgrade(
@@ -499,10 +499,16 @@ def _http_client(count_retries, max_in_flight: int):
         return openai.DefaultAsyncHttpxClient(event_hooks=hooks, limits=limits)
 
 
-def _mentions_response_format(error) -> bool:
-    text = json.dumps(getattr(error, "body", None), default=str) + " " + str(error)
+def mentions_response_format(text: str) -> bool:
+    """Whether an error's text blames the structured-output field (evidence to move down)."""
     text = text.lower()
     return any(word in text for word in ("response_format", "json_schema", "json_object"))
+
+
+def _mentions_response_format(error) -> bool:
+    return mentions_response_format(
+        json.dumps(getattr(error, "body", None), default=str) + " " + str(error)
+    )
 
 
 def _describe(error: BaseException) -> str:

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import sqlite3
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from janus.config.llm import LLMConfig
+from janus.llm.cache import close_owner, open_owner, open_shared_db, owner_alive
 from janus.llm.types import ChatRequest, Generation, Job, UsageStats
 from janus.logging_utils import get_logger
 
@@ -41,6 +44,7 @@ RUN_ID_ENV = "JANUS_RUN_ID"
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English text, used when tiktoken cannot load
+BUDGET_POLL_S = 0.2  # how often a process waiting for others' reservations looks again
 
 
 class BudgetExceeded(RuntimeError):
@@ -214,31 +218,56 @@ def current_run_id(cwd: str | Path | None = None) -> str:
 
 
 class SpendLedger:
-    """Dollars paid per (run, role, stage), in `spend.sqlite`; safe across processes."""
+    """Dollars paid per (run, role, stage), in `spend.sqlite`, and the dollars reserved by the
+    requests in flight; safe across processes.
+
+    A process about to send requests reserves their worst case in one transaction that first
+    checks the caps against everything paid and reserved by every process of the run; each
+    answer moves its cost from reserved to paid and frees the rest. A reservation of a process
+    that has died is dropped at the next admission, so it holds no budget forever."""
 
     def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / LEDGER_FILE
         self._lock = threading.Lock()
-        self._connection = sqlite3.connect(
-            self.path, timeout=60, isolation_level=None, check_same_thread=False
+        self._connection = open_shared_db(
+            self.path,
+            (
+                "CREATE TABLE IF NOT EXISTS spend ("
+                " run TEXT NOT NULL, role TEXT NOT NULL, stage TEXT NOT NULL,"
+                " usd REAL NOT NULL, answers INTEGER NOT NULL, updated REAL NOT NULL,"
+                " PRIMARY KEY (run, role, stage))",
+                "CREATE TABLE IF NOT EXISTS reservations ("
+                " id INTEGER PRIMARY KEY AUTOINCREMENT, run TEXT NOT NULL, role TEXT NOT NULL,"
+                " stage TEXT NOT NULL, usd REAL NOT NULL, owner TEXT NOT NULL,"
+                " pid INTEGER NOT NULL, started REAL NOT NULL, created REAL NOT NULL)",
+            ),
         )
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute(
-            "CREATE TABLE IF NOT EXISTS spend ("
-            " run TEXT NOT NULL, role TEXT NOT NULL, stage TEXT NOT NULL,"
-            " usd REAL NOT NULL, answers INTEGER NOT NULL, updated REAL NOT NULL,"
-            " PRIMARY KEY (run, role, stage))"
-        )
+        self.owner, self.pid, self.started = open_owner()
+
+    def _transaction(self, body):
+        with self._lock:
+            connection = self._connection
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                value = body(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return value
 
     def add(self, run: str, role: str, stage: str, usd: float, answers: int = 1) -> None:
         with self._lock:
-            self._connection.execute(
-                "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run, role, stage)"
-                " DO UPDATE SET usd = usd + excluded.usd, answers = answers + excluded.answers,"
-                " updated = excluded.updated",
-                (run, role, stage, usd, answers, time.time()),
-            )
+            self._add(self._connection, run, role, stage, usd, answers)
+
+    @staticmethod
+    def _add(connection, run: str, role: str, stage: str, usd: float, answers: int) -> None:
+        connection.execute(
+            "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run, role, stage)"
+            " DO UPDATE SET usd = usd + excluded.usd, answers = answers + excluded.answers,"
+            " updated = excluded.updated",
+            (run, role, stage, usd, answers, time.time()),
+        )
 
     def total(self, run: str, role: str | None = None) -> float:
         query, args = "SELECT COALESCE(SUM(usd), 0) FROM spend WHERE run = ?", [run]
@@ -247,6 +276,75 @@ class SpendLedger:
             args.append(role)
         with self._lock:
             return float(self._connection.execute(query, args).fetchone()[0])
+
+    def reserve(
+        self, run: str, role: str, stage: str, caps: dict[str, float], costs: Sequence[float]
+    ) -> tuple[int, int | None, dict[str, float], float]:
+        """Reserve the longest prefix of `costs` that fits under every cap (`role`: this role's
+        spend in the run; `run`: the whole run's), counting what every process has paid and
+        reserved. Returns (how many fit, the reservation's id, USD left under each cap before
+        this reservation, USD reserved by other live processes)."""
+        memo: dict[int, float | None] = {}
+
+        def admit(connection) -> tuple[int, int | None, dict[str, float], float]:
+            for rid, owner, pid, started in connection.execute(
+                "SELECT id, owner, pid, started FROM reservations WHERE owner != ?", (self.owner,)
+            ).fetchall():
+                if not owner_alive(owner, pid, started, memo):
+                    connection.execute("DELETE FROM reservations WHERE id = ?", (rid,))
+            used, others = {}, 0.0
+            for name, role_filter in (("role", role), ("run", None)):
+                clause, args = " WHERE run = ?", [run]
+                if role_filter is not None:
+                    clause += " AND role = ?"
+                    args.append(role_filter)
+                paid = connection.execute(
+                    "SELECT COALESCE(SUM(usd), 0) FROM spend" + clause, args
+                ).fetchone()[0]
+                reserved = connection.execute(
+                    "SELECT COALESCE(SUM(usd), 0) FROM reservations" + clause, args
+                ).fetchone()[0]
+                used[name] = float(paid) + float(reserved)
+                if name in caps:
+                    others = max(others, float(reserved))
+            left = {name: cap - used[name] for name, cap in caps.items()}
+            room = min(left.values())
+            count, total = 0, 0.0
+            while count < len(costs) and total + costs[count] <= room:
+                total += costs[count]
+                count += 1
+            if not count:
+                return 0, None, left, others
+            cursor = connection.execute(
+                "INSERT INTO reservations (run, role, stage, usd, owner, pid, started, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run, role, stage, total, self.owner, self.pid, self.started, time.time()),
+            )
+            return count, cursor.lastrowid, left, others
+
+        return self._transaction(admit)
+
+    def settle(
+        self, reservation: int | None, worst: float, run: str, role: str, stage: str, usd: float
+    ) -> None:
+        """One request of a reservation is done: `usd` paid (0 without an answer) and its
+        worst case `worst` no longer reserved. One transaction, so no cap check sees neither."""
+
+        def move(connection) -> None:
+            if reservation is not None:
+                connection.execute(
+                    "UPDATE reservations SET usd = MAX(usd - ?, 0) WHERE id = ?",
+                    (worst, reservation),
+                )
+            if usd:
+                self._add(connection, run, role, stage, usd, 1)
+
+        self._transaction(move)
+
+    def release(self, reservation: int) -> None:
+        """What is left of a reservation once its requests are all done or unsent."""
+        with self._lock:
+            self._connection.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
 
     def rows(self, run: str | None = None) -> list[dict[str, Any]]:
         query = "SELECT run, role, stage, usd, answers, updated FROM spend"
@@ -260,7 +358,11 @@ class SpendLedger:
         return [dict(zip(names, row, strict=True)) for row in found]
 
     def close(self) -> None:
+        close_owner(self.owner)
         with self._lock:
+            # dropped by the next admission anyway if this fails: the owner is closed
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.execute("DELETE FROM reservations WHERE owner = ?", (self.owner,))
             self._connection.close()
 
 
@@ -287,15 +389,43 @@ class CostGuard:
         self.ledger = SpendLedger(cache_dir) if self.rates is not None else None
         self.spent_usd = 0.0  # paid by this client (runtime, not a metric)
         self._estimates: dict[int, int] = {}
+        self._schema_estimates: dict[str, int] = {}
+        self._reservation: int | None = None  # the ledger row of the jobs now in flight
 
     # -- forecast ------------------------------------------------------------------------------
 
     def _prompt_estimate(self, request: ChatRequest) -> int:
+        """Every prompt token the request can be billed for: its messages, and on an API its
+        JSON schema (sent as response_format, or written into the prompt on a fallback route:
+        either way billed as prompt tokens)."""
         key = id(request)
         if key not in self._estimates:
             estimator = token_estimator(self.config)
-            self._estimates[key] = estimator.prompt_tokens(request.message_list())
+            tokens = estimator.prompt_tokens(request.message_list())
+            if request.schema is not None and self.config.backend != "local":
+                tokens += self._schema_tokens(request.schema)
+            self._estimates[key] = tokens
         return self._estimates[key]
+
+    def _schema_tokens(self, schema: dict[str, Any]) -> int:
+        """The larger of the schema's two billed forms: the response_format field, or the
+        instructions that carry it in the prompt (json_object and prompt routes)."""
+        from janus.llm.structured import schema_json
+        from janus.prompts import render
+
+        canonical = schema_json(schema)
+        if canonical not in self._schema_estimates:
+            estimator = token_estimator(self.config)
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": schema, "strict": True},
+            }
+            instructions = render("json_schema_instructions", "user", schema=canonical)
+            self._schema_estimates[canonical] = max(
+                estimator.text_tokens(json.dumps(response_format)),
+                estimator.text_tokens("\n\n" + instructions),
+            )
+        return self._schema_estimates[canonical]
 
     def forecast(self, requests: Sequence[ChatRequest]) -> None:
         """Record in the stage's metrics what these requests were forecast to use (first
@@ -348,26 +478,42 @@ class CostGuard:
         return {name: cap - spent[name] for name, cap in self.caps.items()}
 
     def admit(self, jobs: list[Job]) -> Iterator[list[Job]]:
-        """The jobs in chunks whose worst case fits what is left; raises BudgetExceeded before a
-        job that would not fit. With no cap (or a free model), one chunk of everything."""
-        if not self.caps or self.rates is None:
+        """The jobs in chunks whose worst case is reserved in the shared ledger, under every cap
+        and after what every process of the run has paid and reserved; raises BudgetExceeded
+        before a job that would not fit even once nothing else is in flight (while others are,
+        it waits for them to settle). With no cap (or a free model), one chunk of everything."""
+        if not self.caps or self.rates is None or self.ledger is None:
             yield jobs
             return
-        position = 0
+        position, waited_since = 0, None
         while position < len(jobs):
-            left = self.left()
-            room = min(left.values())
-            chunk_end, reserved = position, 0.0
-            while chunk_end < len(jobs):
-                cost = self.worst_case(jobs[chunk_end])
-                if reserved + cost > room:
-                    break
-                reserved += cost
-                chunk_end += 1
-            if chunk_end == position:
-                raise BudgetExceeded(self._stop_message(jobs, position, left))
-            yield jobs[position:chunk_end]
-            position = chunk_end
+            costs = [self.worst_case(job) for job in jobs[position:]]
+            count, reservation, left, others = self.ledger.reserve(
+                self.run_id, self.role, self.stage, self.caps, costs
+            )
+            if not count:
+                if others <= 0:
+                    raise BudgetExceeded(self._stop_message(jobs, position, left))
+                # other processes' requests in flight hold the room; what they leave unused
+                # comes back when they settle (or die)
+                now = time.monotonic()
+                if waited_since is None or now - waited_since > 30:
+                    log.info(
+                        "%s: $%.4f of the budget is reserved by requests of other processes;"
+                        " waiting for them to settle",
+                        self.stage,
+                        others,
+                    )
+                    waited_since = now
+                time.sleep(BUDGET_POLL_S)
+                continue
+            self._reservation = reservation
+            try:
+                yield jobs[position : position + count]
+            finally:
+                self._reservation = None
+                self.ledger.release(reservation)
+            position += count
 
     def _stop_message(self, jobs: list[Job], position: int, left: dict[str, float]) -> str:
         binding = min(left, key=left.get)
@@ -384,12 +530,15 @@ class CostGuard:
 
     # -- accounting ----------------------------------------------------------------------------
 
-    def paid(self, generation: Generation) -> None:
-        """One answer arrived from the backend (not the cache): add it to the ledger."""
-        usd = generation_cost(self.rates, generation, self.batch)
+    def paid(self, job: Job, generation: Generation | None) -> None:
+        """A job admitted by `admit` is done: its answer's cost (none without one) goes into the
+        ledger and its worst case out of the reservation, in one transaction."""
+        usd = generation_cost(self.rates, generation, self.batch) if generation else 0.0
         self.spent_usd += usd
-        if self.ledger is not None and usd:
-            self.ledger.add(self.run_id, self.role, self.stage, usd)
+        if self.ledger is None or (not usd and self._reservation is None):
+            return
+        worst = self.worst_case(job) if self._reservation is not None else 0.0
+        self.ledger.settle(self._reservation, worst, self.run_id, self.role, self.stage, usd)
 
     def runtime(self, backend: Any = None) -> dict[str, Any]:
         """What this client paid (runtime, not metrics: a warm cache pays nothing), with the

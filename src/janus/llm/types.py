@@ -85,7 +85,7 @@ class UsageStats:
     cache_hits: int = 0
     retries: int = 0  # transport retries (429, 5xx, timeouts, dropped connections) + malformed
     invalid_outputs: int = 0  # answers that failed schema validation (each was re-asked)
-    empty_outputs: int = 0  # empty or whitespace-only answers (re-asked, never cached)
+    empty_outputs: int = 0  # empty or whitespace-only answers (re-asked; stored, replayed)
     failed: int = 0  # items that still had no valid answer after every retry
     succeeded: int = 0
     failed_by_reason: dict[str, int] = field(default_factory=dict)
