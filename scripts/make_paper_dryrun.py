@@ -143,6 +143,17 @@ def online_leftovers(params: dict, repo: Path = REPO) -> list[str]:
     return problems
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """Refuses a key written twice in one mapping (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise OverlayError(f"{node.start_mark}: key(s) {repeated} written twice")
+        return super().construct_mapping(node, deep=deep)
+
+
 class _NoAliases(yaml.SafeDumper):
     """Writes shared values (paper.yaml's `*sft` anchors) out in full: one key, one value."""
 
@@ -153,7 +164,7 @@ class _NoAliases(yaml.SafeDumper):
 def render(fake_port: int = DEFAULT_FAKE_PORT) -> str:
     """The dry-run profile's text, from the files on disk."""
     paper = yaml.safe_load(PAPER.read_text())
-    overlay = yaml.safe_load(OVERLAY.read_text())
+    overlay = yaml.load(OVERLAY.read_text(), Loader=_UniqueKeys)
     params = apply_overlay(paper, overlay, fake_port)
     problems = online_leftovers(params)
     if problems:

@@ -31,7 +31,8 @@ to what it asks (`servers.valid_answers`: schema-valid JSON, the judge's text fo
 and the server also speaks Chat Completions (`POST /v1/chat/completions`). Any path prefix before
 `/v1` is accepted and recorded (`/replica-a/v1`: one server stands in for a fleet of replicas).
 Every answered request is logged (`requests`: api, prefix, model, janus stage, request kind;
-also appended as JSON Lines to `log_path` when given).
+also appended as JSON Lines to `log_path` when given). `served_models`: what `GET /v1/models`
+lists (the preflight's check that each model is served).
 
 Run alone (`make paper-dryrun`): `PYTHONPATH=tests python -m servers.fake_batches --port N`.
 """
@@ -65,11 +66,14 @@ class FakeBatchesServer(LoopbackServer):
         answer_all: bool = False,
         port: int = 0,
         log_path: str | None = None,
+        served_models: list[str] | None = None,
     ):
         self.valid_json = valid_json or {"answer": "ok"}
         self.cached_tokens = cached_tokens
         self.answer_all = answer_all
         self.log_path = log_path
+        # `GET /v1/models` lists these (None: the endpoint has no model list, 404)
+        self.served_models = served_models
         self.requests: list[dict[str, Any]] = []  # answer_all: one record per answered request
         self.lock = threading.Lock()
         self.files: dict[str, dict[str, Any]] = {}  # id -> {meta, content}
@@ -410,7 +414,13 @@ class FakeBatchesServer(LoopbackServer):
                 path, _, query = self._split_prefix()[1].partition("?")
                 parts = path.strip("/").split("/")
                 with server.lock:
-                    if parts[:2] == ["v1", "batches"] and len(parts) == 3:
+                    if parts == ["v1", "models"] and server.served_models is not None:
+                        models = [
+                            {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+                            for name in server.served_models
+                        ]
+                        self.send_json(200, {"object": "list", "data": models})
+                    elif parts[:2] == ["v1", "batches"] and len(parts) == 3:
                         if parts[2] not in server.batches:
                             self._error(404, "No such Batch object")
                             return
@@ -449,8 +459,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", help="append one JSON line per answered request here")
+    parser.add_argument("--models", nargs="*", help="the model list (GET /v1/models)")
     args = parser.parse_args()
-    server = FakeBatchesServer(answer_all=True, port=args.port, log_path=args.log).start()
+    server = FakeBatchesServer(
+        answer_all=True, port=args.port, log_path=args.log, served_models=args.models
+    ).start()
     print(f"fake OpenAI API (chat, files, batches) on {server.base_url}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -50,6 +50,13 @@ def _make_dryrun_module():
     return module
 
 
+def api_models(params: dict) -> list[str]:
+    """The model names params ask the OpenAI API for: what the fake lists as served."""
+    roles = [c for c in params["llm"].values() if isinstance(c, dict)]
+    configs = roles + list(params["infer"]["endpoints"].values())
+    return sorted({c["model"] for c in configs if c.get("backend") == "openai"})
+
+
 def hub_models(params: Any) -> set[tuple[str, str | None]]:
     """(hub id, revision) of every model params reads from the hub that has a stand-in."""
     found: set[tuple[str, str | None]] = set()
@@ -163,8 +170,10 @@ def dry_run(work: Path, state: Path, timeout: float = 1200) -> DryRun:
     state.mkdir(parents=True, exist_ok=True)
     env = environment(work, state)
     dvc = [sys.executable, "-m", "dvc"]
-    with FakeBatchesServer(answer_all=True, log_path=str(state / "fake_openai.jsonl")) as fake:
+    log = str(state / "fake_openai.jsonl")
+    with FakeBatchesServer(answer_all=True, log_path=log) as fake:
         params = copy_pipeline(work, fake.port)
+        fake.served_models = api_models(params)  # for the stages' preflight
         lay_out_hub_cache(hub_models(params), state / "hub-cache")
         _run(["git", "init", "-q"], work, env, 60)
         _run([*dvc, "init", "-q"], work, env, 120)
