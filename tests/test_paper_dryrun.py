@@ -222,3 +222,9 @@ def test_fake_answers_the_judge_text_formats_parseably():
             for i in range(20)
         }
         assert len(scores) > 1, prompt_name  # answers vary with the prompt
+
+
+def test_a_key_written_twice_in_the_overlay_is_refused():
+    script = _script()
+    with pytest.raises(script.OverlayError, match="written twice"):
+        yaml.load("infer: {max_items: 1}\njudge: {}\ninfer: {sampling: {}}\n", Loader=script._UniqueKeys)
