@@ -1,6 +1,6 @@
-"""Stages `infer@<model>`, `infer_bon@<model>`, `infer_hub@<model>`, `infer_api@<model>` (4, 6.1,
-6.3, D.1): bench responses with and without the system message, and their metrics (best-of-N also
-writes every sample with its reward to --samples)."""
+"""Stages `infer@<model>`, `infer_bon@<model>`, `infer_hub@<model>` (4, 6.1, 6.3, D.1): a local
+model's bench responses with and without the system message, and their metrics (best-of-N also
+writes every sample with its reward to --samples). Endpoints: stages/infer_api.py."""
 
 import argparse
 
@@ -12,9 +12,7 @@ from janus.preflight import answering_keys, before_stage
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--model", required=True, help="a key of infer.models/best_of_n/hub_models/endpoints"
-    )
+    parser.add_argument("--model", required=True, help="a key of infer.models/best_of_n/hub_models")
     parser.add_argument("--bench", required=True, help="the bench stage's JSONL")
     parser.add_argument("--out", required=True, help="responses JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")

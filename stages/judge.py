@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
     params = load_sections(InferSection, JudgeSection, LLMSection)
-    before_stage(params, "llm.judge")
+    before_stage(params, *(f"llm.{role}" for role in params.judge.judges))  # every judge that grades
     outputs = run_judge(params, args.bench, args.responses)
     out = Path(args.out)
     write_jsonl(out / "absolute.jsonl", outputs.absolute)

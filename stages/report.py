@@ -29,6 +29,7 @@ def main() -> None:
         bench_path=Path(args.bench),
         responses_dir=Path(args.responses),
         item_scores=Path(args.judge) / "item_scores.jsonl",
+        judgements=Path(args.judge) / "absolute.jsonl",
         toxicity_metrics=Path(args.toxicity_metrics),
         models=params.infer.model_names(),
     )

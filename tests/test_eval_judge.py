@@ -222,12 +222,15 @@ JUDGE_BASE = {
     "pairwise": [],
     "pairwise_condition": "system",
     "seed": 42,
+    "judges": ["judge"],
 }
 
 
-def _params(models: list[str], judge: dict, llm_judge: dict):
+def _params(models: list[str], judge: dict, llm_judge: dict, llm_open_judge: dict | None = None):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["llm"] = {**raw.get("llm", {}), "judge": {**raw["llm"]["judge"], **llm_judge}}
+    if llm_open_judge is not None:
+        raw["llm"]["open_judge"] = {**raw["llm"]["open_judge"], **llm_open_judge}
     infer = tiny_section("infer", models={m: {"path": f"checkpoints/{m}"} for m in models})
     raw["infer"] = infer.model_copy(update={"best_of_n": {}}).model_dump(mode="json")
     raw["helpfulness"]["models"] = [m for m in raw["helpfulness"]["models"] if m in models]
@@ -545,3 +548,62 @@ def test_report_judge_sections_show_cis_and_health_and_mark_what_is_missing():
     assert "| janus vs base | [25.0%, 50.0%] | – |" in text
     assert "does not see (F.2)" in text and "no_marker 10.0%" in text
     assert "25.0% of 4 comparisons" in text and "0.42 over 3 items" in text
+
+
+def test_a_second_judge_grades_the_same_responses_and_draws_its_own_samples(tmp_path, monkeypatch):
+    """judge.judges = [judge, open_judge], both the same endpoint and model: the second judge's
+    requests are new samples (its position is in the sample index), not the first one's cached
+    answers; it grades own rubrics only (no steerability, no pairwise); every row names its judge."""
+
+    seeds: dict[str, list[int]] = {}  # prompt -> the samples asked for, in order
+
+    def answer(request: dict, times: int) -> str:
+        user = user_message(request)
+        if "###Response to evaluate:" not in user:
+            return "Feedback: A is better. [RESULT] A"  # pairwise
+        asked = seeds.setdefault(user, [])
+        if request["seed"] not in asked:
+            asked.append(request["seed"])
+        # the primary judge runs first: its sample scores 4, the second judge's 3
+        return f"Feedback: sample {asked.index(request['seed'])}. [RESULT] {4 - asked.index(request['seed'])}"
+
+    responses = {
+        "alpha": {(i, "system"): "GOOD answer" for i in ("koala-a-0", "koala-a-1", "flask-b-0")},
+        "beta": {(i, "system"): "BAD answer" for i in ("koala-a-0", "koala-a-1", "flask-b-0")},
+    }
+    bench_path, responses_dir = _write_fixture(tmp_path, responses)
+    with ScriptedChatServer(answer) as server:
+        config = _openai_judge(server, monkeypatch, structured_output="prompt")
+        params = _params(
+            ["alpha", "beta"],
+            {
+                "repeats": 1,
+                "format": "text",
+                "steerability_repeats": 1,
+                "pairwise": [["alpha", "beta"]],
+                "judges": ["judge", "open_judge"],
+            },
+            config,
+            config,
+        )
+        outputs = run_judge(params, bench_path, responses_dir)
+    # every prompt graded by both judges was asked for two samples, not one served twice
+    assert seeds and all(len(asked) == 2 for asked in seeds.values())
+
+    by_judge = {role: [r for r in outputs.absolute if r["judge"] == role] for role in ("judge", "open_judge")}
+    assert {r["kind"] for r in by_judge["open_judge"]} == {"own"}
+    assert "mismatched" in {r["kind"] for r in by_judge["judge"]}
+    own = [r for r in by_judge["judge"] if r["kind"] == "own"]
+    assert len(own) == len(by_judge["open_judge"]) == 2 * 3 * 2  # models x items x rubrics
+    assert {r["score"] for r in own} == {4} and {r["score"] for r in by_judge["open_judge"]} == {3}
+    assert {row["judge"] for row in outputs.pairwise} == {"judge"}
+    assert {row["judge"] for row in outputs.item_scores} == {"judge", "open_judge"}
+    metrics = outputs.metrics
+    assert [j["role"] for j in metrics["judges"]] == ["judge", "open_judge"]
+    assert [j["primary"] for j in metrics["judges"]] == [True, False]
+    assert metrics["judges"][1]["label"] == "scripted-gpt"
+    assert metrics["scores"]["alpha"]["system"]["overall"]["mean"] == pytest.approx(4.0)
+    second = metrics["second_opinions"]["open_judge"]
+    assert second["scores"]["alpha"]["system"]["overall"]["mean"] == pytest.approx(3.0)
+    assert second["parse"]["judgements"] == 12 and second["parse"]["unparsed"] == 0
+    assert list(metrics["second_opinions"]) == ["open_judge"]

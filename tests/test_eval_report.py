@@ -172,7 +172,7 @@ def _params(report_models):
         models={"base": {"path": "models/base"}, "sft": {"path": "checkpoints/sft"}},
         best_of_n={"sft-bon": {"path": "checkpoints/sft", "n": 4}},
     ).model_dump(mode="json")
-    raw["report"] = {"models": report_models}
+    raw["report"] = {**raw["report"], "models": report_models}
     return parse_params(raw)
 
 

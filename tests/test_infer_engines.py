@@ -10,8 +10,9 @@ import pytest
 
 from janus.chat_format import save_format
 from janus.config.infer import InferSection
-from janus.infer.engines import TransformersEngine, fit_prompt, load_engine
-from janus.infer.responses import response_metrics, run_checkpoint, run_endpoint, run_infer
+from janus.infer.endpoint_responses import run_endpoint
+from janus.infer.engines import TransformersEngine, fit_prompt, resolve_backend
+from janus.infer.responses import response_metrics, run_checkpoint, run_infer
 from janus.io import read_json, read_jsonl
 from tests.sections import tiny_section
 from tests.servers.fake_openai import FakeOpenAIServer
@@ -154,18 +155,23 @@ def test_empty_responses_are_kept_and_counted():
     assert metrics["per_condition"]["system"]["empty_responses"] == 1
 
 
-def test_without_vllm_or_cuda_the_engine_falls_back_to_transformers_with_a_log_line(
-    tiny_model_dir, caplog
+def test_the_backend_is_decided_before_loading_and_never_downgraded_on_cuda(
+    monkeypatch, caplog
 ):
-    from janus.infer.engines import vllm_unavailable_reason
-
-    reason = vllm_unavailable_reason()
-    if reason is None:
-        pytest.skip("vLLM and CUDA are both here")
+    engine = tiny_section("infer.engine")
+    monkeypatch.setenv("JANUS_FAKE_CUDA_DEVICES", "0")
     caplog.set_level(logging.INFO, logger="janus")
-    engine = load_engine(tiny_model_dir, tiny_section("infer.engine", backend="vllm"))
-    assert engine.name == "transformers"
-    assert reason in caplog.text and "generating with transformers" in caplog.text
+    assert resolve_backend(engine.model_copy(update={"backend": "auto"})) == "transformers"
+    assert "no CUDA device" in caplog.text
+    with pytest.raises(RuntimeError, match="no CUDA device is visible"):
+        resolve_backend(engine.model_copy(update={"backend": "vllm"}))
+    # on a CUDA machine without vLLM, auto and vllm stop with the command; transformers is a choice
+    monkeypatch.setenv("JANUS_FAKE_CUDA_DEVICES", "2")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    for backend in ("auto", "vllm"):
+        with pytest.raises(RuntimeError, match="make setup-gpu"):
+            resolve_backend(engine.model_copy(update={"backend": backend}))
+    assert resolve_backend(engine.model_copy(update={"backend": "transformers"})) == "transformers"
 
 
 def test_prompts_longer_than_the_context_keep_their_end():
@@ -220,8 +226,7 @@ def test_an_endpoint_baseline_gets_system_messages_as_chat_turns(monkeypatch):
 
 @pytest.mark.gpu
 def test_vllm_engine_generates_seeded_samples_for_every_prompt(tiny_model_dir):
-    pytest.importorskip("vllm")
-    from janus.infer.engines import VLLMEngine, encode_prompts
+    from janus.infer.engines import VLLMEngine, encode_prompts  # fails, not skips, without vLLM
 
     engine = VLLMEngine(
         tiny_model_dir, tiny_section("infer.engine", backend="vllm", gpu_memory_utilization=0.3)

@@ -292,6 +292,7 @@ def test_a_cap_holds_across_processes(tmp_path, processes, cap_key):
         section = {
             "teacher": teacher,
             "judge": teacher,
+            "open_judge": teacher,
             "run_max_usd": cap if cap_key == "run_max_usd" else None,
         }
         env = {**_stage_env(tmp_path), "JANUS_RUN_ID": "shared-run"}

@@ -244,6 +244,7 @@ def test_run_cap_counts_every_role_and_a_new_run_starts_at_zero(server, monkeypa
         {
             "teacher": _config(server).model_dump(),
             "judge": _config(server).model_dump(),
+            "open_judge": _config(server).model_dump(),
             "run_max_usd": 5,
         }
     )

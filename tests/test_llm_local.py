@@ -188,3 +188,63 @@ def test_a_failing_item_fails_alone_and_is_not_cached(tiny_model_dir, monkeypatc
     with LLMClient(_config(tiny_model_dir, batch_size=4)) as client:
         again = client.generate(requests)
         assert client.stats.requests == 1 and all(r.ok for r in again)  # only the missing one
+
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def hub_judge(tiny_model_dir, tmp_path, monkeypatch) -> str:
+    """The tiny model as `janus-test/judge` in a hub cache laid out as huggingface_hub writes it
+    (snapshots/<commit>, refs/main), read offline."""
+    cache = tmp_path / "hf" / "hub"
+    repo = cache / "models--janus-test--judge"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / HUB_COMMIT)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(HUB_COMMIT)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    return "hub:janus-test/judge"
+
+
+def test_a_hub_model_at_a_pinned_revision_answers_in_process(hub_judge):
+    """`model: hub:<owner>/<name>` with model_revision: the hub library resolves it; the identity
+    is the id and the commit, so a branch that moves to new weights is a new model for the
+    cache. Without CUDA it runs on transformers."""
+    config = _config("unused", model=hub_judge, model_revision="main", device="cpu")
+    assert config.hub_id() == "janus-test/judge"
+    request = ChatRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    with LLMClient(config) as client:
+        assert client.backend.identity()["model"] == f"hub:janus-test/judge@{HUB_COMMIT}"
+        (result,) = client.generate([request])
+    assert result.ok, result.error
+    pinned = _config("unused", model=hub_judge, model_revision=HUB_COMMIT, device="cpu")
+    with LLMClient(pinned) as again:
+        assert again.cache_key(request) == client.cache_key(request)  # the branch and its commit
+
+
+@pytest.mark.gpu
+def test_a_hub_model_runs_on_vllm_when_it_is_installed(hub_judge):
+    pytest.importorskip("vllm")
+    config = _config("unused", model=hub_judge, model_revision="main", device="auto")
+    requests = [
+        ChatRequest(messages=[{"role": "user", "content": f"Hi {i}"}], max_tokens=8)
+        for i in range(3)
+    ]
+    with LLMClient(config) as client:
+        assert client.backend.identity()["engine"] == "vllm"
+        results = client.generate(requests)
+        labels = client.generate(_schema_requests(2))
+    assert all(result.ok for result in results), [result.error for result in results]
+    assert all(result.ok for result in labels), [result.error for result in labels]
+
+
+def test_a_hub_model_without_a_revision_is_refused():
+    with pytest.raises(ValueError, match="needs a model_revision"):
+        _config("unused", model="hub:janus-test/judge", model_revision=None)
+    with pytest.raises(ValueError, match="expected hub:<owner>/<name>"):
+        _config("unused", model="hub:not a hub id", model_revision="main")

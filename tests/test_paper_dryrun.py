@@ -161,7 +161,7 @@ def test_paper_profile_dry_run(tmp_path):
     assert ("judge", "judge_pairwise") in batch
     chat = [r for r in requests if r["api"] == "chat"]
     endpoint_models = {config["model"] for config in params["infer"]["endpoints"].values()}
-    assert {r["model"] for r in chat} == endpoint_models
+    assert endpoint_models <= {r["model"] for r in chat}
     assert {r["prefix"] for r in chat} == {"/replica-a", "/replica-b"}  # the whole fleet served
     print(
         f"\npaper dry run: {len(lock)} stages, first repro {result.seconds['first_repro']:.0f} s "

@@ -140,6 +140,7 @@ NAMED_TABLES = {
     "helpfulness_mix",
     "rows",
     "alpaca_eval_runs",
+    "pairs",  # scorecard.same_judge.pairs: ours -> published
 }
 
 

@@ -1,6 +1,8 @@
 """End to end: the whole pipeline under real DVC in a fresh repository with the tiny profile, up to
-`report`; then a changed judge param reruns exactly `judge` and `report`, and `dvc metrics diff`
-shows changes in judge-derived keys only.
+`report` and `scorecard`, with two judges (their agreement, the same-judge scorecard); a changed
+analysis param (an agreement CI seed, the same-judge margin) reruns only `report` and
+`scorecard`, never the grading; then a changed judge param reruns exactly `judge` and `report`,
+and `dvc metrics diff` shows changes in judge-derived keys only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-EVAL_STAGES = ("bench", "judge", "report")
+EVAL_STAGES = ("bench", "judge", "report", "scorecard")
 # What the evaluation needs from the other stages: data, checkpoints, responses, toxicity.
 UPSTREAM_STAGES = (
     "models",
@@ -33,7 +35,7 @@ JUDGE_DERIVED = {"metrics/judge.json", "metrics/report.json"}
 
 def _copy_pipeline(work: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("stages", "src", "data/sources", "data/taxonomy"):
+    for folder in ("stages", "src", "data/sources", "data/taxonomy", "data/paper"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     for name in (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock"):
         shutil.copy(REPO / name, work / name)
@@ -95,7 +97,7 @@ def test_eval_stages_under_dvc(tmp_path):
     _run([*dvc, "init", "-q"], work, env)
     shutil.copytree(REPO / ".dvc/plots", work / ".dvc/plots")  # the plot templates
 
-    first = _run([*dvc, "repro", "report"], work, env)
+    first = _run([*dvc, "repro", "report", "scorecard"], work, env)
     assert set(EVAL_STAGES) <= set(_stages_run(first))
 
     bench = [json.loads(line) for line in (work / "data/bench.jsonl").read_text().splitlines()]
@@ -135,8 +137,29 @@ def test_eval_stages_under_dvc(tmp_path):
         (title,) = plot
         assert plots["data"][title][0]["content"]["data"]["values"], title
 
+    # two judges (tiny: judge.judges = [judge, open_judge]): their agreement, the same-judge card
+    assert [entry["role"] for entry in judge["judges"]] == ["judge", "open_judge"]
+    assert "Agreement between judges" in report and "κ (quadratic)" in report
+    agreement = json.loads((work / "metrics/report.json").read_text())["judge_agreement"]
+    overall = agreement["judge_vs_open_judge"]["overall"]
+    assert overall["pairs"] > 0 and 0 <= overall["within_one"] <= 1
+    card = json.loads((work / "metrics/reproduction.json").read_text())["same_judge"]
+    for role in ("judge", "open_judge"):
+        pair = card["pairs"][role]["sft_vs_base"]["overall"]  # tiny: base stands in as published
+        assert pair["verdict"] in ("reproduced", "differs", "inconclusive")
+        assert pair["paper"] == 4.17 and pair["paper_row"] == "Janus 7B"
+    assert "## Same judge" in (work / "reports/reproduction.md").read_text()
+
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-q", "-m", "tiny pipeline"], work, env)
+    # analysis params: no judge is asked again
+    params["report"]["agreement"]["bootstrap_seed"] += 1
+    params["scorecard"]["same_judge"]["margin"] *= 2
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    analysis = _run([*dvc, "repro", "report", "scorecard"], work, env)
+    assert sorted(_stages_run(analysis)) == ["report", "scorecard"]
+    _run(["git", "add", "-A"], work, env)
+    _run(["git", "commit", "-q", "-m", "analysis params"], work, env)
     params["judge"]["seed"] += 1
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = _run([*dvc, "repro", "report"], work, env)

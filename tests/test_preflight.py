@@ -218,6 +218,8 @@ def test_hub_references_resolve_offline_in_the_local_cache(tmp_path, monkeypatch
         "bench": {"published": "hub:owner/cached", "published_revision": commit},
         # an id alone may name a dataset: tried as a model, then as a dataset
         "toxicity_inputs": {"prompts_hub_id": "owner/cached", "prompts_revision": commit},
+        # an LLM role's hub model (the open judge), pinned by model_revision
+        "llm": {"open_judge": {"model": "hub:owner/model", "model_revision": commit}},
     }
     rows = {row.what: row for row in preflight.hub_checks(raw, offline=True)}
     assert set(rows) == {
@@ -227,6 +229,7 @@ def test_hub_references_resolve_offline_in_the_local_cache(tmp_path, monkeypatch
         "toxicity.classifier.model (owner/model)",
         "bench.published (owner/cached)",
         "toxicity_inputs.prompts_hub_id (owner/cached)",
+        "llm.open_judge.model (owner/model)",
     }
     assert rows["filter.sources.cached.path (owner/cached)"].status == OK
     assert rows["bench.published (owner/cached)"].status == OK
@@ -235,6 +238,7 @@ def test_hub_references_resolve_offline_in_the_local_cache(tmp_path, monkeypatch
     assert unpinned.status == WARN and "unpinned (main)" in unpinned.detail
     assert rows["toxicity.classifier.model (owner/model)"].status == OK
     assert rows["toxicity_inputs.prompts_hub_id (owner/cached)"].status == OK
+    assert rows["llm.open_judge.model (owner/model)"].status == OK  # found as a model
 
 
 def test_disk_estimate_from_the_base_config(tmp_path, monkeypatch):

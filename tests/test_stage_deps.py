@@ -73,6 +73,16 @@ def test_a_section_schema_is_a_dep_only_of_the_stages_that_read_it():
     assert not _stages_depending_on("src/janus/config")  # no stage reads every section
 
 
+def test_only_the_endpoint_rows_of_inference_run_the_http_client():
+    """An edit to the HTTP client must not rerun days of local-model generation (issue 17)."""
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("infer", "infer_bon", "infer_hub"):
+        deps = stages[name]["do"]["deps"]
+        assert not [dep for dep in deps if dep.startswith("src/janus/llm")], name
+        assert "${environment.lock_file}" in deps, name  # the installed environment's lock
+    assert "src/janus/llm/openai_backend.py" in stages["infer_api"]["do"]["deps"]
+
+
 def _without(text: str, stage: str, dep: str) -> str:
     """dvc.yaml text with one dep line of one stage removed."""
     lines = text.splitlines(keepends=True)

@@ -246,7 +246,9 @@ def gpu_requirements(
         if not isinstance(engine, EngineParams) or (wanted is not None and key not in wanted):
             continue
         if engine.backend == "vllm" or engine.tensor_parallel_size > 1:
-            found.append((f"{key}.tensor_parallel_size", engine.tensor_parallel_size))
+            # an explicit data_parallel_size asks for that many replicas of tensor_parallel_size
+            replicas = (engine.data_parallel_size or 1) if engine.backend == "vllm" else 1
+            found.append((f"{key}.tensor_parallel_size", engine.tensor_parallel_size * replicas))
         elif engine.device.startswith("cuda"):
             found.append((f"{key}.device", 1))
     for key, config in llm_configs(params):
@@ -369,7 +371,9 @@ def hub_refs(raw: Any, prefix: str = "") -> list[HubRef]:
             key = f"{prefix}{name}"
             if isinstance(value, str) and value.startswith("hub:"):
                 revision = raw.get(f"{name}_revision", raw.get("revision"))
-                found.append(HubRef(key, "dataset", value[4:], revision))
+                # an LLM role's `model: hub:<id>` (the open judge) is a model, else a dataset
+                kind = "model" if name == "model" else "dataset"
+                found.append(HubRef(key, kind, value[4:], revision))
             elif isinstance(value, str) and name.endswith("hub_id"):
                 revision = raw.get(f"{name[: -len('hub_id')]}revision", raw.get("revision"))
                 found.append(HubRef(key, "model or dataset", value, revision))

@@ -103,6 +103,8 @@ def copy_pipeline(work: Path, fake_port: int) -> dict:
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     for name in COPIED_FILES:
         shutil.copy(REPO / name, work / name)
+    for lock in REPO.glob("requirements*.lock"):  # whichever environment.lock_file names
+        shutil.copy(lock, work / lock.name)
     text = _make_dryrun_module().render(fake_port)
     (work / "params.yaml").write_text(text)
     return yaml.safe_load(text)

@@ -17,11 +17,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+# A hub model id (owner/name), and the prefix that marks one where a local path could stand.
+HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
+HUB_PREFIX = "hub:"
 
 # The top-level keys of a params file (janus.config.params.Params has one field each; a test holds
 # them equal). Kept here so that a stage reading a few sections still rejects a misspelt one.
 PARAMS_KEYS = (
     "seed",
+    "environment",
     "llm",
     "models",
     "filter",

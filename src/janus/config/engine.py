@@ -9,7 +9,7 @@ from pydantic import (
     Field,
 )
 
-from janus.config.common import Section
+from janus.config.common import HUB_ID_PATTERN, Section
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a stage key and a file name
 
@@ -24,20 +24,27 @@ class SamplingParams(Section):
 
 
 class EngineParams(Section):
-    """Where local checkpoints generate: vLLM offline on CUDA, else batched transformers."""
+    """Where local checkpoints generate: vLLM offline on CUDA, else batched transformers; one
+    engine per data-parallel replica, each answer cached (janus.infer.generation)."""
 
-    # auto: vLLM when it is installed and CUDA is present, else transformers (logged).
-    # vllm: the same, but the fallback is a warning.
+    # auto: vLLM on a CUDA machine (stops when it is not installed), transformers without CUDA.
+    # vllm: vLLM or stop. transformers: transformers on purpose, on any machine.
     backend: Literal["auto", "vllm", "transformers"]
-    batch_size: int = Field(ge=1)  # transformers: sequences per generate() call
+    batch_size: int = Field(ge=1)  # transformers: sequences per generate() call (one seed each)
     device: str  # transformers: auto | cpu | cuda[:n]
     dtype: Literal["auto", "float32", "bfloat16", "float16"]  # auto: bf16 on CUDA
-    tensor_parallel_size: int = Field(ge=1)  # vLLM: GPUs per model
+    tensor_parallel_size: int = Field(ge=1)  # vLLM: GPUs per replica
+    # Replicas, each its own process and engine; null: the GPUs visible / tensor_parallel_size
+    # (one per GPU for transformers; 1 without CUDA). Answers do not depend on it.
+    data_parallel_size: int | None = Field(ge=1)
+    # vLLM: prompts per generate() call; each call's answers are cached as it returns (what a
+    # killed stage can lose), and calls are dealt to the replicas in turn.
+    prompts_per_call: int = Field(ge=1)
     gpu_memory_utilization: float = Field(gt=0, le=1)  # vLLM
     max_model_len: int | None = Field(ge=16)  # vLLM; None: the model's own
-
-
-HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    # The answer cache (janus.infer.completion_cache; $JANUS_CACHE_DIR overrides it), outside DVC
+    # outputs like the LLM cache: a rerun generates only what is not there.
+    cache_dir: str
 
 
 class HubModel(Section):

@@ -39,6 +39,18 @@ class JudgeSection(Section):
     pairwise: list[tuple[str, str]]  # (model, opponent) pairs
     pairwise_condition: Literal["system", "no_system"]
     seed: int  # changes every judge sample (folded into the requests' sample_index)
+    # The llm roles that grade, in order. The first is the primary: it grades everything
+    # (absolute, steerability, pairwise) and its scores are the report's and the scorecard's;
+    # each other judge grades the same responses on their own rubrics (absolute) for the judge
+    # agreement and the same-judge scorecard.
+    judges: list[Literal["judge", "open_judge", "teacher"]] = Field(min_length=1)
+
+    @field_validator("judges")
+    @classmethod
+    def _distinct_judges(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a judge is listed twice: {value}")
+        return value
 
     @field_validator("pairwise")
     @classmethod

@@ -1,4 +1,5 @@
-"""The `llm` section: the teacher and judge endpoints (local checkpoint or OpenAI-compatible)."""
+"""The `llm` section: the teacher and judge endpoints (local checkpoint or hub model, or
+OpenAI-compatible)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from janus.config.common import Section
+from janus.config.common import HUB_ID_PATTERN, HUB_PREFIX, Section
 
 
 class Price(Section):
@@ -26,7 +27,8 @@ class Price(Section):
 
 class LLMConfig(Section):
     backend: Literal["local", "openai"]
-    # local: a checkpoint directory (e.g. the `models` stage output); openai: the model name.
+    # local: a checkpoint directory (e.g. the `models` stage output) or `hub:<owner>/<name>` (a
+    # hub model at model_revision, loaded in process); openai: the model name.
     model: str
     # Any OpenAI-compatible URL (None: api.openai.com), or a list of them: a fleet of replicas
     # serving the same model, balanced by requests in flight; one that stops answering is taken
@@ -89,6 +91,27 @@ class LLMConfig(Section):
             raise ValueError("mode 'batch' needs backend 'openai' (the Batch API)")
         return self
 
+    @model_validator(mode="after")
+    def _hub_model_is_pinned(self) -> LLMConfig:
+        # local backend: `hub:<owner>/<name>` loads a hub model in process; its weights are
+        # what model_revision names, so a hub model without one could change under dvc.lock.
+        if self.backend == "local" and self.model.startswith(HUB_PREFIX):
+            import re
+
+            if not re.match(HUB_ID_PATTERN, self.model.removeprefix(HUB_PREFIX)):
+                raise ValueError(f"model {self.model!r}: expected hub:<owner>/<name>")
+            if not self.model_revision:
+                raise ValueError(
+                    f"model {self.model!r} needs a model_revision (a commit hash pins the weights)"
+                )
+        return self
+
+    def hub_id(self) -> str | None:
+        """The hub model a local backend loads (`model: hub:<owner>/<name>`), else None."""
+        if self.backend == "local" and self.model.startswith(HUB_PREFIX):
+            return self.model.removeprefix(HUB_PREFIX)
+        return None
+
     @field_validator("cache_dir")
     @classmethod
     def _cache_dir_is_absolute(cls, value: str) -> str:
@@ -111,17 +134,24 @@ class LLMConfig(Section):
         return list(self.base_url) if isinstance(self.base_url, list) else [self.base_url]
 
 
+LLM_ROLES = ("teacher", "judge", "open_judge")
+
+
 class LLMSection(Section):
     params_key: ClassVar[str] = "llm"
     teacher: LLMConfig
     judge: LLMConfig
+    # A second judge that no provider can retire: an open model on the user's own GPUs (local
+    # backend, `hub:<owner>/<name>` at a pinned model_revision, e.g. Prometheus 2) or behind the
+    # endpoint fleet. It grades only when `judge.judges` lists it.
+    open_judge: LLMConfig
     # Cap on what all roles together may spend in one run (null: none). A run is the work toward
     # one git commit, or $JANUS_RUN_ID when set; the ledger is spend.sqlite next to the cache.
     run_max_usd: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _stamp_roles(self) -> LLMSection:
-        for role in ("teacher", "judge"):
+        for role in LLM_ROLES:
             config = getattr(self, role)
             config._role = role
             config._run_max_usd = self.run_max_usd

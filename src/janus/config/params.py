@@ -25,6 +25,7 @@ from janus.config.common import (
     format_errors,
     read_params_file,
 )
+from janus.config.environment import EnvironmentSection
 from janus.config.expand_seeds import ExpandSeedsSection
 from janus.config.filter import FilterSection
 from janus.config.gold_responses import GoldResponsesSection
@@ -45,6 +46,7 @@ from janus.config.train import TrainSection
 
 class Params(Section):
     seed: int
+    environment: EnvironmentSection
     llm: LLMSection
     models: ModelsSection
     filter: FilterSection

@@ -37,7 +37,8 @@ from janus.config.helpfulness import HelpfulnessSection
 from janus.config.infer import InferSection
 from janus.config.llm import LLMConfig
 from janus.data.sources.base import read_rows
-from janus.infer.engines import Engine, encode_prompts, load_engine
+from janus.infer.engines import Engine, encode_prompts
+from janus.infer.generation import open_generator
 from janus.infer.responses import local_model
 from janus.io import atomic_open, write_json, write_jsonl
 from janus.logging_utils import get_logger
@@ -315,7 +316,9 @@ def answer_questions(
     if kind == "best_of_n":
         raise ValueError(f"helpfulness: {model} is a best-of-N entry; name a single model")
     source = local_model(infer, model)
-    engine = engine or load_engine(source.location, params.engine, source.revision)
+    engine = engine or open_generator(
+        source.location, params.engine, source.revision, f"helpfulness/{benchmark}/{model}"
+    )
     try:
         return answer_with_engine(
             engine, source.prompt_format, questions, params, f"{benchmark} {model}"

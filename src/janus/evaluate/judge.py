@@ -15,6 +15,13 @@ sample up to `llm.judge.max_invalid_retries` times; what is still unreadable is 
 counted by reason and kept out of every mean (an item's score is then the mean of its parsed
 rubrics; an item with none is "unscored"). An empty model response is not sent to the judge.
 
+Several judges (`judge.judges`, roles in `llm`): the first, the primary, grades everything below
+and its numbers are the report's and the scorecard's; every other judge grades the same
+responses on their own rubrics (absolute only), each row carrying its judge's role, so that an
+LLM-free step can compare judges (the report's agreement, the scorecard's same-judge section).
+A judge's position in the list is folded into its samples' index, so a second judge that is the
+same model as the first draws its own samples instead of reading the first one's from the cache.
+
 Also here: pairwise comparison in both orders (`winrate`; the judge sees the system message
 there, as the paper's human raters did in F.1), judge health (repeat agreement,
 position flips, score-length correlation, the Table 8 gap with its CI) and steerability: each
@@ -78,10 +85,19 @@ def resolve_format(judge: JudgeSection, llm: LLMConfig) -> Format:
     return "text" if llm.backend == "openai" and llm.structured_output == "prompt" else "structured"
 
 
-def sample_index(judge: JudgeSection, repeat: int) -> int:
-    if repeat >= SEED_STRIDE:
+# sample_index += judge position * JUDGE_STRIDE: the primary (position 0) keeps its samples.
+JUDGE_STRIDE = 1_000
+
+
+def sample_index(judge: JudgeSection, repeat: int, position: int = 0) -> int:
+    if repeat >= JUDGE_STRIDE:
         raise ValueError("judge.repeats is too large")
-    return judge.seed * SEED_STRIDE + repeat
+    return judge.seed * SEED_STRIDE + position * JUDGE_STRIDE + repeat
+
+
+def judge_label(config: LLMConfig) -> str:
+    """How a judge is named in reports: its model, with the revision that pins it."""
+    return f"{config.model}@{config.model_revision}" if config.model_revision else config.model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +223,7 @@ def absolute_request(
     graded_against: dict[str, Any],
     judge: JudgeSection,
     fmt: Format,
+    position: int = 0,
 ):
     from janus.llm import ChatRequest
 
@@ -227,7 +244,7 @@ def absolute_request(
         temperature=judge.generation.temperature,
         top_p=judge.generation.top_p,
         max_tokens=judge.generation.max_tokens,
-        sample_index=sample_index(judge, task.repeat),
+        sample_index=sample_index(judge, task.repeat, position),
         tag=(
             f"{task.response.model}/{task.response.condition}/{task.response.id}/{task.kind}/"
             f"r{task.rubric_index}/k{task.repeat}"
@@ -280,19 +297,24 @@ def grade_absolute(
     judge: JudgeSection,
     fmt: Format,
     partners: dict[str, str] | None = None,
+    role: str = "judge",
+    position: int = 0,
 ) -> list[dict[str, Any]]:
-    """Judgement rows (`rows.JudgementRow`): one per response, rubric and repeat, own rubrics
-    first, then (steerability) another system message's."""
+    """Judgement rows (`rows.JudgementRow`) of judge `role`: one per response, rubric and
+    repeat, own rubrics first, then (steerability) another system message's."""
     tasks = absolute_tasks(responses, bench, judge, partners or {})
     requests = [
-        absolute_request(task, bench[task.response.id]["prompt"], bench[task.rubric_of], judge, fmt)
+        absolute_request(
+            task, bench[task.response.id]["prompt"], bench[task.rubric_of], judge, fmt, position
+        )
         for task in tasks
     ]
-    verdicts = ask(client, requests, "absolute", fmt, "judge (absolute)")
+    verdicts = ask(client, requests, "absolute", fmt, f"{role} (absolute)")
     rows = []
     for task, verdict in zip(tasks, verdicts, strict=True):
         response = task.response
         row = JudgementRow(
+            judge=role,
             model=response.model,
             condition=response.condition,
             id=response.id,
@@ -439,6 +461,7 @@ def compare_pairs(
     bench: dict[str, dict[str, Any]],
     judge: JudgeSection,
     fmt: Format,
+    role: str = "judge",
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Comparison rows (one per pair, item and repeat, both orders inside) and, per pair,
     win/tie/loss with bootstrap 95% CIs of the rates (bench items resampled)."""
@@ -488,6 +511,7 @@ def compare_pairs(
         per_item[key][c.item_id][outcome] += 1
         rows.append(
             {
+                "judge": role,
                 "model": c.model,
                 "opponent": c.opponent,
                 "id": c.item_id,
@@ -637,13 +661,65 @@ class JudgeParams(Protocol):
     judge: JudgeSection
 
 
+def item_score_rows(
+    role: str, item_scores: dict[tuple[str, str, str, int], float], bench: dict[str, dict]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "judge": role,
+            "model": model,
+            "condition": condition,
+            "id": item_id,
+            "source": bench[item_id]["source"],
+            "benchmark": bench[item_id]["benchmark"],
+            "repeat": repeat,
+            "score": score,
+        }
+        for (model, condition, item_id, repeat), score in sorted(item_scores.items())
+    ]
+
+
+def second_opinion(
+    params: JudgeParams,
+    role: str,
+    position: int,
+    responses: list[Response],
+    bench: dict[str, dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A judge other than the primary: its absolute judgements of every response on its own
+    rubrics, and its metrics entry (scores, parse record, LLM usage)."""
+    from janus.llm import LLMClient, check_failed_fraction
+
+    judge, config = params.judge, getattr(params.llm, role)
+    fmt = resolve_format(judge, config)
+    log.info("%s (%s format, %s): second opinion", role, fmt, judge_label(config))
+    with LLMClient(config, stage=f"judge.{role}") as client:
+        rows = grade_absolute(client, responses, bench, judge, fmt, {}, role, position)
+    parse = parse_summary(rows, [])
+    check_failed_fraction(
+        f"judge ({role})", parse["reasons"], parse["judgements"], judge.max_failed_fraction
+    )
+    column_of = {item_id: row["benchmark"] for item_id, row in bench.items()}
+    scores = summarize_scores(
+        item_scores_of(rows),
+        column_of,
+        judge.repeats,
+        judge.bootstrap_resamples,
+        judge.bootstrap_seed,
+    )
+    metrics = {"format": fmt, "scores": scores, "parse": parse, "llm": client.stats.as_metrics()}
+    return rows, metrics
+
+
 def run_judge(
     params: JudgeParams, bench_path: Path | str, responses_dir: Path | str
 ) -> JudgeOutputs:
     from janus.llm import LLMClient, check_failed_fraction
 
     judge = params.judge
-    fmt = resolve_format(judge, params.llm.judge)
+    primary, *others = judge.judges
+    primary_config = getattr(params.llm, primary)
+    fmt = resolve_format(judge, primary_config)
     bench_rows, bench_dropped = read_bench(bench_path)
     if not bench_rows:
         raise ValueError(f"{bench_path}: no usable bench row ({dict(bench_dropped)})")
@@ -657,11 +733,22 @@ def run_judge(
                 )
     responses, skipped = load_responses(Path(responses_dir), models, set(bench))
     partners = steerability_partners(bench) if judge.steerability_repeats else {}
-    log.info("judge (%s format): %d responses of %d models", fmt, len(responses), len(models))
+    log.info(
+        "%s (%s format, %s): %d responses of %d models",
+        primary, fmt, judge_label(primary_config), len(responses), len(models),
+    )
 
-    with LLMClient(params.llm.judge, stage="judge") as client:
-        absolute_rows = grade_absolute(client, responses, bench, judge, fmt, partners)
-        pairwise_rows, pairwise = compare_pairs(client, responses, bench, judge, fmt)
+    with LLMClient(primary_config, stage="judge") as client:
+        absolute_rows = grade_absolute(
+            client, responses, bench, judge, fmt, partners, primary, 0
+        )
+        pairwise_rows, pairwise = compare_pairs(client, responses, bench, judge, fmt, primary)
+    parse = parse_summary(absolute_rows, pairwise_rows)
+    check_failed_fraction("judge", parse["reasons"], parse["judgements"], judge.max_failed_fraction)
+    second_rows, second_metrics = [], {}
+    for position, role in enumerate(others, start=1):
+        rows, second_metrics[role] = second_opinion(params, role, position, responses, bench)
+        second_rows += rows
 
     column_of = {item_id: row["benchmark"] for item_id, row in bench.items()}
     item_scores = item_scores_of(absolute_rows)
@@ -690,24 +777,26 @@ def run_judge(
                 "unscored_items": sum(not r.empty for r in mine) * judge.repeats - len(scored),
             }
         counts.setdefault(model, {})["skipped_rows"] = sum(skipped[model].values())
-    parse = parse_summary(absolute_rows, pairwise_rows)
-    check_failed_fraction("judge", parse["reasons"], parse["judgements"], judge.max_failed_fraction)
-    item_rows = [
-        {
-            "model": model,
-            "condition": condition,
-            "id": item_id,
-            "source": bench[item_id]["source"],
-            "benchmark": column_of[item_id],
-            "repeat": repeat,
-            "score": score,
-        }
-        for (model, condition, item_id, repeat), score in sorted(item_scores.items())
-    ]
+    item_rows = item_score_rows(primary, item_scores, bench)
+    for role in others:
+        own = [row for row in second_rows if row["judge"] == role]
+        item_rows += item_score_rows(role, item_scores_of(own), bench)
     metrics = {
         "format": fmt,
         "repeats": judge.repeats,
         "include_system_message": judge.include_system_message,
+        # who graded: the primary's numbers are the ones below; `second_opinions` the others'
+        "judges": [
+            {
+                "role": role,
+                "primary": role == primary,
+                "backend": getattr(params.llm, role).backend,
+                "model": getattr(params.llm, role).model,
+                "model_revision": getattr(params.llm, role).model_revision,
+                "label": judge_label(getattr(params.llm, role)),
+            }
+            for role in judge.judges
+        ],
         "scores": scores,
         "counts": counts,
         "pairwise": pairwise,
@@ -716,5 +805,6 @@ def run_judge(
         "steerability": steerability(absolute_rows, item_means, partners, judge),
         "bench": {"rows": len(bench_rows), "dropped": dict(sorted(bench_dropped.items()))},
         "llm": client.stats.as_metrics(),
+        "second_opinions": second_metrics,
     }
-    return JudgeOutputs(absolute_rows, item_rows, pairwise_rows, metrics)
+    return JudgeOutputs(absolute_rows + second_rows, item_rows, pairwise_rows, metrics)

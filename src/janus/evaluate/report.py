@@ -8,7 +8,8 @@ Tables, each in the shape of the paper's:
 - Figure 3: pairwise win / tie / loss;
 - Figure 9: response diversity across the system messages of one instruction (ROUGE-L);
 - Figure 5: train-test ROUGE-L of system messages;
-- Table 4: toxicity, fluency and diversity (from `metrics/toxicity.json`, when present).
+- Table 4: toxicity, fluency and diversity (from `metrics/toxicity.json`, when present);
+- the agreement between judges, when more than one graded (`janus.evaluate.agreement`).
 Every mean sits next to what it leaves out (empty responses, unparsed judgements).
 """
 
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from janus.config.bench import BENCH_SOURCE_NAMES
 from janus.config.infer import InferSection
 from janus.config.report import ReportSection
+from janus.evaluate.agreement import agreement_markdown, judge_agreements
 from janus.evaluate.bench import read_bench
 from janus.evaluate.diversity import response_diversity
 from janus.evaluate.winrate import OUTCOMES
@@ -530,8 +532,10 @@ class ReportInputs:
     bench: dict[str, Any]  # metrics/bench.json
     bench_rows: list[dict[str, Any]]
     responses: list[dict[str, Any]]  # every model's response rows
-    item_scores: list[dict[str, Any]]  # outputs/judge/item_scores.jsonl
+    item_scores: list[dict[str, Any]]  # outputs/judge/item_scores.jsonl, the primary judge's
     toxicity: dict[str, Any] | None  # metrics/toxicity.json, when the toxicity stage ran
+    # outputs/judge/absolute.jsonl: every judge's judgements (the agreement between judges)
+    judgements: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -624,6 +628,20 @@ def build_report(params: ReportParams, inputs: ReportInputs) -> Report:
     if inputs.toxicity:
         sections += toxicity_sections(inputs.toxicity, models)
     sections += judge_sections(judge, models)
+    judges = judge.get("judges") or []
+    agreements = judge_agreements(
+        inputs.judgements,
+        [entry["role"] for entry in judges],
+        inputs.bench_rows,
+        params.report.agreement,
+    )
+    sections += [
+        "### Agreement between judges",
+        "Two judges' scores of the same response, rubric and repeat; quadratic-weighted "
+        "Cohen's kappa, Pearson, Spearman, exact and within-one agreement, with bootstrap 95% "
+        "CIs over bench items.",
+        agreement_markdown(agreements, {entry["role"]: entry["label"] for entry in judges}),
+    ]
     sections += [
         "## Data health",
         f"- Bench rows dropped: {bench.get('dropped', {}) or 'none'}; judge skipped bench rows: "
@@ -647,6 +665,7 @@ def build_report(params: ReportParams, inputs: ReportInputs) -> Report:
         "diversity": diversity,
         "system_message_gain": {model: system_message_gain(judge, model) for model in models},
         "best_of_n_gain": {pair.name: best_of_n_gain(judge, pair) for pair in pairs},
+        "judge_agreement": agreements,
     }
     plots = {
         "judge_scores.json": score_plot_rows(inputs.item_scores),
@@ -664,17 +683,22 @@ def load_report_inputs(
     item_scores: Path,
     toxicity_metrics: Path,
     models: Sequence[str],
+    judgements: Path | None = None,
 ) -> ReportInputs:
     responses = []
     for model in models:
         path = responses_dir / f"{model}.jsonl"
         if path.exists():
             responses += read_jsonl(path)
+    judge = read_json(judge_metrics)
+    primary = next((j["role"] for j in judge.get("judges", []) if j["primary"]), None)
     return ReportInputs(
-        judge=read_json(judge_metrics),
+        judge=judge,
         bench=read_json(bench_metrics),
         bench_rows=read_bench(bench_path)[0],
         responses=responses,
-        item_scores=read_jsonl(item_scores),
+        # the report's scores are the primary judge's
+        item_scores=[row for row in read_jsonl(item_scores) if row.get("judge") == primary],
         toxicity=read_json(toxicity_metrics) if toxicity_metrics.exists() else None,
+        judgements=read_jsonl(judgements) if judgements is not None else [],
     )

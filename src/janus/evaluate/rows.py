@@ -240,6 +240,7 @@ def _bound_strings(schema: dict[str, Any], max_chars: int) -> None:
 class JudgementRow(Row):
     """One absolute judgement (outputs/judge/absolute.jsonl): a response graded on one rubric."""
 
+    judge: str  # the llm role that graded it (judge.judges)
     model: str
     condition: Literal["system", "no_system"]
     id: str  # the bench row the response answers

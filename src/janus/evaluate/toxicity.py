@@ -52,9 +52,9 @@ from janus.config.toxicity import ClassifierParams, ToxicitySection
 from janus.infer.engines import (
     Completion,
     encode_prompts,
-    load_engine,
     resolve_device,
 )
+from janus.infer.generation import engine_runtime, open_generator
 from janus.io import read_jsonl, write_json, write_jsonl, write_runtime
 from janus.logging_utils import get_logger, progress
 from janus.scale import require_rows
@@ -518,7 +518,7 @@ def generate(
         entry = params.models[name]
         location, revision = entry.path, None
         prompt_format = entry.prompt_format or load_format(entry.path)
-    engine = engine or load_engine(location, params.engine, revision)
+    engine = engine or open_generator(location, params.engine, revision, f"toxicity_generate/{name}")
     try:
         inputs = model_inputs(engine.tokenizer, prompts, params.prompt_style, prompt_format)
         completions = engine.generate(
@@ -534,7 +534,7 @@ def generate(
         "engine": engine.name,
         "prompt_format": prompt_format,
         **engine.stats.as_metrics(),
-        "runtime": engine.stats.as_runtime(),
+        "runtime": engine_runtime(engine),
     }
 
 

@@ -5,19 +5,29 @@ tokenizer, so the two see exactly the same input (the text comes from `janus.cha
 return, per prompt, `num_samples` `Completion`s with the raw decoded text (special tokens removed),
 the number of generated tokens (without the closing EOS) and why generation stopped.
 
-Sampling is seeded: transformers seeds torch once per call (same inputs and batch size, same
-samples); vLLM seeds each request (`seed + prompt index`), so a sample does not depend on its
-batch-mates.
+Work is cut into `Unit`s, each drawn under its own seed, so a unit's answers do not depend on
+which process or call made the others (data-parallel replicas and a resumed run give the same
+answers as one uninterrupted process; `janus.infer.generation` caches them per unit):
+- transformers: a unit is one batch of `batch_size` (prompt, sample) sequences, longest prompts
+  first; batch k is seeded with `seed + k` (torch's generator, once per batch).
+- vLLM: a unit is one prompt's request with n = `num_samples` (best-of-N's N in one request),
+  seeded with a hash of (seed, the prompt's token ids).
+
+`load_engine` builds the engine `resolve_backend` chose; nothing falls back silently: on a CUDA
+machine vLLM is required unless `engine.backend` is `transformers`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from janus.accelerators import GPU_SETUP_COMMAND, cuda_device_count
 from janus.config.engine import EngineParams, SamplingParams
 from janus.hf_loading import resolve_device, resolve_dtype  # noqa: F401 - re-exported
 from janus.logging_utils import get_logger, progress
@@ -60,6 +70,17 @@ class EngineStats:
         }
 
 
+@dataclass(frozen=True)
+class Unit:
+    """What one seed draws and one cache row holds: (prompt index, sample index) jobs."""
+
+    jobs: tuple[tuple[int, int], ...]
+    seed: int
+
+
+UnitCallback = Callable[[int, list[Completion]], None]
+
+
 class Engine(Protocol):
     name: str
     tokenizer: Any
@@ -69,7 +90,71 @@ class Engine(Protocol):
         self, prompts: list[list[int]], sampling: SamplingParams, num_samples: int, seed: int
     ) -> list[list[Completion]]: ...
 
+    def generate_units(
+        self,
+        prompts: Any,
+        units: Sequence[Unit],
+        sampling: SamplingParams,
+        desc: str = "generating",
+        on_unit: UnitCallback | None = None,
+    ) -> list[list[Completion]]: ...
+
     def close(self) -> None: ...
+
+
+def transformers_units(
+    prompts: Sequence[Sequence[int]], num_samples: int, seed: int, batch_size: int
+) -> list[Unit]:
+    """Every (prompt, sample) is one sequence; longest prompts first so padding stays small;
+    `batch_size` sequences per unit, unit k seeded with `seed + k`."""
+    jobs = [(index, sample) for index in range(len(prompts)) for sample in range(num_samples)]
+    jobs.sort(key=lambda job: -len(prompts[job[0]]))
+    return [
+        Unit(tuple(jobs[start : start + batch_size]), seed + number)
+        for number, start in enumerate(range(0, len(jobs), batch_size))
+    ]
+
+
+def prompt_seed(seed: int, prompt: Sequence[int]) -> int:
+    """vLLM's per-request seed: a prompt's samples depend on the seed and the prompt alone."""
+    digest = hashlib.sha256(f"{seed}:{list(prompt)}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def vllm_units(prompts: Sequence[Sequence[int]], num_samples: int, seed: int) -> list[Unit]:
+    """One unit per prompt: one request with n = `num_samples`."""
+    return [
+        Unit(tuple((index, sample) for sample in range(num_samples)), prompt_seed(seed, ids))
+        for index, ids in enumerate(prompts)
+    ]
+
+
+def plan_units(
+    backend: str,
+    prompts: Sequence[Sequence[int]],
+    num_samples: int,
+    seed: int,
+    batch_size: int,
+) -> list[Unit]:
+    if backend == "vllm":
+        return vllm_units(prompts, num_samples, seed)
+    return transformers_units(prompts, num_samples, seed, batch_size)
+
+
+def gather(
+    num_prompts: int, num_samples: int, units: Sequence[Unit], answers: Sequence[list[Completion]]
+) -> list[list[Completion]]:
+    """Per prompt, its samples in sample order, from each unit's answers (in the unit's job order)."""
+    results: list[list[Completion | None]] = [[None] * num_samples for _ in range(num_prompts)]
+    for unit, completions in zip(units, answers, strict=True):
+        if len(completions) != len(unit.jobs):
+            raise ValueError(f"a unit of {len(unit.jobs)} jobs came back with {len(completions)}")
+        for (index, sample), completion in zip(unit.jobs, completions, strict=True):
+            results[index][sample] = completion
+    missing = sum(completion is None for row in results for completion in row)
+    if missing:
+        raise ValueError(f"{missing} (prompt, sample) jobs are in no unit")
+    return [[completion for completion in row if completion is not None] for row in results]
 
 
 def encode_prompts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
@@ -95,32 +180,51 @@ def fit_prompt(ids: list[int], context_length: int | None, max_tokens: int) -> l
     return ids[-room:] if len(ids) > room else ids
 
 
-def vllm_unavailable_reason() -> str | None:
-    """Why vLLM cannot run here, or None when it can."""
-    if importlib.util.find_spec("vllm") is None:
-        return "vllm is not installed"
-    import torch
+def vllm_install_hint() -> str:
+    return (
+        f"`{GPU_SETUP_COMMAND}` (requirements-gpu.lock: vLLM with the CUDA torch it pins), or set "
+        "engine.backend: transformers to generate with transformers on purpose"
+    )
 
-    if not torch.cuda.is_available():
-        return "CUDA is not available"
-    return None
+
+def resolve_backend(params: EngineParams) -> str:
+    """The engine `params.backend` means on this machine, decided before anything loads.
+
+    auto: vLLM on a CUDA machine, transformers without CUDA (logged). vllm: vLLM or stop.
+    transformers: always transformers. vLLM asked for (explicitly, or by auto on CUDA) but not
+    installed, or vllm on a machine without CUDA, stops the stage with what to do instead.
+    """
+    if params.backend == "transformers":
+        return "transformers"
+    gpus = cuda_device_count()
+    if params.backend == "vllm" and gpus == 0:
+        raise RuntimeError(
+            "engine.backend is vllm but no CUDA device is visible; set engine.backend: "
+            "transformers (or auto) to generate on this machine"
+        )
+    if gpus == 0:
+        log.info("no CUDA device: generating with transformers (engine.backend auto)")
+        return "transformers"
+    if importlib.util.find_spec("vllm") is None:
+        raise RuntimeError(
+            f"engine.backend is {params.backend} on a machine with {gpus} CUDA device(s), but vLLM "
+            f"is not installed. Run {vllm_install_hint()}."
+        )
+    return "vllm"
 
 
 def load_engine(
-    model_path: str | Path, params: EngineParams, revision: str | None = None
+    model_path: str | Path,
+    params: EngineParams,
+    revision: str | None = None,
+    backend: str | None = None,
 ) -> Engine:
-    """The engine `params.backend` asks for, falling back to transformers (logged) when vLLM
-    or CUDA is missing. `model_path` is a checkpoint directory or a hub id; `revision` (hub ids
-    only) pins the hub commit, handed to `from_pretrained` / vLLM as is."""
-    if params.backend in ("auto", "vllm"):
-        reason = vllm_unavailable_reason()
-        if reason is None:
-            return VLLMEngine(model_path, params, revision)
-        message = "%s: %s; generating with transformers (batch_size %d)"
-        if params.backend == "vllm":
-            log.warning(message, model_path, reason, params.batch_size)
-        else:
-            log.info(message, model_path, reason, params.batch_size)
+    """The engine of `backend` (default: `resolve_backend(params)`) on one replica's devices.
+    `model_path` is a checkpoint directory or a hub id; `revision` (hub ids only) pins the hub
+    commit, handed to `from_pretrained` / vLLM as is."""
+    backend = backend or resolve_backend(params)
+    if backend == "vllm":
+        return VLLMEngine(model_path, params, revision)
     return TransformersEngine(model_path, params, revision)
 
 
@@ -191,6 +295,14 @@ class TransformersEngine:
             **common,
         )
 
+    def fit(self, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
+        fitted = []
+        for ids in prompts:
+            kept = fit_prompt(ids, self.context_length, max_tokens)
+            self.stats.truncated_prompts += len(kept) < len(ids)
+            fitted.append(kept)
+        return fitted
+
     def generate(
         self,
         prompts: list[list[int]],
@@ -199,54 +311,70 @@ class TransformersEngine:
         seed: int = 0,
         desc: str = "generating",
     ) -> list[list[Completion]]:
-        torch = self._torch
-        fitted = []
-        for ids in prompts:
-            kept = fit_prompt(ids, self.context_length, sampling.max_tokens)
-            self.stats.truncated_prompts += len(kept) < len(ids)
-            fitted.append(kept)
-        # Every (prompt, sample) is one sequence; longest first so padding stays small.
-        jobs = [(index, sample) for index in range(len(fitted)) for sample in range(num_samples)]
-        jobs.sort(key=lambda job: -len(fitted[job[0]]))
-        results: list[list[Completion | None]] = [[None] * num_samples for _ in fitted]
-        config = self._generation_config(sampling)
-        pad = self.tokenizer.pad_token_id
-        stop = set(self.stop_ids)
-        torch.manual_seed(seed)
-        bar = progress(len(jobs), desc, unit="seq")
-        started = time.perf_counter()
+        fitted = self.fit(prompts, sampling.max_tokens)
+        units = transformers_units(fitted, num_samples, seed, self.params.batch_size)
+        answers = self.generate_units(fitted, units, sampling, desc)
+        return gather(len(fitted), num_samples, units, answers)
+
+    def generate_units(
+        self,
+        prompts: list[list[int]],
+        units: Sequence[Unit],
+        sampling: SamplingParams,
+        desc: str = "generating",
+        on_unit: UnitCallback | None = None,
+    ) -> list[list[Completion]]:
+        """Each unit's completions in its job order (`prompts` already fit the context);
+        `on_unit(position, completions)` as each unit finishes."""
+        bar = progress(sum(len(unit.jobs) for unit in units), desc, unit="seq")
         try:
-            for start in range(0, len(jobs), self.params.batch_size):
-                batch = jobs[start : start + self.params.batch_size]
-                width = max(len(fitted[index]) for index, _ in batch)
-                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, (index, _) in enumerate(batch):
-                    ids = fitted[index]
-                    input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-                    attention[row, width - len(ids) :] = 1
-                with torch.inference_mode():
-                    output = self.model.generate(
-                        input_ids=input_ids.to(self.device),
-                        attention_mask=attention.to(self.device),
-                        generation_config=config,
-                    )
-                for row, (index, sample) in enumerate(batch):
-                    new_tokens = output[row, width:].tolist()
-                    end = next((i for i, tok in enumerate(new_tokens) if tok in stop), None)
-                    kept = new_tokens if end is None else new_tokens[:end]
-                    results[index][sample] = Completion(
-                        text=self.tokenizer.decode(kept, skip_special_tokens=True),
-                        num_tokens=len(kept),
-                        finish_reason="length" if end is None else "stop",
-                    )
-                    self.stats.generated_tokens += len(kept)
-                self.stats.sequences += len(batch)
-                bar.update(len(batch))
+            answers = []
+            for position, unit in enumerate(units):
+                answers.append(self._generate_batch(prompts, unit, sampling))
+                if on_unit is not None:
+                    on_unit(position, answers[-1])
+                bar.update(len(unit.jobs))
         finally:
             bar.close()
-            self.stats.seconds += time.perf_counter() - started
-        return [[completion for completion in row if completion is not None] for row in results]
+        return answers
+
+    def _generate_batch(
+        self, prompts: list[list[int]], unit: Unit, sampling: SamplingParams
+    ) -> list[Completion]:
+        torch = self._torch
+        started = time.perf_counter()
+        pad = self.tokenizer.pad_token_id
+        stop = set(self.stop_ids)
+        width = max(len(prompts[index]) for index, _ in unit.jobs)
+        input_ids = torch.full((len(unit.jobs), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(unit.jobs), width), dtype=torch.long)
+        for row, (index, _) in enumerate(unit.jobs):
+            ids = prompts[index]
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[row, width - len(ids) :] = 1
+        torch.manual_seed(unit.seed)
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention.to(self.device),
+                generation_config=self._generation_config(sampling),
+            )
+        completions = []
+        for row in range(len(unit.jobs)):
+            new_tokens = output[row, width:].tolist()
+            end = next((i for i, tok in enumerate(new_tokens) if tok in stop), None)
+            kept = new_tokens if end is None else new_tokens[:end]
+            completions.append(
+                Completion(
+                    text=self.tokenizer.decode(kept, skip_special_tokens=True),
+                    num_tokens=len(kept),
+                    finish_reason="length" if end is None else "stop",
+                )
+            )
+            self.stats.generated_tokens += len(kept)
+        self.stats.sequences += len(unit.jobs)
+        self.stats.seconds += time.perf_counter() - started
+        return completions
 
     def close(self) -> None:
         del self.model
@@ -289,6 +417,14 @@ class VLLMEngine:
         self._torch = torch
         self.stats = EngineStats(load_seconds=time.perf_counter() - started)
 
+    def fit(self, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
+        fitted = []
+        for ids in prompts:
+            kept = fit_prompt(ids, self.context_length, max_tokens)
+            self.stats.truncated_prompts += len(kept) < len(ids)
+            fitted.append(kept)
+        return fitted
+
     def generate(
         self,
         prompts: list[list[int]],
@@ -297,36 +433,51 @@ class VLLMEngine:
         seed: int = 0,
         desc: str = "generating",
     ) -> list[list[Completion]]:
+        fitted = self.fit(prompts, sampling.max_tokens)
+        units = vllm_units(fitted, num_samples, seed)
+        answers = self.generate_units(fitted, units, sampling, desc)
+        return gather(len(fitted), num_samples, units, answers)
+
+    def generate_units(
+        self,
+        prompts: list[list[int]],
+        units: Sequence[Unit],
+        sampling: SamplingParams,
+        desc: str = "generating",
+        on_unit: UnitCallback | None = None,
+    ) -> list[list[Completion]]:
+        """One `LLM.generate` call for all `units`, each one request of n samples (the unit's
+        jobs are one prompt's samples 0..n-1) with the unit's seed; `on_unit(position,
+        completions)` for each when the call returns."""
         from vllm import SamplingParams as VLLMSamplingParams
 
-        fitted = []
-        for ids in prompts:
-            kept = fit_prompt(ids, self.context_length, sampling.max_tokens)
-            self.stats.truncated_prompts += len(kept) < len(ids)
-            fitted.append(kept)
-        per_prompt = [
-            VLLMSamplingParams(
-                n=num_samples,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
-                repetition_penalty=sampling.repetition_penalty,
-                max_tokens=sampling.max_tokens,
-                stop_token_ids=self.stop_ids,
-                seed=seed + index,
+        requests, per_request = [], []
+        for unit in units:
+            index = unit.jobs[0][0]
+            if any(job[0] != index for job in unit.jobs):
+                raise ValueError("a vLLM unit holds the samples of one prompt")
+            requests.append({"prompt_token_ids": prompts[index]})
+            per_request.append(
+                VLLMSamplingParams(
+                    n=len(unit.jobs),
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+                    repetition_penalty=sampling.repetition_penalty,
+                    max_tokens=sampling.max_tokens,
+                    stop_token_ids=self.stop_ids,
+                    seed=unit.seed,
+                )
             )
-            for index in range(len(fitted))
-        ]
-        log.info("%s: %d prompts x %d samples with vLLM", desc, len(fitted), num_samples)
+        log.info("%s: %d prompts with vLLM", desc, len(requests))
         started = time.perf_counter()
-        outputs = self.llm.generate(
-            [{"prompt_token_ids": ids} for ids in fitted], per_prompt, use_tqdm=True
-        )
+        outputs = self.llm.generate(requests, per_request, use_tqdm=True)
         self.stats.seconds += time.perf_counter() - started
         stop = set(self.stop_ids)
-        results = []
+        answers = []
         for output in outputs:
+            # vLLM may finish a request's samples in any order; `index` is the sample's number.
             row = []
-            for choice in output.outputs:
+            for choice in sorted(output.outputs, key=lambda choice: choice.index):
                 token_ids = list(choice.token_ids)
                 if token_ids and token_ids[-1] in stop:
                     token_ids = token_ids[:-1]
@@ -339,8 +490,10 @@ class VLLMEngine:
                 )
                 self.stats.generated_tokens += len(token_ids)
             self.stats.sequences += len(row)
-            results.append(row)
-        return results
+            answers.append(row)
+            if on_unit is not None:
+                on_unit(len(answers) - 1, row)
+        return answers
 
     def close(self) -> None:
         # vLLM holds GPU memory until its engine is gone; free it before the next model loads.

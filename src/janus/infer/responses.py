@@ -1,4 +1,5 @@
-"""Bench responses of one model entry (stages `infer@`, `infer_bon@`, `infer_hub@`, `infer_api@`).
+"""Bench responses of one local model entry (stages `infer@`, `infer_bon@`, `infer_hub@`; the
+endpoint rows, `infer_api@`, are janus.infer.endpoint_responses, so only they run the HTTP client).
 
 Each bench item is answered twice (`infer.conditions`): with its system message and without one
 (paper 6.1, Table 8). A local checkpoint is prompted with `janus.chat_format.format_prompt` in the
@@ -14,14 +15,12 @@ Output rows (`outputs/responses/<model>.jsonl`), read by the judge and the repor
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from janus.chat_format import format_prompt, load_format
 from janus.config.infer import InferSection
-from janus.config.llm import LLMConfig
 from janus.infer.best_of_n import (
     Candidate,
     RewardFunction,
@@ -30,7 +29,8 @@ from janus.infer.best_of_n import (
     reward_model_metadata,
     reward_runtime,
 )
-from janus.infer.engines import Engine, encode_prompts, load_engine
+from janus.infer.engines import Engine, encode_prompts
+from janus.infer.generation import engine_runtime, open_generator
 from janus.io import read_jsonl, write_json, write_jsonl, write_runtime
 from janus.logging_utils import get_logger
 
@@ -163,7 +163,9 @@ def run_checkpoint(
     model = local_model(params, name)
     prompt_format = model.prompt_format
     items = bench_prompts(bench, params.conditions)
-    engine = engine or load_engine(model.location, params.engine, model.revision)
+    engine = engine or open_generator(
+        model.location, params.engine, model.revision, stage=f"infer/{name}"
+    )
     try:
         completions = generate_with_checkpoint(
             engine, items, prompt_format, params, 1, f"infer {name}"
@@ -193,7 +195,7 @@ def run_checkpoint(
         "engine": engine.name,
         **response_metrics(rows, params.conditions),
         **engine.stats.as_metrics(),
-        "runtime": engine.stats.as_runtime(),
+        "runtime": engine_runtime(engine),
     }
     return rows, metrics
 
@@ -209,7 +211,7 @@ def run_best_of_n(
     entry = params.best_of_n[name]
     prompt_format = entry.prompt_format or load_format(entry.path)
     items = bench_prompts(bench, params.conditions)
-    engine = engine or load_engine(entry.path, params.engine)
+    engine = engine or open_generator(entry.path, params.engine, stage=f"infer/{name}")
     try:
         completions = generate_with_checkpoint(
             engine, items, prompt_format, params, entry.n, f"infer {name} ({entry.n} samples)"
@@ -267,7 +269,7 @@ def run_best_of_n(
         "samples_per_prompt": entry.n,
         **response_metrics(rows, params.conditions),
         **engine.stats.as_metrics(),
-        "runtime": engine.stats.as_runtime(),
+        "runtime": engine_runtime(engine),
         "mean_chosen_reward": sum(c.reward for c in choices) / len(choices) if choices else None,
         "mean_sample_reward": sum(all_rewards) / len(all_rewards) if all_rewards else None,
         "empty_samples": sum(not c.response for group in groups for c in group),
@@ -275,86 +277,6 @@ def run_best_of_n(
         "reward_runtime": reward_runtime(scorer),
     }
     return rows, samples_rows, metrics
-
-
-def endpoint_messages(item: BenchPrompt) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": item.system}] if item.system else []
-    return [*messages, {"role": "user", "content": item.prompt}]
-
-
-def run_endpoint(
-    params: InferSection, name: str, bench: list[dict[str, Any]], client: Any = None
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Responses of a baseline behind an OpenAI-compatible endpoint (`infer.endpoints[name]`)."""
-    from janus.llm import ChatRequest, LLMClient
-
-    config: LLMConfig = params.endpoints[name]
-    items = bench_prompts(bench, params.conditions)
-    if params.sampling.repetition_penalty != 1.0:
-        log.info("%s: the OpenAI API has no repetition penalty; sampling without it", name)
-    requests = [
-        ChatRequest(
-            messages=endpoint_messages(item),
-            temperature=params.sampling.temperature,
-            top_p=params.sampling.top_p,
-            max_tokens=params.sampling.max_tokens,
-            sample_index=params.seed,  # a new seed asks for new samples (not cached ones)
-            tag=f"{item.id}/{item.condition}",
-        )
-        for item in items
-    ]
-    owned = client is None
-    client = client or LLMClient(config, stage=f"infer/{name}")
-    started = time.perf_counter()
-    try:
-        results = client.generate(requests, desc=f"infer {name}")
-    finally:
-        if owned:
-            client.close()
-    seconds = time.perf_counter() - started
-    rows, failed = [], []
-    for item, result in zip(items, results, strict=True):
-        if not result.ok or result.text is None:
-            failed.append(f"{item.id}/{item.condition}: {result.error}")
-            continue
-        rows.append(
-            response_row(
-                name,
-                item,
-                result.text.strip(),
-                num_samples=1,
-                reward=None,
-                response_tokens=result.completion_tokens or None,
-                finish_reason="stop",  # the client does not report it; judged as answered
-            )
-        )
-    if failed:
-        share = len(failed) / len(items)
-        log.warning(
-            "%s: %d of %d requests failed; first: %s", name, len(failed), len(items), failed[0]
-        )
-        if share > params.max_failed_fraction:
-            raise RuntimeError(
-                f"infer {name}: {len(failed)} of {len(items)} requests failed "
-                f"(more than max_failed_fraction {params.max_failed_fraction}); answers so far are "
-                f"cached, so a rerun asks only for the failed ones. First failure: {failed[0]}"
-            )
-    completion_tokens = sum(row["response_tokens"] or 0 for row in rows)
-    metrics = {
-        "model": name,
-        "kind": "endpoint",
-        "endpoint_model": config.model,
-        "engine": f"llm:{config.backend}",
-        **response_metrics(rows, params.conditions),
-        "failed_requests": len(failed),
-        "generated_tokens": completion_tokens,
-        "runtime": {
-            "generation_seconds": round(seconds, 3),
-            "tokens_per_second": round(completion_tokens / seconds, 3) if seconds > 0 else None,
-        },
-        "llm": client.stats.as_metrics(),
-    }
-    return rows, metrics
 
 
 def run_infer(
@@ -365,20 +287,30 @@ def run_infer(
     metrics_path: str | Path,
     samples_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Answer the bench with model `name`; write its responses and metrics (and, for best-of-N,
-    every sample with its reward to `samples_path`, for inspection)."""
+    """Answer the bench with local model `name`; write its responses and metrics (and, for
+    best-of-N, every sample with its reward to `samples_path`, for inspection)."""
     kind = params.model_kind(name)
+    if kind == "endpoint":
+        raise ValueError(f"infer {name} is an endpoint: stage infer_api@{name} answers it")
     bench = load_bench(bench_path, params.max_items)
     log.info("infer %s (%s): %d bench items x %s", name, kind, len(bench), params.conditions)
     if kind in ("checkpoint", "hub"):
         rows, metrics = run_checkpoint(params, name, bench)
-    elif kind == "best_of_n":
+    else:
         if samples_path is None:
             raise ValueError(f"infer {name}: best-of-N needs a path for its samples")
         rows, samples_rows, metrics = run_best_of_n(params, name, bench)
         write_jsonl(samples_path, samples_rows)
-    else:
-        rows, metrics = run_endpoint(params, name, bench)
+    return write_responses(name, rows, metrics, responses_path, metrics_path)
+
+
+def write_responses(
+    name: str,
+    rows: list[dict[str, Any]],
+    metrics: dict[str, Any],
+    responses_path: str | Path,
+    metrics_path: str | Path,
+) -> dict[str, Any]:
     write_jsonl(responses_path, rows)
     write_runtime(f"infer/{name}", {**metrics.pop("runtime"), **metrics.pop("reward_runtime", {})})
     write_json(metrics_path, metrics)

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from janus.caching import resolve_cache_dir  # noqa: F401 - re-exported to the LLM layer
 from janus.lifecycle import process_alive, this_process
 from janus.llm.types import Generation
 
-CACHE_DIR_ENV = "JANUS_CACHE_DIR"
 CACHE_FILE = "responses.sqlite"
 # Bumped whenever the meaning of a cached row changes (prompt wrapping, decoding); old rows are
 # then simply never looked up again. 2: the openai identity lost base_url. (Empty answers are
@@ -45,12 +45,6 @@ KEY_VERSION = 2
 OPEN_PATIENCE_S = 60.0
 
 T = TypeVar("T")
-
-
-def resolve_cache_dir(configured: str) -> Path:
-    """`JANUS_CACHE_DIR` when set (tests, CI), else the params value (absolute or ~)."""
-    override = os.environ.get(CACHE_DIR_ENV)
-    return Path(override or configured).expanduser().resolve()
 
 
 def cache_key(identity: dict[str, Any], request_fields: dict[str, Any], attempt: int) -> str:

@@ -88,9 +88,24 @@ class Backend(Protocol):
 
 def make_backend(config: LLMConfig, stats: UsageStats, stage: str = "") -> Backend:
     if config.backend == "local":
-        from janus.llm.local import LocalBackend
+        from janus.llm.local import LocalBackend, hub_snapshot
 
-        return LocalBackend(config.model, config.batch_size, config.device, config.dtype)
+        hub_id = config.hub_id()
+        if hub_id is not None:
+            # a hub model (the open judge) runs on vLLM when it can, transformers otherwise
+            from janus.llm.local_vllm import LocalVLLMBackend, vllm_ready
+
+            if vllm_ready(config.device):
+                path, fingerprint = hub_snapshot(hub_id, config.model_revision)
+                return LocalVLLMBackend(path, fingerprint, config.dtype)
+        return LocalBackend(
+            config.model,
+            config.batch_size,
+            config.device,
+            config.dtype,
+            hub_id=config.hub_id(),
+            revision=config.model_revision,
+        )
     if config.backend == "openai" and config.mode == "batch":
         from janus.llm.batch import BatchBackend
 

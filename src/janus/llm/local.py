@@ -1,4 +1,9 @@
-"""The local backend: in-process transformers on a checkpoint directory, batched.
+"""The local backend: in-process transformers on a checkpoint directory or a pinned hub model, batched.
+
+`model: hub:<owner>/<name>` with `model_revision` loads a hub model (e.g. the open judge,
+Prometheus 2) through the hub cache (`huggingface_hub.snapshot_download`: downloaded once, read
+offline with `HF_HUB_OFFLINE=1`); its identity is the hub id and the resolved commit, so a branch
+name that moves to new weights is a new model for the cache.
 
 Sampling is done by our own last logits processor with one seeded `torch.Generator` per row, the
 seed taken from the request's cache key; `generate` itself runs greedy over the processed logits.
@@ -9,58 +14,27 @@ schema, built once per process) before the sampler, so every token keeps the out
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from janus.caching import checkpoint_fingerprint
 from janus.llm.structured import schema_json
 from janus.llm.types import Generation, Job
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
 
-# Files of a checkpoint that do not change its answers.
-_FINGERPRINT_SKIP = {"janus_format.json", "README.md", ".gitattributes"}
-_fingerprints: dict[tuple, str] = {}
-_fingerprint_lock = threading.Lock()
+def hub_snapshot(hub_id: str, revision: str | None) -> tuple[str, str]:
+    """(local directory, identity) of a hub model at `revision`, from the hub cache (fetched into
+    it when online and missing). The identity is the id and the resolved commit: the commit pins
+    every file, so 15 GB of weights need no hashing, and a branch that moves is a new model."""
+    from huggingface_hub import snapshot_download
 
-
-def checkpoint_fingerprint(checkpoint_dir: str | Path) -> str:
-    """sha256 over the names and bytes of a checkpoint's files (weights, config, tokenizer).
-
-    `models/base` can hold different weights under the same path, so the path alone cannot be
-    the model's identity. Hashed once per process (per file listing with sizes and mtimes).
-    """
-    root = Path(checkpoint_dir).resolve()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: local model checkpoint directory not found")
-    files = sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and path.name not in _FINGERPRINT_SKIP
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
-    listing = tuple(
-        (str(path.relative_to(root)), path.stat().st_size, path.stat().st_mtime_ns)
-        for path in files
-    )
-    with _fingerprint_lock:
-        if (str(root), listing) in _fingerprints:
-            return _fingerprints[(str(root), listing)]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-    fingerprint = digest.hexdigest()
-    with _fingerprint_lock:
-        _fingerprints[(str(root), listing)] = fingerprint
-    return fingerprint
+    path = Path(snapshot_download(hub_id, revision=revision))
+    return str(path), f"hub:{hub_id}@{path.name}"  # the cache keeps snapshots/<commit hash>
 
 
 @dataclass
@@ -194,12 +168,23 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, checkpoint_dir: str, batch_size: int, device: str, dtype: str):
-        self.checkpoint_dir = checkpoint_dir
+    def __init__(
+        self,
+        checkpoint_dir: str,
+        batch_size: int,
+        device: str,
+        dtype: str,
+        hub_id: str | None = None,
+        revision: str | None = None,
+    ):
         self.batch_size = batch_size
         self.device_request = device
         self.dtype_name = dtype
-        self.fingerprint = checkpoint_fingerprint(checkpoint_dir)
+        if hub_id is None:
+            self.checkpoint_dir = checkpoint_dir
+            self.fingerprint = checkpoint_fingerprint(checkpoint_dir)
+        else:
+            self.checkpoint_dir, self.fingerprint = hub_snapshot(hub_id, revision)
         self._bundle: _LoadedModel | None = None
 
     def identity(self) -> dict[str, Any]:
