@@ -32,6 +32,9 @@ MODEL_SHAPES = {
     # a 2-layer toy for CPU smoke runs
     "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
              "num_attention_heads": 4, "num_key_value_heads": 2},
+    # ~0.63B parameters (128-wide heads): benchmarks/gpu_check.sh's model
+    "600m": {"hidden_size": 1536, "intermediate_size": 6144, "num_hidden_layers": 16,
+             "num_attention_heads": 12, "num_key_value_heads": 4},
     # ~1.2B parameters, Llama-3.2-1B-like shape (with SmolLM2's 49k vocabulary)
     "1b": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
            "num_attention_heads": 32, "num_key_value_heads": 8},
@@ -136,6 +139,7 @@ def run_mode(mode: str, args, rows, cuda: bool) -> dict:
         dataloader_num_workers=0,
         disable_tqdm=True,
         seed=args.seed,
+        use_liger_kernel=args.liger,
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer_stub())
@@ -168,6 +172,7 @@ def run_mode(mode: str, args, rows, cuda: bool) -> dict:
     result = {
         "mode": mode,
         "attention": attn,
+        "liger": args.liger,
         "params_m": round(n_params / 1e6, 1),
         "steps_timed": args.steps,
         "seconds": round(seconds, 3),
@@ -202,6 +207,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup-steps", type=int, default=2)
     parser.add_argument("--activation-checkpointing", action="store_true")
+    parser.add_argument("--liger", action="store_true", help="Liger kernels (fused RMSNorm, SwiGLU, RoPE, loss)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of the card")
     parser.add_argument("--output-dir", default="/tmp/janus-sft-throughput")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -216,7 +222,7 @@ def main() -> None:
     rows = synthetic_rows(args.rows, args.max_length, args.seed, args.median_length)
     results = [run_mode(mode, args, rows, cuda) for mode in args.modes.split(",")]
     base = next((r for r in results if r["mode"] == "padded"), results[0])
-    print(f"\nSFT throughput, model={args.model} batch={args.batch_size} max_length={args.max_length} "
+    print(f"\nSFT throughput, model={args.model} batch={args.batch_size} max_length={args.max_length} liger={args.liger} "
           f"device={'cuda: ' + torch.cuda.get_device_name() if cuda else 'cpu'}")
     header = f"{'mode':<13}{'attention':<16}{'real tok/s':>12}{'vs padded':>10}{'padding':>9}{'docs/step':>10}{'TFLOP/s':>9}"
     header += f"{'MFU':>8}{'mem GiB':>9}" if cuda else ""

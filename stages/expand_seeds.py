@@ -4,7 +4,9 @@ import argparse
 
 from janus.config.common import load_sections
 from janus.config.expand_seeds import ExpandSeedsSection
+from janus.config.generate import GenerateSection
 from janus.config.llm import LLMSection
+from janus.data.common import write_not_generated
 from janus.data.seeds import expand_seeds
 from janus.data.taxonomy import load_taxonomy
 from janus.io import write_json, write_jsonl
@@ -16,7 +18,10 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="seed preference sets JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_sections(ExpandSeedsSection, LLMSection)
+    params = load_sections(GenerateSection, ExpandSeedsSection, LLMSection)
+    if not params.generate.enabled:
+        write_not_generated(args.out, args.metrics)
+        return
     before_stage(params, "llm.teacher")
     taxonomy = load_taxonomy(params.expand_seeds.taxonomy_path)
     seed_sets, metrics = expand_seeds(taxonomy, params.expand_seeds, params.llm.teacher)

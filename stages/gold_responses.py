@@ -3,8 +3,10 @@
 import argparse
 
 from janus.config.common import load_sections
+from janus.config.generate import GenerateSection
 from janus.config.gold_responses import GoldResponsesSection
 from janus.config.llm import LLMSection
+from janus.data.common import write_not_generated
 from janus.data.gold_responses import generate_gold_responses
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
 from janus.preflight import before_stage
@@ -18,7 +20,10 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="the collection JSONL")
     parser.add_argument("--metrics", required=True, help="metrics JSON")
     args = parser.parse_args()
-    params = load_sections(GoldResponsesSection, LLMSection)
+    params = load_sections(GenerateSection, GoldResponsesSection, LLMSection)
+    if not params.generate.enabled:
+        write_not_generated(args.out, args.metrics)
+        return
     before_stage(params, "llm.teacher")
     metrics = generate_gold_responses(
         iter_jsonl(args.system_messages),

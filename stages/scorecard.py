@@ -34,7 +34,7 @@ def main() -> None:
     results = load_results(
         Path(args.judge_metrics), Path(args.toxicity_metrics), Path(args.alpaca_eval_metrics)
     )
-    cells = build_cells(paper, params.scorecard.rows, results)
+    cells = build_cells(paper, params.scorecard.rows, results, params.scorecard.paper_only)
     same_judge = compare(
         params.scorecard,
         read_jsonl(Path(args.judge) / "item_scores.jsonl"),

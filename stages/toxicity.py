@@ -28,6 +28,7 @@ def main() -> None:
     score.add_argument("--out", required=True, help="directory of per-model score files")
     score.add_argument("--metrics", required=True, help="metrics JSON, keyed by model")
     score.add_argument("--scorer-metrics", required=True, help="the scorer's own metrics JSON")
+    score.add_argument("--perplexity-model", required=True, help="the perplexity_model stage's checkpoint")
     args = parser.parse_args()
     params = load_sections(LLMSection, ToxicitySection)
     if args.command == "generate":
@@ -43,6 +44,7 @@ def main() -> None:
             args.out,
             args.metrics,
             args.scorer_metrics,
+            perplexity_model_dir=args.perplexity_model,
         )
 
 

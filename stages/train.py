@@ -4,8 +4,8 @@
         --out CHECKPOINT --metrics FILE --plot FILE
 
 The trainer's settings are params `train.<name>` (passed through to TRL's config class) and
-`train.common`. The same command trains on the CPU, one GPU, or under `accelerate launch` (see
-janus.train.launch).
+`train.common`. The same command trains on the CPU, one GPU, all GPUs of a node under
+`accelerate launch`, or several nodes as a Slurm job (see janus.train.launch).
 """
 
 import argparse
@@ -18,8 +18,7 @@ from janus.config.train import TrainSection
 from janus.preflight import before_stage
 from janus.train.common import KINDS, StageSpec
 from janus.train.data import TrainingInputError
-from janus.train.launch import relaunch_if_configured
-from janus.train.run import run_training_stage
+from janus.train.launch import run_stage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +46,8 @@ def main() -> None:
     params = load_sections(TrackingSection, TrainSection)
     before_stage(params, "train.common.accelerate_config")  # before a relaunch
     try:
-        relaunch_if_configured(params.train.common, __file__, sys.argv[1:])
         spec = stage_spec(sys.argv[1:], Path.cwd())
-        run_training_stage(spec, params.train, params.tracking)
+        run_stage(spec, params.train, params.tracking, __file__, sys.argv[1:])
     except TrainingInputError as error:
         sys.exit(f"{args.name}: {error}")
 

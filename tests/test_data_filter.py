@@ -381,7 +381,12 @@ def test_repo_sample_data_passes_the_filter():
     from janus.config.params import load_params
 
     params = load_params(REPO / "params.yaml")
-    config = params.filter.model_copy(update={"per_source": 100, "total": 1000})
+    # the DSP file the filter reads is the dsp stage's copy of the bundled one
+    dsp = params.filter.sources["domain_specific_preference"].model_copy(
+        update={"path": params.filter.dsp_source.path}
+    )
+    sources = {**params.filter.sources, "domain_specific_preference": dsp}
+    config = params.filter.model_copy(update={"per_source": 100, "total": 1000, "sources": sources})
     kept, metrics = filter_instructions(config, root=REPO)
     assert metrics["removed"]["duplicates"] >= 2
     assert metrics["removed"]["persona"] >= 5

@@ -33,6 +33,7 @@ from janus.data.published import (
 from janus.data.rows import PAIR_VARIANTS
 from janus.data.sources import SourceError
 from janus.data.taxonomy import load_taxonomy
+from tests.hub_cache import SHA, hub_repo
 
 REPO = Path(__file__).resolve().parents[1]
 DIMENSIONS = load_taxonomy(REPO / "data/taxonomy/seed_taxonomy.yaml").keys
@@ -144,7 +145,7 @@ BAD_COLLECTION_ROWS = [
 def test_a_bad_collection_row_is_counted_by_reason(tmp_path, bad, reason):
     path = _write(tmp_path / "mc.jsonl", [_row(), bad, _row(prompt="Name a lake.")])
     rows, metrics = import_collection(
-        SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None
+        SourceConfig(path=str(path), revision=None, split="train", enabled=True), DIMENSIONS, None
     )
     assert len(rows) == 2
     assert metrics["bad_rows"] == {reason: 1}
@@ -157,7 +158,7 @@ def test_duplicates_are_counted_and_extra_columns_ignored(tmp_path):
         [_row(extra="ignored"), _row(), _row(system="You are verbose."), _row(prompt="Other?")],
     )
     rows, metrics = import_collection(
-        SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None
+        SourceConfig(path=str(path), revision=None, split="train", enabled=True), DIMENSIONS, None
     )
     assert metrics["bad_rows"] == {"duplicate": 1}
     assert [row["set_index"] for row in rows] == [0, 1, 0]
@@ -179,7 +180,7 @@ def test_duplicates_are_counted_and_extra_columns_ignored(tmp_path):
 def test_a_bad_pair_row_is_counted_by_reason(tmp_path, change, reason):
     path = _write(tmp_path / "dpo.jsonl", [_pair(), {**_pair(), **change}])
     rows, metrics = import_pairs(
-        "dpo", SourceConfig(path=str(path), split="train", enabled=True), None
+        "dpo", SourceConfig(path=str(path), revision=None, split="train", enabled=True), None
     )
     assert len(rows) == 1 and metrics["bad_rows"] == {reason: 1}
     assert rows[0]["chosen"] == "Nile." and rows[0]["rejected"] == "Rhine."
@@ -189,7 +190,7 @@ def test_the_dpo_layout_stores_answers_as_text(tmp_path):
     flat = {**_pair(), "chosen": "Nile.", "rejected": "Rhine."}
     path = _write(tmp_path / "dpo.jsonl", [flat, _pair(prompt="Q?")])
     rows, metrics = import_pairs(
-        "dpo", SourceConfig(path=str(path), split="train", enabled=True), None
+        "dpo", SourceConfig(path=str(path), revision=None, split="train", enabled=True), None
     )
     assert metrics["bad_rows"] == {}
     assert [(row["chosen"], row["rejected"]) for row in rows] == [("Nile.", "Rhine.")] * 2
@@ -198,7 +199,7 @@ def test_the_dpo_layout_stores_answers_as_text(tmp_path):
 def test_identical_answers_are_not_a_pair(tmp_path):
     path = _write(tmp_path / "orpo.jsonl", [_pair(), _pair(prompt="Q?", rejected="Nile.")])
     rows, metrics = import_pairs(
-        "orpo", SourceConfig(path=str(path), split="train", enabled=True), None
+        "orpo", SourceConfig(path=str(path), revision=None, split="train", enabled=True), None
     )
     assert len(rows) == 1 and metrics["bad_rows"] == {"identical_responses": 1}
 
@@ -207,7 +208,7 @@ def test_a_pair_with_a_system_turn_uses_the_last_answer(tmp_path):
     pair = _pair()
     pair["chosen"] = [{"content": "You are terse.", "role": "system"}, *pair["chosen"]]
     path = _write(tmp_path / "rm.jsonl", [pair])
-    rows, _ = import_pairs("rm", SourceConfig(path=str(path), split="train", enabled=True), None)
+    rows, _ = import_pairs("rm", SourceConfig(path=str(path), revision=None, split="train", enabled=True), None)
     assert rows[0]["chosen"] == "Nile."
 
 
@@ -215,56 +216,54 @@ def test_nothing_valid_is_an_error_that_names_the_file(tmp_path):
     path = _write(tmp_path / "mc.jsonl", [_row(system="")])
     with pytest.raises(SourceError, match=r"mc.jsonl\): none of its 1 rows is valid"):
         import_collection(
-            SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, None
+            SourceConfig(path=str(path), revision=None, split="train", enabled=True), DIMENSIONS, None
         )
 
 
 def test_max_rows_reads_only_the_first_rows(tmp_path):
     path = _write(tmp_path / "mc.jsonl", [_row(prompt=f"Q{i}?") for i in range(5)])
     rows, metrics = import_collection(
-        SourceConfig(path=str(path), split="train", enabled=True), DIMENSIONS, 2
+        SourceConfig(path=str(path), revision=None, split="train", enabled=True), DIMENSIONS, 2
     )
     assert len(rows) == 2 and metrics["rows"] == 2
 
 
 def test_parquet_and_the_hub_code_path(tmp_path, monkeypatch):
     """A Parquet file in the hub repository layout (data/train-*.parquet), read once as a local
-    file and once through `datasets.load_dataset` the way `hub:kaist-ai/...` is read."""
+    file and once as `hub:kaist-ai/...` at a revision (janus.hf_loading, an offline hub cache)."""
     import datasets
 
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
     rows = [_row(prompt=f"Q{i}?") for i in range(3)] + [_row(prompt="Q3?", system="")]
     pair_rows = [_pair(prompt=f"Q{i}?") for i in range(2)]
-    hub = tmp_path / "Multifaceted-Collection"
-    hub_dpo = tmp_path / "Multifaceted-Collection-DPO"
+    hub_dpo = hub_repo(monkeypatch, tmp_path, "kaist-ai/Multifaceted-Collection-DPO")
+    hub = hub_repo(monkeypatch, tmp_path, "kaist-ai/Multifaceted-Collection")
     (hub / "data").mkdir(parents=True)
     (hub_dpo / "data").mkdir(parents=True)
     datasets.Dataset.from_list(rows).to_parquet(hub / "data/train-00000-of-00001.parquet")
     datasets.Dataset.from_list(pair_rows).to_parquet(hub_dpo / "data/train-00000-of-00001.parquet")
 
+    def hub_source(name: str) -> SourceConfig:
+        return SourceConfig(path=f"hub:{name}", revision=SHA, split="train", enabled=True)
+
     config = PublishedCollectionSection(
-        collection=SourceConfig(path=f"hub:{hub}", split="train", enabled=True),
-        variants={"dpo": SourceConfig(path=f"hub:{hub_dpo}", split="train", enabled=True)},
+        collection=hub_source("kaist-ai/Multifaceted-Collection"),
+        variants={"dpo": hub_source("kaist-ai/Multifaceted-Collection-DPO")},
         max_rows=None,
     )
     collection, pairs, metrics = import_published(config, DIMENSIONS)
     local = import_collection(
         SourceConfig(
-            path=str(hub / "data/train-00000-of-00001.parquet"), split="train", enabled=True
+            path=str(hub / "data/train-00000-of-00001.parquet"), revision=None, split="train",
+            enabled=True,
         ),
         DIMENSIONS,
         None,
     )
     assert collection == local[0]
     assert len(collection) == 3 and metrics["collection"]["bad_rows"] == {"empty:system": 1}
-    assert [row["chosen"] for row in pairs["dpo"]] == ["Nile.", "Nile."]
+    assert [row["chosen"] for row in pairs["dpo"]] == ["Nile."] * 2
 
-    missing = config.model_copy(
-        update={
-            "collection": SourceConfig(path=f"hub:{tmp_path}/nope", split="train", enabled=True)
-        }
-    )
+    missing = config.model_copy(update={"collection": hub_source("kaist-ai/nope")})
     with pytest.raises(SourceError, match="could not be loaded"):
         import_published(missing, DIMENSIONS)
 

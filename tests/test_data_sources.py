@@ -229,22 +229,29 @@ def test_read_parquet_and_json_array(tmp_path):
     assert [row.data["query"] for row in read_rows("dsp.json", root=tmp_path)] == ["z"]
 
 
-def test_read_hub_goes_through_datasets_load_dataset(tmp_path, monkeypatch):
-    # `hub:<name>` is handed to datasets.load_dataset; a local dataset folder is a valid name,
-    # so this exercises the same code path as a hub id without the network. The folder mimics
-    # allenai/ultrafeedback_binarized_cleaned's layout, whose split is `train_prefs`.
+def test_read_hub_reads_the_pinned_snapshot_with_datasets(tmp_path, monkeypatch):
+    # `hub:<name>` at a revision: janus.hf_loading fetches that commit's snapshot (here from an
+    # offline hub cache laid out as huggingface_hub writes it) and `datasets` reads it. The
+    # layout mimics allenai/ultrafeedback_binarized_cleaned's, whose split is `train_prefs`.
     import datasets
+    import huggingface_hub.constants as constants
 
+    sha = "0123456789abcdef0123456789abcdef01234567"
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
-    folder = tmp_path / "ultrafeedback" / "data"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    repo = tmp_path / "hub" / "datasets--acme--ultrafeedback"
+    folder = repo / "snapshots" / sha / "data"
     folder.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
     lines = [json.dumps({"prompt": p, "source": "sharegpt"}) for p in ("p1", "p2")]
     (folder / "train_prefs-00000-of-00001.jsonl").write_text("\n".join(lines) + "\n")
     (folder / "test_prefs-00000-of-00001.jsonl").write_text(lines[0] + "\n")
-    rows = list(read_rows(f"hub:{folder.parent}", split="train_prefs"))
+    rows = list(read_rows("hub:acme/ultrafeedback", split="train_prefs", revision=sha))
     assert [row.data["prompt"] for row in rows] == ["p1", "p2"]
     with pytest.raises(SourceError, match="could not be loaded"):
-        list(read_rows(f"hub:{folder.parent}", split="train"))
+        list(read_rows("hub:acme/ultrafeedback", split="train", revision=sha))
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

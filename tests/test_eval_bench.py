@@ -385,9 +385,10 @@ def test_build_bench_end_to_end(tmp_path, bench_inputs, monkeypatch):
     with ScriptedChatServer(_teacher) as server:
         raw = yaml.safe_load((REPO / "params.yaml").read_text())
         raw["llm"] = {**raw.get("llm", {}), "teacher": server.llm_config(max_invalid_retries=1)}
-        source = {"split": "train", "prompt_field": "prompt", "enabled": True}
+        source = {"revision": None, "split": "train", "prompt_field": "prompt", "enabled": True}
         raw["bench"] = {
             "published": None,
+            "published_revision": None,
             "published_split": "train",
             "source_columns_path": str(REPO / COLUMNS_FILE),
             "allow_smaller": False,

@@ -63,6 +63,8 @@ def test_scorecard_deltas_show_in_dvc_metrics_diff(work):
     (work / "metrics").mkdir()
     (work / "metrics/judge.json").write_text(json.dumps(_judge(4.0)))
     (work / "metrics/toxicity.json").write_text(json.dumps({}))
+    (work / "outputs/judge").mkdir(parents=True)  # the judge stage's folder: no per-item scores
+    (work / "outputs/judge/item_scores.jsonl").write_text("")
     _run([*dvc, "repro", "--single-item", "scorecard"], work, env)
     card = json.loads((work / "metrics/reproduction.json").read_text())
     assert card["tables"]["Table 2"]["Janus 7B"]["Average"]["delta"] == pytest.approx(4.0 - 4.17)
@@ -86,10 +88,17 @@ def test_helpfulness_stage_under_dvc_writes_the_tools_answer_files(work, tiny_mo
     shutil.copytree(tiny_model_dir, work / "checkpoints/sft")
     params = yaml.safe_load((work / "params.yaml").read_text())
     assert params["helpfulness"]["models"] == ["sft"]
-    out = _run(
-        [sys.executable, "-m", "dvc", "repro", "--single-item", "helpfulness@mt_bench"], work, env
-    )
+    dvc = [sys.executable, "-m", "dvc", "repro", "--single-item"]
+    out = _run([*dvc, "helpfulness_prompts@mt_bench"], work, env)
+    out += _run([*dvc, "helpfulness@mt_bench"], work, env)
+    # the prompts file is an input stage's output, made from the bundled sample
+    assert "Running stage 'helpfulness_prompts@mt_bench'" in out
     assert "Running stage 'helpfulness@mt_bench'" in out
+    made = work / params["helpfulness"]["benchmarks"]["mt_bench"]["prompts_path"]
+    source = work / params["helpfulness"]["benchmarks"]["mt_bench"]["source"]["path"]
+    assert [json.loads(line)["turns"] for line in made.open()] == [
+        json.loads(line)["turns"] for line in source.open()
+    ]
     rows = [
         json.loads(line)
         for line in (work / "outputs/helpfulness/mt_bench/model_answer/sft.jsonl").open()

@@ -32,17 +32,17 @@ def _section(**overrides) -> HelpfulnessSection:
         "benchmarks": {
             "alpaca_eval": {
                 "prompts_path": str(SAMPLES / "alpaca_eval.json"),
-                "split": "train",
+                "source": {"path": str(SAMPLES / "alpaca_eval.json"), "revision": None, "split": "train"},
                 "max_prompts": 2,
             },
             "mt_bench": {
                 "prompts_path": str(SAMPLES / "mt_bench.jsonl"),
-                "split": "train",
+                "source": {"path": str(SAMPLES / "mt_bench.jsonl"), "revision": None, "split": "train"},
                 "max_prompts": 2,
             },
             "arena_hard": {
                 "prompts_path": str(SAMPLES / "arena_hard.jsonl"),
-                "split": "train",
+                "source": {"path": str(SAMPLES / "arena_hard.jsonl"), "revision": None, "split": "train"},
                 "max_prompts": 2,
             },
         },
@@ -198,12 +198,22 @@ def test_a_sample_file_is_refused_before_any_model_loads(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_paper_profile_refuses_the_bundled_samples(monkeypatch):
+def test_the_paper_profile_refuses_the_bundled_samples(monkeypatch, tmp_path):
+    from janus.data.inputs import make_helpfulness_prompts
+
     monkeypatch.chdir(REPO)
     params = load_params(REPO / "profiles/paper.yaml")
     assert params.helpfulness is not None and not params.helpfulness.allow_smaller
-    with pytest.raises(TooFewRows, match=r"alpaca_eval.json: holds 3 .* ask for 805"):
-        run_helpfulness(params.infer, params.helpfulness, "alpaca_eval", "unused", "unused.json")
+    # the input stage copies the bundled sample the paper profile names (still in place) ...
+    config = params.helpfulness.benchmarks["alpaca_eval"]
+    made = tmp_path / "alpaca_eval.jsonl"
+    make_helpfulness_prompts("alpaca_eval", config.source, made)
+    benchmarks = {**params.helpfulness.benchmarks,
+                  "alpaca_eval": config.model_copy(update={"prompts_path": str(made)})}  # fmt: skip
+    section = params.helpfulness.model_copy(update={"benchmarks": benchmarks})
+    # ... and the helpfulness stage refuses it before any model loads
+    with pytest.raises(TooFewRows, match=r"alpaca_eval.jsonl: holds 3 .* ask for 805"):
+        run_helpfulness(params.infer, section, "alpaca_eval", "unused", "unused.json")
 
 
 def test_alpaca_eval_output_matches_the_documented_model_outputs_format(tiny_model_dir, tmp_path):

@@ -123,8 +123,10 @@ def test_the_paper_profile_lists_the_papers_rows():
         "mistralai/Mistral-7B-Instruct-v0.2",
         "meta-llama/Meta-Llama-3-8B-Instruct",
     } <= hub
+    # the retired API rows are paper-only: the run calls today's served snapshot instead
     endpoints = {entry.model for entry in params.infer.endpoints.values()}
-    assert {"gpt-3.5-turbo-0125", "gpt-4-0613", "gpt-4-0125-preview"} <= endpoints
+    assert endpoints == {"gpt-4.1-2025-04-14"}
+    assert {"GPT-3.5-Turbo-0125", "GPT-4-0613", "GPT-4-Turbo-0125"} <= set(params.scorecard.paper_only)
     raw["helpfulness"]["models"].append("not-a-model")
     with pytest.raises(ConfigError, match="not-a-model"):
         parse_params(raw)

@@ -278,7 +278,7 @@ def test_a_free_model_never_stops():
 
 
 def _paper_params() -> dict:
-    return yaml.safe_load((REPO / "profiles/paper.yaml").read_text())
+    return yaml.safe_load((REPO / "profiles/paper_regenerate.yaml").read_text())
 
 
 def test_forecast_paper_profile_from_real_upstream_outputs(tmp_path):
@@ -319,22 +319,26 @@ def test_forecast_paper_profile_from_real_upstream_outputs(tmp_path):
 
 def test_forecast_command_runs_without_a_key(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "src"), "HOME": str(tmp_path)}
-    for profile in ("params.yaml", "profiles/paper.yaml"):
+    for profile in ("params.yaml", "profiles/paper_regenerate.yaml", "profiles/paper.yaml"):
         done = subprocess.run(
             [sys.executable, "-m", "janus", "forecast", "--params", profile, "--json"],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         stages = {item["stage"]: item for item in json.loads(done.stdout)}
-        assert set(stages) >= {
-            "expand_seeds",
-            "preference_sets",
-            "system_messages",
-            "gold_responses",
-        }
-        assert all(item["requests"] > 0 and item["prompt_tokens"] > 0 for item in stages.values())
+        generated = {"expand_seeds", "preference_sets", "system_messages", "gold_responses"}
         paid = sum(item["costs"]["online_max"] for item in stages.values())
         assert (paid == 0) == (profile == "params.yaml")  # the local model is free
+        if profile == "profiles/paper.yaml":
+            # the published collection and bench: the teacher sends nothing, the judge pays
+            teacher = [item for item in stages.values() if item["role"] == "teacher"]
+            assert not generated & set(stages) and teacher
+            assert all(item["requests"] == 0 and item["costs"]["batch_max"] == 0 for item in teacher)
+            assert stages["judge"]["requests"] > 0 and "infer_api@gpt-4.1-2025-04-14" in stages
+            continue
+        assert set(stages) >= generated
+        assert all(item["requests"] > 0 and item["prompt_tokens"] > 0 for item in stages.values()
+                   if item["stage"] != "bench" or profile == "params.yaml")  # fmt: skip
 
 
 def test_forecast_sees_what_a_stage_already_cached(tiny_model_dir):

@@ -46,7 +46,7 @@ def _copy_pipeline(work: Path) -> None:
     # Only the stages this test is about (and `models`, which they need): the other helpers'
     # stages are tested by their own end-to-end tests.
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    stages = {name: pipeline["stages"][name] for name in ("models", *DATA_STAGES)}
+    stages = {name: pipeline["stages"][name] for name in ("models", "dsp", *DATA_STAGES)}
     (work / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
 
 
@@ -81,7 +81,7 @@ def test_data_stages_under_dvc(tmp_path):
     shutil.copy(REPO / ".dvc/config", work / ".dvc/config")
 
     first = _run([*dvc, "repro", "build_pairs"], work, env)
-    assert set(_stages_run(first)) == {"models", *DATA_STAGES}
+    assert set(_stages_run(first)) == {"models", "dsp", *DATA_STAGES}
 
     import datasets
 

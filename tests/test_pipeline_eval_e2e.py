@@ -35,7 +35,7 @@ JUDGE_DERIVED = {"metrics/judge.json", "metrics/report.json"}
 
 def _copy_pipeline(work: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("stages", "src", "data/sources", "data/taxonomy", "data/paper"):
+    for folder in ("stages", "src", "configs", "data/sources", "data/taxonomy", "data/paper"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     for name in (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock"):
         shutil.copy(REPO / name, work / name)

@@ -57,6 +57,7 @@ def test_unlisted_model_fails_naming_model_and_key_sending_only_the_list_call(se
     profile = tmp_path / "profile.yaml"
     raw = _with_judge(_tiny_raw(), server, "retired-model")
     raw["train"]["common"]["accelerate_config"] = "configs/accelerate/deepspeed_zero3.yaml"
+    raw["train"]["common"]["processes_per_node"] = 4
     profile.write_text(yaml.safe_dump(raw))
     done = _run("preflight", "--params", str(profile), env={"JANUS_FAKE_CUDA_DEVICES": "0"})
     assert done.returncode == 1, done.stdout + done.stderr
@@ -75,6 +76,7 @@ def test_listed_model_and_enough_gpus_pass(server, tmp_path):
     profile = tmp_path / "profile.yaml"
     raw = _with_judge(_tiny_raw(), server, "served-model")
     raw["train"]["common"]["accelerate_config"] = "configs/accelerate/deepspeed_zero3.yaml"
+    raw["train"]["common"]["processes_per_node"] = 4
     profile.write_text(yaml.safe_dump(raw))
     done = _run("preflight", "--params", str(profile), env={"JANUS_FAKE_CUDA_DEVICES": "4"})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -142,6 +144,7 @@ def test_the_judge_stage_checks_its_judge_before_it_reads_anything(server, tmp_p
 def test_gpu_rows_follow_the_launch_config_and_engines(monkeypatch):
     raw = _tiny_raw()
     raw["train"]["common"]["accelerate_config"] = "configs/accelerate/deepspeed_zero3.yaml"
+    raw["train"]["common"]["processes_per_node"] = 4
     raw["infer"]["engine"].update(backend="vllm", tensor_parallel_size=2)
     params = parse_params(raw)
     monkeypatch.setenv("JANUS_FAKE_CUDA_DEVICES", "2")

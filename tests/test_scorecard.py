@@ -154,3 +154,18 @@ def test_an_empty_run_is_all_not_run():
         RunResults(judge={}, toxicity={}, alpaca_eval={}),
     )
     assert all(c.status == NOT_RUN and c.ours is None for c in cells)
+
+
+def test_paper_only_rows_keep_the_paper_number_and_say_why():
+    reason = "paper only: OpenAI shut gpt-4-0613 down on 2026-10-23"
+    cells = build_cells(
+        read_paper_numbers(PAPER),
+        {"Janus 7B": "ours"},
+        _fake_run(),
+        paper_only={"GPT-4-0613": reason},
+    )
+    retired = [c for c in cells if c.row == "GPT-4-0613"]
+    assert retired and all(c.ours is None and c.reason == reason for c in retired)
+    assert all(c.paper is not None for c in retired)
+    others = [c for c in cells if c.row == "GPT-3.5-Turbo-0125"]
+    assert all(c.reason == "no model for this paper row in scorecard.rows" for c in others)

@@ -87,7 +87,7 @@ def trained(mlflow_server, fake_secrets, tiny_model_dir, tmp_path_factory) -> Ra
                 "save_strategy": "no",
                 "keep_checkpoints": False,
             },
-            "sft": {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-3},
+            "sft": {"max_steps": 2, "per_device_train_batch_size": 2, "global_batch_size": 2, "learning_rate": 1e-3},
         },
         # The team's registry is its source of truth here: the checkpoint is copied to the server.
         "tracking": {"experiment": TRAINING_EXPERIMENT, "model_artifacts": "copy"},

@@ -201,7 +201,6 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
         models={"a": {"path": str(tiny_model_dir)}, "b": {"path": str(tiny_model_dir)}},
         scorer="classifier",
         classifier={"model": str(tiny_classifier_dir)},
-        perplexity_model=str(tiny_model_dir),
         engine={"batch_size": 4},
     )
     generated = tmp_path / "generations"
@@ -221,6 +220,7 @@ def test_toxicity_stage_end_to_end_on_tiny_models(tiny_model_dir, tiny_classifie
         tmp_path / "out",
         metrics_path=tmp_path / "metrics" / "toxicity.json",
         scorer_metrics_path=tmp_path / "metrics" / "toxicity_scorer.json",
+        perplexity_model_dir=tiny_model_dir,
     )
     assert set(metrics) == {"a", "b"}
     assert read_json(tmp_path / "metrics" / "toxicity.json")["a"]["prompts"] == 3
@@ -320,12 +320,21 @@ def test_the_paper_profile_refuses_the_sample_prompt_file(monkeypatch):
     params = load_params(repo / "profiles/paper.yaml").toxicity
     assert params.scorer == "classifier" and not params.allow_smaller
     assert set(params.model_names()) >= {"sft", "mistral-7b-instruct", "llama-3-8b-instruct"}
+    # the input stage will not make the 10k file from a smaller source ...
+    from janus.data.inputs import make_toxicity_prompts
+
+    sample = "data/sources/realtoxicityprompts.jsonl"
+    source = params.prompts_source.model_copy(update={"path": sample, "revision": None})
+    with pytest.raises(ValueError, match=r"fewer than toxicity.prompts_source.sample=10000"):
+        make_toxicity_prompts(source, Path("unused.jsonl"))
+    # ... and the generation stage refuses a prompts file that holds fewer than max_prompts
+    short = params.model_copy(update={"prompts_path": sample})
     with pytest.raises(
         ValueError,
         match=r"realtoxicityprompts.jsonl: holds \d+ prompts, but "
         r"params ask for 10000",
     ):
-        run_toxicity_generation(params, "sft", Path("unused.jsonl"), Path("unused.json"))
+        run_toxicity_generation(short, "sft", Path("unused.jsonl"), Path("unused.json"))
 
 
 def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
@@ -356,8 +365,7 @@ def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
                 "requests_per_second": 1000,
                 "backoff_s": 0,
             },
-            perplexity_model=str(tiny_model_dir),
-            bootstrap_resamples=100,
+                bootstrap_resamples=100,
         )
         metrics = run_toxicity(
             params,
@@ -366,6 +374,7 @@ def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
             tmp_path / "out",
             metrics_path=tmp_path / "metrics" / "toxicity.json",
             scorer_metrics_path=tmp_path / "metrics" / "toxicity_scorer.json",
+            perplexity_model_dir=tiny_model_dir,
         )["m"]
     finally:
         server.stop()

@@ -73,12 +73,13 @@ def spec(name: str, root: Path) -> StageSpec:
 def train_section(**stages) -> TrainSection:
     """The tiny profile's train section (complete), with shorter sequences and a few overrides."""
     raw = yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())["train"]
-    short = {"max_steps": 3, "per_device_train_batch_size": 2, "learning_rate": 1e-3}
+    short = {"max_steps": 3, "per_device_train_batch_size": 2, "global_batch_size": 2, "learning_rate": 1e-3}
     raw["common"].update({"max_length": 64, "save_strategy": "no", "eval_batch_size": 8})
     for name in ("sft", "sft_third", "sft_one_epoch", "dpo", "orpo"):
         raw[name].update(short)
     # Enough steps at a high rate for the scalar head to find the pattern at the last token.
-    raw["rm"].update({**short, "max_steps": 20, "per_device_train_batch_size": 4, "learning_rate": 3e-3,
+    raw["rm"].update({**short, "max_steps": 20, "per_device_train_batch_size": 4, "global_batch_size": 4,
+                      "learning_rate": 3e-3,
                       "helpfulness_max_steps": 2, "helpfulness_size": 12, "helpfulness_eval_fraction": 0.2})
     for name, values in stages.items():
         raw.setdefault(name, {}).update(values)

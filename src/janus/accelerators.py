@@ -35,6 +35,22 @@ def cuda_available() -> bool:
     return cuda_device_count() > 0
 
 
+FAKE_CUDA_MEMORY_ENV = "JANUS_FAKE_CUDA_MEMORY_GIB"
+
+
+def cuda_device_memory() -> int:
+    """Bytes of memory of the first visible CUDA device (0 without CUDA); faked in GiB by
+    JANUS_FAKE_CUDA_MEMORY_GIB."""
+    fake = os.environ.get(FAKE_CUDA_MEMORY_ENV)
+    if fake is not None:
+        return int(float(fake) * 2**30)
+    if not cuda_available():
+        return 0
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory
+
+
 def visible_gpu_ids() -> list[str]:
     """The ids to put in a child's CUDA_VISIBLE_DEVICES, one per device this process sees (the
     entries of our own CUDA_VISIBLE_DEVICES when it is set, else 0..n-1)."""

@@ -42,8 +42,11 @@ STAND_IN_INSTRUCTION = (
 STAND_IN_SAMPLE = 50  # stand-in requests rendered to estimate a mean request size
 # what a judged model's answer is taken to be where no responses exist yet (about 300 tokens)
 STAND_IN_RESPONSE = " ".join(["A clear, well organised answer that follows the request."] * 25)
-# expected completion tokens are taken from the cache once it holds this many answers of a stage
+# expected completion tokens are taken from the cache once it holds this many of the stage's answers
 MIN_OBSERVED = 20
+# rows of the published Multifaceted-Bench (kaist-ai/Multifaceted-Bench; C.1's 945 after the
+# human filtering), counted where bench.published is set and the bench stage has not run
+PUBLISHED_BENCH_ROWS = 921
 
 
 @dataclass
@@ -115,24 +118,16 @@ class CacheReader:
             else None
         )
 
-    def has(self, key: str) -> bool:
+    def completion_tokens(self, key: str) -> int | None:
+        """The cached answer's completion tokens (None: not cached)."""
         if self._db is None:
-            return False
-        query = "SELECT 1 FROM responses WHERE key = ?"
-        return self._db.execute(query, (key,)).fetchone() is not None
+            return None
+        query = "SELECT completion_tokens FROM responses WHERE key = ?"
+        row = self._db.execute(query, (key,)).fetchone()
+        return None if row is None else int(row[0])
 
-    def observed_completion(self, stage: str) -> tuple[float, int] | None:
-        """(mean completion tokens, answers) of a stage's cached answers."""
-        if self._db is None:
-            return None
-        try:
-            mean, count = self._db.execute(
-                "SELECT AVG(completion_tokens), COUNT(*) FROM responses WHERE stage = ?",
-                (stage,),
-            ).fetchone()
-        except sqlite3.Error:
-            return None
-        return (float(mean), int(count)) if count else None
+    def has(self, key: str) -> bool:
+        return self.completion_tokens(key) is not None
 
     def close(self) -> None:
         if self._db is not None:
@@ -160,9 +155,19 @@ def forecast_stage(
     estimator = token_estimator(config)
     covered = 0
     to_send = requests
+    # Expected output tokens come only from this model's answers to this stage's own requests
+    # (exact stages): the cache holds other models' answers too (the laptop judge's, say), and
+    # their lengths say nothing about this one's.
+    answered: list[int] = []
     if exact and identity is not None:
-        to_send = [r for r in requests if not cache.has(cache_key(identity, _request_fields(r), 0))]
-        covered = len(requests) - len(to_send)
+        to_send = []
+        for request in requests:
+            tokens = cache.completion_tokens(cache_key(identity, _request_fields(request), 0))
+            if tokens is None:
+                to_send.append(request)
+            else:
+                answered.append(tokens)
+        covered = len(answered)
     if exact:
         prompt = sum(estimator.prompt_tokens(r.message_list()) for r in to_send)
         completion_max = sum(r.max_tokens for r in to_send)
@@ -178,10 +183,9 @@ def forecast_stage(
         mean_max = sum(r.max_tokens for r in sample) / len(sample) if sample else 0.0
         prompt = round(mean_prompt * count)
         completion_max = round(mean_max * count)
-    observed = cache.observed_completion(stage)
     expected = None
-    if observed is not None and observed[1] >= MIN_OBSERVED:
-        expected = min(round(observed[0] * remaining), completion_max)
+    if len(answered) >= MIN_OBSERVED:
+        expected = min(round(sum(answered) / len(answered) * remaining), completion_max)
     result = StageForecast(
         stage=stage,
         role=role,
@@ -362,6 +366,8 @@ def _stand_in_bench_rows(params: Params, root: Path, count: int) -> list[dict[st
 
 def _bench_rows(params: Params) -> int:
     config = params.bench
+    if config.published is not None:
+        return PUBLISHED_BENCH_ROWS
     sources = sum(source.enabled for source in config.sources.values())
     return sources * config.instructions_per_source * config.system_messages_per_instruction
 
@@ -411,6 +417,8 @@ def judge_requests(params: Params, outputs: dict[str, str], root: Path):
     bench_path = root / outputs["bench"] if "bench" in outputs else None
     if bench_path is not None and bench_path.exists():
         rows, basis = len(read_bench(bench_path)[0]), "bench output"
+    elif params.bench.published is not None:
+        rows, basis = _bench_rows(params), f"bench not run: the published bench's {PUBLISHED_BENCH_ROWS} rows"
     else:
         rows, basis = _bench_rows(params), "bench not run: its params"
     if params.infer.max_items is not None:
@@ -490,14 +498,22 @@ def forecast(
             identity = None
         try:
             if role == "teacher":
-                for stage, requests, count, exact, basis in data_stage_requests(
-                    params, outputs, root
-                ):
-                    results.append(
-                        forecast_stage(
-                            stage, role, config, requests, count, exact, basis, cache, identity
+                if params.generate.enabled:
+                    for stage, requests, count, exact, basis in data_stage_requests(
+                        params, outputs, root
+                    ):
+                        results.append(
+                            forecast_stage(
+                                stage, role, config, requests, count, exact, basis, cache, identity
+                            )
                         )
-                    )
+                else:
+                    results.append(_nothing("expand_seeds .. gold_responses", role, config,
+                                            "generate.enabled: false (the published collection)"))
+                if params.bench.published is not None:
+                    results.append(_nothing("bench", role, config,
+                                            f"published bench {params.bench.published}: no teacher call"))
+                    continue
                 stage, requests, count, basis = bench_requests(params, root)
             else:
                 stage, requests, count, basis = judge_requests(params, outputs, root)
@@ -507,6 +523,53 @@ def forecast(
             )
         finally:
             cache.close()
+    results.extend(endpoint_forecasts(params, outputs, root))
+    return results
+
+
+def _nothing(stage: str, role: str, config: LLMConfig, basis: str) -> StageForecast:
+    """A stage these params keep from calling the model: shown, at no cost."""
+    costs = {f"{mode}_{bound}": 0.0 for mode in ("online", "batch") for bound in ("max", "expected")}
+    return StageForecast(stage, role, config.model, 0, 0, 0, 0, None, True, basis, "-", costs)
+
+
+def endpoint_forecasts(params: Params, outputs: dict[str, str], root: Path) -> list[StageForecast]:
+    """The API baseline rows (infer.endpoints) answering the bench in both conditions (stage
+    infer_api@<name>) and the helpfulness prompts (helpfulness@<benchmark>), always online."""
+    from janus.evaluate.judge import CONDITIONS
+
+    bench_path = root / outputs["bench"] if "bench" in outputs else None
+    if bench_path is not None and bench_path.exists():
+        from janus.evaluate.bench import read_bench
+
+        rows = len(read_bench(bench_path)[0])
+    else:
+        rows = _bench_rows(params)
+    if params.infer.max_items is not None:
+        rows = min(rows, params.infer.max_items)
+    sample = _stand_in_bench_rows(params, root, STAND_IN_SAMPLE)
+    results = []
+    for name, config in params.infer.endpoints.items():
+        requests = [
+            ChatRequest(
+                messages=[{"role": "system", "content": row["system"]},
+                          {"role": "user", "content": row["prompt"]}],
+                max_tokens=params.infer.sampling.max_tokens,
+            )
+            for row in sample
+        ]
+        count = rows * len(CONDITIONS)
+        basis = f"{rows} bench rows x {len(CONDITIONS)} conditions; stand-in prompts"
+        if name in params.helpfulness.models:
+            prompts = sum(b.max_prompts or 0 for b in params.helpfulness.benchmarks.values())
+            count += prompts  # MT-Bench's second turns are not counted
+            basis += f"; + {prompts} helpfulness prompts"
+        online = config.model_copy(update={"mode": "online"})
+        item = forecast_stage(f"infer_api@{name}", "baseline", online, requests, count, False,
+                              basis + "; online (no batch mode)", CacheReader(Path("/nonexistent")), None)
+        for bound in ("max", "expected"):  # sent online: the batch column pays the online price
+            item.costs[f"batch_{bound}"] = item.costs[f"online_{bound}"]
+        results.append(item)
     return results
 
 
@@ -560,11 +623,12 @@ def render_table(forecasts: list[StageForecast], params: Params) -> str:
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
              for row in [header, *rows]]  # fmt: skip
     lines.insert(1, "  ".join("-" * width for width in widths))
-    estimators = sorted({item.estimator for item in forecasts})
+    estimators = sorted({item.estimator for item in forecasts if item.requests})
     lines += [
         "",
         "Costs are for the requests not yet in the cache. Output tokens: <= the max_tokens bound"
-        " (no answers of the stage cached yet), ~ the mean of the stage's cached answers.",
+        " (no answers of the stage cached yet), ~ the mean of this model's cached answers to the"
+        " stage's own requests.",
         f"Worst case (every answer at max_tokens): online {_usd(totals['online_max'])},"
         f" batch {_usd(totals['batch_max'])}.",
         "* scaled from stand-in requests (an upstream stage has not run); counts assume every"

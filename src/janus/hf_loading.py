@@ -9,11 +9,60 @@ heads a checkpoint does not have) is decided here, once.
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+from janus.logging_utils import get_logger
+
+log = get_logger(__name__)
+
 Head = Literal["causal", "reward", "classifier"]
 DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+# A hub revision pins what is read only when it is a full commit sha; a branch or tag ("main",
+# "v1.0") can move under the same dvc.lock. params files write "main" as the marked placeholder
+# where the real sha could not be looked up.
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def is_pinned(revision: str | None) -> bool:
+    return revision is not None and bool(COMMIT_SHA.match(revision))
+
+
+def warn_if_unpinned(repo_id: str, revision: str | None) -> None:
+    if not is_pinned(revision):
+        log.warning(
+            "%s is read at revision %r, not a commit sha: the hub can move it under the same "
+            "dvc.lock; write the commit sha in params to pin it", repo_id, revision,
+        )
+
+
+def hub_snapshot(repo_id: str, revision: str, repo_type: Literal["dataset", "model"]) -> Path:
+    """The files of a hub repository at `revision`, in the local hub cache (downloaded once;
+    with HF_HUB_OFFLINE=1 a commit sha already in the cache resolves without the network)."""
+    from huggingface_hub import snapshot_download
+
+    warn_if_unpinned(repo_id, revision)
+    return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision))
+
+
+def load_hub_dataset(repo_id: str, split: str, revision: str) -> Any:
+    """A hub dataset's split at `revision`: the snapshot of that commit, read by `datasets`
+    (the same builders `load_dataset(repo_id)` picks: parquet, json, csv, README configs)."""
+    from datasets import load_dataset
+
+    return load_dataset(str(hub_snapshot(repo_id, revision, "dataset")), split=split)
+
+
+def copy_hub_model(repo_id: str, revision: str, output_dir: str | Path) -> Path:
+    """A hub model's files at `revision` copied into `output_dir` (a DVC output: exactly the
+    weights the run used)."""
+    snapshot = hub_snapshot(repo_id, revision, "model")
+    shutil.copytree(snapshot, output_dir, dirs_exist_ok=True)  # follows the cache's symlinks
+    return Path(output_dir)
 
 
 def resolve_device(device: str) -> str:
@@ -77,6 +126,8 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    if revision is not None:  # a hub id (a local directory has no revision)
+        warn_if_unpinned(str(path), revision)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device.startswith("cuda")) if isinstance(dtype, str) else dtype
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "revision": revision}

@@ -79,12 +79,6 @@ def build_tiny_random(config: ModelsSection, output_dir: Path) -> None:
     tokenizer.save_pretrained(output_dir)
 
 
-def download_hub(hub_id: str, output_dir: Path) -> None:
-    from huggingface_hub import snapshot_download
-
-    snapshot_download(hub_id, local_dir=output_dir)
-
-
 def prepare_base_model(config: ModelsSection, output_dir: str | Path) -> Path:
     """Write the base checkpoint to `output_dir` atomically."""
     output_dir = Path(output_dir)
@@ -96,8 +90,10 @@ def prepare_base_model(config: ModelsSection, output_dir: str | Path) -> Path:
     elif config.source == "tiny_random":
         build_tiny_random(config, staging)
     else:
-        assert config.hub_id is not None  # checked by the schema
-        download_hub(config.hub_id, staging)
+        from janus.hf_loading import copy_hub_model
+
+        assert config.hub_id is not None and config.revision is not None  # checked by the schema
+        copy_hub_model(config.hub_id, config.revision, staging)
     shutil.rmtree(output_dir, ignore_errors=True)
     staging.rename(output_dir)
     log.info("base model ready in %s", output_dir)

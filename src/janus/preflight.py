@@ -237,8 +237,10 @@ def gpu_requirements(
 
         config = load_config_from_file(str(root / launch))
         distributed = str(getattr(config, "distributed_type", "NO")).split(".")[-1]
-        if not config.use_cpu and distributed != "NO":
-            found.append((accelerate_key, config.num_processes // max(1, config.num_machines)))
+        per_node = train.common.processes_per_node  # the config file holds no counts (janus.train.launch)
+        if not config.use_cpu and distributed != "NO" and train.common.launcher == "local":
+            # auto: the GPUs visible, so at least one; Slurm allocates its nodes' GPUs itself
+            found.append((accelerate_key, per_node if isinstance(per_node, int) else 1))
     for section in ("infer", "toxicity", "helpfulness"):
         engine = getattr(params, section, None)
         engine = getattr(engine, "engine", None)

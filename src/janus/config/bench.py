@@ -7,10 +7,12 @@ from typing import ClassVar
 from pydantic import (
     Field,
     field_validator,
+    model_validator,
 )
 
 from janus.config.common import Section
 from janus.config.generation import GenerationParams
+from janus.config.sources import check_revision
 
 BENCH_SOURCE_NAMES = ("alpaca_eval", "flask", "koala", "mt_bench", "self_instruct")
 
@@ -18,9 +20,15 @@ BENCH_SOURCE_NAMES = ("alpaca_eval", "flask", "koala", "mt_bench", "self_instruc
 class BenchSourceConfig(Section):
     # A local .jsonl/.json/.parquet file (relative to the repo) or a hub dataset (`hub:owner/name`).
     path: str
+    revision: str | None  # hub datasets: a commit sha; None for a local file
     split: str
     prompt_field: str  # the column with the instruction (a list of turns: the first)
     enabled: bool
+
+    @model_validator(mode="after")
+    def _hub_is_pinned(self) -> BenchSourceConfig:
+        check_revision(self.path, self.revision)
+        return self
 
 
 class BenchSection(Section):
@@ -34,6 +42,7 @@ class BenchSection(Section):
     # .parquet/.jsonl/.json in its layout) imported row by row instead of building a bench;
     # None builds one from `sources` as C.1 describes.
     published: str | None
+    published_revision: str | None  # hub: a commit sha; None for a local file
     published_split: str
     # Data file mapping each fine-grained `source` to its Table 2 column (a BENCH_SOURCE_NAMES key).
     source_columns_path: str
@@ -70,3 +79,8 @@ class BenchSection(Section):
         if value and not any(source.enabled for source in value.values()):
             raise ValueError("no bench source is enabled")
         return value
+
+    @model_validator(mode="after")
+    def _published_is_pinned(self) -> BenchSection:
+        check_revision(self.published, self.published_revision, key="published")
+        return self

@@ -25,6 +25,7 @@ HUB_PREFIX = "hub:"
 # them equal). Kept here so that a stage reading a few sections still rejects a misspelt one.
 PARAMS_KEYS = (
     "seed",
+    "generate",
     "environment",
     "llm",
     "models",

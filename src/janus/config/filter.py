@@ -11,7 +11,7 @@ from pydantic import (
 )
 
 from janus.config.common import Section
-from janus.config.sources import SourceConfig
+from janus.config.sources import InputSource, SourceConfig
 
 SOURCE_NAMES = (
     "nectar",
@@ -25,6 +25,9 @@ SOURCE_NAMES = (
 class FilterSection(Section):
     params_key: ClassVar[str] = "filter"
     sources: dict[str, SourceConfig]
+    # Stage `dsp` copies the DSP data (domain-specific preference) from here, validated, to
+    # sources.domain_specific_preference.path.
+    dsp_source: InputSource
     # A.1: `per_source` from every source (12k; a source with fewer gives all it has and its
     # shortfall is a metric), then `fill_source` tops the sample up to `total` (100k).
     per_source: int = Field(ge=1)

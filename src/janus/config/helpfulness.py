@@ -12,6 +12,7 @@ from pydantic import (
 
 from janus.config.common import Section
 from janus.config.engine import EngineParams, SamplingParams
+from janus.config.sources import InputSource
 
 HELPFULNESS_BENCHMARKS = ("alpaca_eval", "mt_bench", "arena_hard")
 
@@ -22,8 +23,8 @@ class HelpfulnessBenchmark(Section):
     ({question_id, category, turns: [str, str]}), Arena-Hard-Auto v0.1 `question.jsonl`
     ({question_id, category, cluster, turns: [{content}]}); a local file or `hub:owner/name`."""
 
-    prompts_path: str
-    split: str  # hub datasets only (e.g. "eval" for tatsu-lab/alpaca_eval)
+    prompts_path: str  # made by stage helpfulness_prompts@<benchmark> from `source`
+    source: InputSource  # hub datasets: e.g. split "eval" of tatsu-lab/alpaca_eval
     max_prompts: int | None = Field(ge=1)  # None: every prompt (paper: 805 / 80 / 500)
 
 

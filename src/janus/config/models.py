@@ -31,11 +31,12 @@ class ModelsSection(Section):
     gguf_package: str
     gguf_file: str
     hub_id: str | None
+    revision: str | None  # source hub: the commit sha of hub_id ("main": unpinned, warned)
     tiny: TinyModelConfig
     seed: int
 
     @model_validator(mode="after")
     def _hub_needs_id(self) -> ModelsSection:
-        if self.source == "hub" and not self.hub_id:
-            raise ValueError("source 'hub' needs hub_id")
+        if self.source == "hub" and not (self.hub_id and self.revision):
+            raise ValueError("source 'hub' needs hub_id and revision")
         return self

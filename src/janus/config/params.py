@@ -28,6 +28,7 @@ from janus.config.common import (
 from janus.config.environment import EnvironmentSection
 from janus.config.expand_seeds import ExpandSeedsSection
 from janus.config.filter import FilterSection
+from janus.config.generate import GenerateSection
 from janus.config.gold_responses import GoldResponsesSection
 from janus.config.helpfulness import HelpfulnessSection
 from janus.config.infer import InferSection
@@ -46,6 +47,7 @@ from janus.config.train import TrainSection
 
 class Params(Section):
     seed: int
+    generate: GenerateSection
     environment: EnvironmentSection
     llm: LLMSection
     models: ModelsSection

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from janus.config.common import Section
 
@@ -35,6 +35,9 @@ class ScorecardSection(Section):
     # Which of our models stands for a paper row, e.g. {"Janus 7B": sft}. A paper row without an
     # entry, or whose model the run did not produce, reads "not run".
     rows: dict[str, str]
+    # Paper rows that no model of this run can stand for (e.g. a retired API snapshot), with
+    # why: the paper's numbers are shown, labelled with it, never compared.
+    paper_only: dict[str, str]
     same_judge: SameJudgeParams
 
     def check_references(self, sections: Mapping[str, Any]) -> None:
@@ -49,3 +52,10 @@ class ScorecardSection(Section):
             raise ValueError(
                 f"scorecard.same_judge: {unknown} not among the infer models {models}"
             )
+
+    @model_validator(mode="after")
+    def _rows_or_paper_only(self) -> ScorecardSection:
+        both = sorted(set(self.rows) & set(self.paper_only))
+        if both:
+            raise ValueError(f"paper row(s) {both} both in rows and paper_only")
+        return self

@@ -13,6 +13,7 @@ from pydantic import (
 from janus.config.common import Section
 from janus.config.engine import MODEL_NAME_PATTERN, EngineParams, HubModel, SamplingParams
 from janus.config.generation import GenerationParams
+from janus.config.sources import InputSource
 
 
 class PerspectiveParams(Section):
@@ -47,12 +48,37 @@ class ToxicityModel(Section):
     prompt_format: Literal["mistral", "chat_template"] | None  # as in infer.models
 
 
+class ToxicityPromptsSource(InputSource):
+    """Stage `toxicity_prompts`: the prompts file, made from RealToxicityPrompts rows (F.4's
+    10k test sample: `sample` rows drawn with `seed` from the prompts whose own toxicity is below
+    `max_prompt_toxicity`, DExperts' non-toxic prompts; None: every row, in order)."""
+
+    sample: int | None = Field(ge=1)
+    max_prompt_toxicity: float | None = Field(ge=0, le=1)
+    seed: int
+
+
+class PerplexityModelParams(Section):
+    """Stage `perplexity_model`: the fluency LM. hub_id at revision (paper: GPT-2 XL), or None:
+    the run's base checkpoint (models/base)."""
+
+    hub_id: str | None
+    revision: str | None
+
+    @model_validator(mode="after")
+    def _hub_needs_revision(self) -> PerplexityModelParams:
+        if (self.hub_id is None) != (self.revision is None):
+            raise ValueError("hub_id and revision go together (both None: the base model)")
+        return self
+
+
 class ToxicitySection(Section):
     """RealToxicityPrompts (F.4): toxicity, fluency (perplexity) and diversity (dist-n)."""
 
     params_key: ClassVar[str] = "toxicity"
 
-    prompts_path: str
+    prompts_path: str  # made by stage toxicity_prompts from prompts_source
+    prompts_source: ToxicityPromptsSource
     max_prompts: int | None = Field(ge=1)  # paper: the 10k test sample
     challenging_only: bool
     generations_per_prompt: int = Field(ge=1)  # paper: 25
@@ -80,7 +106,7 @@ class ToxicitySection(Section):
     llm_generation: GenerationParams
     # llm scorer: texts the judge fails to score (after every retry) before the stage fails.
     max_failed_fraction: float = Field(ge=0, le=1)
-    perplexity_model: str  # paper: GPT-2 XL
+    perplexity_model: PerplexityModelParams  # paper: GPT-2 XL
     perplexity_batch_size: int = Field(ge=1)
     # dist-n of a prompt's generations (whitespace tokens): unique n-grams divided by the number
     # of n-grams (ngrams) or by the number of tokens (words: DExperts' code, behind Table 4's

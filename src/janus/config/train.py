@@ -31,9 +31,16 @@ class TrainCommon(Section):
     attn_implementation: Literal["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"]
     gradient_checkpointing: bool
     use_liger_kernel: Literal["auto", True, False]  # auto: on CUDA when installed
-    # `accelerate launch` config (configs/accelerate/*.yaml). When set and CUDA is present, the
-    # stage re-execs itself under `accelerate launch`; without CUDA it runs in-process on the CPU.
+    # `accelerate launch` config (configs/accelerate/*.yaml: DeepSpeed ZeRO-3 or DDP) for CUDA
+    # runs; the process counts come from the keys below, never from the file (janus.train.launch).
     accelerate_config: str | None
+    # Training processes per node: auto = the CUDA devices visible (1 on the CPU); a number on the
+    # CPU starts that many gloo processes (CI), and is the GPUs per node Slurm allocates.
+    processes_per_node: Literal["auto"] | int
+    nodes: int = Field(ge=1)  # more than 1 needs launcher: slurm
+    # local: this machine; slurm: the stage submits one job (`sbatch --wait`) over `nodes` nodes on
+    # shared storage and waits; site flags (partition, account, time) in JANUS_SBATCH_ARGS.
+    launcher: Literal["local", "slurm"]
     deepspeed_config: str | None  # e.g. configs/deepspeed/zero3.json (CUDA only)
     logging_steps: int = Field(ge=1)
     eval_batch_size: int = Field(ge=1)
@@ -51,6 +58,16 @@ class TrainCommon(Section):
     full_determinism: bool
     seed: int  # data order, dropout and a new reward head's initialisation
 
+    @model_validator(mode="after")
+    def _processes_add_up(self) -> TrainCommon:
+        if isinstance(self.processes_per_node, int) and self.processes_per_node < 1:
+            raise ValueError("processes_per_node: auto or a number >= 1")
+        if self.nodes > 1 and self.launcher != "slurm":
+            raise ValueError("nodes > 1 needs launcher: slurm (every node must start its processes)")
+        if self.launcher == "slurm" and self.processes_per_node == "auto":
+            raise ValueError("launcher: slurm needs processes_per_node as a number (the GPUs per node to allocate)")
+        return self
+
 
 class TrainStage(Section):
     """One training run's trainer settings: each key is a field of the stage's TRL config class
@@ -65,8 +82,10 @@ class TrainStage(Section):
     learning_rate: float = Field(gt=0)
     num_train_epochs: float = Field(gt=0)
     max_steps: int = Field(ge=-1)  # -1: train by epochs
-    per_device_train_batch_size: int = Field(ge=1)
-    gradient_accumulation_steps: int = Field(ge=1)
+    per_device_train_batch_size: int = Field(ge=1)  # the micro-batch of one process
+    # Rows per optimizer step over all processes: gradient accumulation is derived from it (global
+    # = micro-batch x processes x accumulation), so 1, 2 or 8 GPUs train the same recipe.
+    global_batch_size: int = Field(ge=1)
     lr_scheduler_type: str
     warmup_steps: float = Field(ge=0)  # an integer count, or a float in [0, 1): a ratio of all steps
     weight_decay: float = Field(ge=0)
@@ -143,6 +162,8 @@ class RewardModelStage(TrainStage):
 SFT_STAGE_NAMES = ("sft", "sft_third", "sft_one_epoch")
 
 
+# Stage keys janus reads itself (not TRL config fields).
+JANUS_STAGE_FIELDS = frozenset(("global_batch_size",))
 REWARD_STAGE_FIELDS = frozenset(
     ("helpfulness_sources", "helpfulness_mix", "helpfulness_size", "helpfulness_eval_fraction",
      "helpfulness_max_steps")

@@ -208,3 +208,13 @@ def read_preference_set_rows(
     """`iter_preference_set_rows`, every row read and checked before it returns."""
     rows, dimensions = iter_preference_set_rows(path, dimensions)
     return list(rows), dimensions
+
+
+def write_not_generated(out: str | Path, metrics: str | Path) -> None:
+    """A teacher stage under `generate.enabled: false`: an empty output and a metrics file
+    saying why, so the DAG stays whole while the run trains on the published collection."""
+    from janus.io import write_json, write_jsonl
+
+    write_jsonl(out, [])
+    reason = "generate.enabled: false (build_pairs.collection names the published data)"
+    write_json(metrics, {"generated": False, "reason": reason})

@@ -97,7 +97,7 @@ def load_source(
         if logged[reason] <= _LOGGED_BAD_ROWS:
             log.warning("%s row %d skipped (%s): %s", key, number, reason, detail)
 
-    for raw in read_rows(source.path, source.split, root=root):
+    for raw in read_rows(source.path, source.split, root=root, revision=source.revision):
         report.rows += 1
         if raw.data is None:
             skip(raw.number, "malformed", raw.error or "unreadable row")

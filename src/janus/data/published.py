@@ -98,7 +98,7 @@ class _Counter:
 def _validated(variant: str, source: SourceConfig, max_rows: int | None, root, counter):
     """(row number, validated row model) for every row that passes its row type."""
     row_type = VARIANT_ROW_TYPES[variant]
-    for raw in read_rows(source.path, source.split, root=root):
+    for raw in read_rows(source.path, source.split, root=root, revision=source.revision):
         if max_rows is not None and counter.rows >= max_rows:
             break
         counter.rows += 1

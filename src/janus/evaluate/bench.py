@@ -146,7 +146,9 @@ def import_published(
     """The published Multifaceted-Bench as bench rows, and the import's counts."""
     assert config.published is not None
     raw_rows, unreadable = [], 0
-    for raw in read_rows(config.published, config.published_split, root=root):
+    for raw in read_rows(
+        config.published, config.published_split, root=root, revision=config.published_revision
+    ):
         if raw.data is None:
             unreadable += 1
             log.warning("published bench row %d unreadable: %s", raw.number, raw.error)
@@ -223,7 +225,7 @@ def load_source_instructions(
     """One benchmark's instructions in file order, and its counts (rows, bad rows, multi-turn)."""
     counts: Counter = Counter()
     prompts = []
-    for raw in read_rows(source.path, source.split, root=root):
+    for raw in read_rows(source.path, source.split, root=root, revision=source.revision):
         counts["rows"] += 1
         if raw.data is None:
             counts["bad_rows"] += 1

@@ -146,12 +146,15 @@ def to_question(benchmark: str, row: BaseModel, number: int) -> Question:
     raise ValueError(f"unknown benchmark {benchmark!r}")
 
 
-def read_questions(benchmark: str, path: str, split: str) -> tuple[list[Question], dict[str, int]]:
-    """Valid questions in file order, and skipped rows counted by reason."""
+def read_questions(
+    benchmark: str, path: str, split: str = "train", revision: str | None = None
+) -> tuple[list[Question], dict[str, int]]:
+    """Valid questions in file order (a hub dataset: `split` at `revision`), and skipped rows
+    counted by reason."""
     row_type = QUESTION_TYPES[benchmark]
     questions, skipped = [], Counter()
     seen: set[str] = set()
-    for raw in read_rows(path, split):
+    for raw in read_rows(path, split, revision=revision):
         if raw.data is None:
             skipped["unreadable_row"] += 1
             log.warning("%s: row %d skipped (%s)", path, raw.number, raw.error)
@@ -446,7 +449,7 @@ def run_helpfulness(
     if benchmark not in params.benchmarks:
         raise KeyError(f"helpfulness: no benchmark {benchmark!r}; known: {list(params.benchmarks)}")
     config = params.benchmarks[benchmark]
-    questions, skipped = read_questions(benchmark, config.prompts_path, config.split)
+    questions, skipped = read_questions(benchmark, config.prompts_path)
     # Before any model loads or any paid call: a sample file must not pass for the benchmark.
     kept = require_rows(
         config.prompts_path,

@@ -128,12 +128,20 @@ def lookup(measure: str, model: str, results: RunResults) -> tuple[Any, Any, str
     raise ValueError(f"unknown measure {measure!r}")
 
 
-def build_cells(paper: list[PaperCell], rows: dict[str, str], results: RunResults) -> list[Cell]:
+def build_cells(
+    paper: list[PaperCell],
+    rows: dict[str, str],
+    results: RunResults,
+    paper_only: dict[str, str] | None = None,
+) -> list[Cell]:
+    """`paper_only`: paper rows no model of this run can stand for, with why (e.g. a retired
+    API snapshot); their cells keep the paper's number and say why there is none of ours."""
     cells = []
     for item in paper:
         model = rows.get(item.row)
         if model is None:
-            value, ci, reason = None, None, "no model for this paper row in scorecard.rows"
+            reason = (paper_only or {}).get(item.row, "no model for this paper row in scorecard.rows")
+            value, ci = None, None
         else:
             value, ci, reason = lookup(item.measure, model, results)
         ran = value is not None

@@ -693,6 +693,8 @@ def run_toxicity(
     scorer_metrics_path: str | Path,
     scorer: ToxicityScorer | None = None,
     scorers: dict[str, ToxicityScorer] | None = None,
+    *,
+    perplexity_model_dir: str | Path,
 ) -> dict[str, Any]:
     """Stage `toxicity`: score every model's generations with every configured scorer, then
     fluency and diversity. The primary scorer (`toxicity.scorer`) gives each model's headline
@@ -730,7 +732,7 @@ def run_toxicity(
     primary = params.scorer
     # 2. fluency under the reference LM
     reference = PerplexityModel(
-        params.perplexity_model, params.perplexity_batch_size, params.engine.device
+        str(perplexity_model_dir), params.perplexity_batch_size, params.engine.device
     )
     try:
         perplexities = {

@@ -36,7 +36,7 @@ Kind = Literal["sft", "dpo", "orpo", "rm"]
 
 
 KINDS: tuple[Kind, ...] = ("sft", "dpo", "orpo", "rm")
-CODE_FILES = ("chat_format.py", "hf_loading.py", "train/common.py", "train/configs.py", "train/data.py",
+CODE_FILES = ("chat_format.py", "hf_loading.py", "train/batch.py", "train/common.py", "train/configs.py", "train/data.py",
               "train/sft.py", "train/preference.py", "train/reward.py", "train/helpfulness.py", "train/run.py")
 # Fields that say how long to train, not what: a run extended with more steps resumes.
 LENGTH_FIELDS = {"max_steps", "num_train_epochs", "helpfulness_max_steps"}
@@ -97,7 +97,9 @@ def resolve_device(common: TrainCommon, root: Path, cuda: bool | None = None) ->
     """Concrete settings for this machine; contradictions are errors that name the key."""
     import torch
 
-    cuda = torch.cuda.is_available() if cuda is None else cuda
+    from janus.accelerators import cuda_available
+
+    cuda = cuda_available() if cuda is None else cuda
     if common.bf16 == "auto":
         bf16 = cuda and torch.cuda.is_bf16_supported()
     else:
@@ -142,10 +144,20 @@ def resolve_device(common: TrainCommon, root: Path, cuda: bool | None = None) ->
     return DeviceSettings(cuda, bf16, attn, liger, deepspeed)
 
 
-def check_optimizer(stage_name: str, stage: TrainStage) -> None:
-    if "bnb" in stage.optim and not installed("bitsandbytes"):
+def check_optimizer(stage_name: str, stage: TrainStage, device: DeviceSettings) -> None:
+    """bitsandbytes' 8-bit optimizers need it installed, and CUDA (the CPU profiles use adamw_torch)."""
+    if "bnb" not in stage.optim and "8bit" not in stage.optim:
+        return
+    if not device.cuda:
         raise TrainingInputError(
-            f"train.{stage_name}.optim: {stage.optim} needs bitsandbytes; use adamw_torch"
+            f"train.{stage_name}.optim: {stage.optim} runs on CUDA only (bitsandbytes); use adamw_torch on the CPU"
+        )
+    if not installed("bitsandbytes"):
+        from janus.accelerators import GPU_SETUP_COMMAND
+
+        raise TrainingInputError(
+            f"train.{stage_name}.optim: {stage.optim} needs bitsandbytes, which is not installed: "
+            f"run `{GPU_SETUP_COMMAND}` (the pinned GPU environment) or use adamw_torch"
         )
 
 
@@ -317,9 +329,10 @@ def checkpointing_arg() -> str:
 
 def trainer_params(stage: TrainStage) -> dict[str, Any]:
     """A stage's params section as TRL config fields (janus's own reward-model keys left out)."""
-    from janus.config.train import REWARD_STAGE_FIELDS
+    from janus.config.train import JANUS_STAGE_FIELDS, REWARD_STAGE_FIELDS
 
-    return {k: v for k, v in stage.model_dump(mode="python").items() if k not in REWARD_STAGE_FIELDS}
+    own = REWARD_STAGE_FIELDS | JANUS_STAGE_FIELDS
+    return {k: v for k, v in stage.model_dump(mode="python").items() if k not in own}
 
 
 def trainer_config(
@@ -333,6 +346,7 @@ def trainer_config(
     max_steps: int | None = None,
 ):
     """The stage's TRL config: its params section passed through, plus what janus derives."""
+    from janus.train.batch import gradient_accumulation, world_size
     from janus.train.configs import build_config
 
     params = trainer_params(stage)
@@ -344,6 +358,9 @@ def trainer_config(
     janus_args = {
         "output_dir": str(output_dir),
         "per_device_eval_batch_size": common.eval_batch_size,
+        "gradient_accumulation_steps": gradient_accumulation(
+            stage_name, stage.global_batch_size, stage.per_device_train_batch_size, world_size()
+        ),
         "bf16": device.bf16,
         "fp16": False,
         "use_cpu": not device.cuda,

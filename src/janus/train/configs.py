@@ -61,7 +61,7 @@ CONFIG_CLASSES: dict[str, type] = {
 # directory) so that one profile runs unchanged on a CPU and on GPUs.
 JANUS_SET = frozenset(
     (
-        "output_dir", "per_device_eval_batch_size", "bf16", "fp16", "use_cpu",
+        "output_dir", "per_device_eval_batch_size", "gradient_accumulation_steps", "bf16", "fp16", "use_cpu",
         "gradient_checkpointing", "activation_checkpointing", "use_liger_kernel", "deepspeed",
         "logging_steps", "logging_first_step", "save_strategy", "save_steps", "save_total_limit",
         "eval_strategy", "report_to", "seed", "data_seed", "dataloader_num_workers",

@@ -136,11 +136,13 @@ def mix_counts(mix: dict[str, float], total: int) -> dict[str, int]:
     return counts
 
 
-def read_source(name: str, path: str, split: str, root: Path) -> tuple[list[Pair], Counter]:
+def read_source(
+    name: str, path: str, split: str, root: Path, revision: str | None = None
+) -> tuple[list[Pair], Counter]:
     adapter = ADAPTERS[name]
     pairs, skipped = [], Counter()
     try:
-        for raw in read_rows(path, split, root=root):
+        for raw in read_rows(path, split, root=root, revision=revision):
             if raw.data is None:
                 skipped["malformed"] += 1
                 continue
@@ -166,7 +168,7 @@ def load_helpfulness(config: RewardModelStage, root: Path, seed: int) -> Helpful
     data = HelpfulnessData([], [])
     for name, wanted in counts.items():
         source = config.helpfulness_sources[name]
-        pairs, skipped = read_source(name, source.path, source.split, root)
+        pairs, skipped = read_source(name, source.path, source.split, root, source.revision)
         random.Random(f"{seed}-{name}").shuffle(pairs)
         n_eval = round(config.helpfulness_eval_fraction * len(pairs))
         if config.helpfulness_eval_fraction > 0 and len(pairs) >= 2:

@@ -23,6 +23,7 @@ from janus.config.train import TrainSection
 from janus.io import write_json, write_runtime
 from janus.logging_utils import get_logger
 from janus.tracking import registered_model_name, start_run
+from janus.train.batch import gradient_accumulation, world_size
 from janus.train.common import (
     Outcome,
     StageRun,
@@ -160,14 +161,28 @@ def run_training_stage(
     root = spec.root
 
     # 1. Params against this machine, the starting model, the data: all before any training.
+    if cuda is None:
+        from janus.train.launch import refuse_cpu_torch_on_gpu_machine
+
+        refuse_cpu_torch_on_gpu_machine()
     device = resolve_device(common, root, cuda=cuda)
-    check_optimizer(name, stage)
+    check_optimizer(name, stage, device)
     check_stage_keys(spec.kind, name, set(trainer_params(stage)))
+    accumulation = gradient_accumulation(
+        name, stage.global_batch_size, stage.per_device_train_batch_size, world_size()
+    )
     init_model = resolve_init_model(spec)
     model_config = load_model_config(init_model, f"{name}'s starting model")
     check_packing(name, stage, common, device, model_config)
-    tokenizer = load_tokenizer(init_model)
     max_length = stage_max_length(stage, common)
+    if device.cuda:
+        from janus.accelerators import cuda_device_memory
+        from janus.train.memory import check_fits, stage_shape
+
+        shape = stage_shape(spec.kind, stage, common, device, model_config, max_length, world_size(), root)
+        needed = check_fits(name, shape, cuda_device_memory())
+        log.info("%s: estimated %s per GPU", name, needed.describe())
+    tokenizer = load_tokenizer(init_model)
 
     columns = SFT_COLUMNS if spec.kind == "sft" else PREFERENCE_COLUMNS
     responses = ("output",) if spec.kind == "sft" else ("chosen", "rejected")
@@ -228,6 +243,8 @@ def run_training_stage(
         "fingerprint": fingerprint,
         "train": {"common": common.model_dump(mode="json"), name: stage.model_dump(mode="json")},
         "device": device.as_params(),
+        "processes": world_size(),
+        "gradient_accumulation_steps": accumulation,
         "data": data_stats,
     }
     data_files = {
@@ -247,6 +264,8 @@ def run_training_stage(
             outcome = train_reward_model(run)
         else:
             outcome = _train_single(run)
+        log.info("%s: rank %s of %d trained (%d step(s), accumulation %d)", name, os.environ.get("RANK", "0"),
+                 world_size(), outcome.metrics.get("global_step") or 0, accumulation)
         if not main:
             return outcome.metrics
 

@@ -92,23 +92,29 @@ def _read_parquet(path: Path) -> Iterator[RawRow]:
         yield RawRow(number, data)
 
 
-def _read_hub(name: str, split: str) -> Iterator[RawRow]:
-    from datasets import load_dataset
+def _read_hub(name: str, split: str, revision: str | None) -> Iterator[RawRow]:
+    from janus.hf_loading import load_hub_dataset
 
+    if revision is None:
+        raise SourceError(f"hub dataset {name!r} needs a revision (a commit sha) in params")
     try:
-        dataset = load_dataset(name, split=split)
+        dataset = load_hub_dataset(name, split, revision)
     except Exception as error:  # the hub raises many types; all mean "this source is unavailable"
         raise SourceError(
-            f"hub dataset {name!r} (split {split!r}) could not be loaded: {error}"
+            f"hub dataset {name!r} (split {split!r}, revision {revision!r}) could not be loaded:"
+            f" {error}"
         ) from error
     for number, data in enumerate(dataset, start=1):
         yield RawRow(number, dict(data))
 
 
-def read_rows(path: str, split: str = "train", root: Path | None = None) -> Iterator[RawRow]:
-    """Rows of a source: `hub:owner/name`, or a .jsonl/.json/.parquet file relative to `root`."""
+def read_rows(
+    path: str, split: str = "train", root: Path | None = None, revision: str | None = None
+) -> Iterator[RawRow]:
+    """Rows of a source: `hub:owner/name` at `revision`, or a .jsonl/.json/.parquet file
+    relative to `root`."""
     if path.startswith(HUB_PREFIX):
-        yield from _read_hub(path[len(HUB_PREFIX) :], split)
+        yield from _read_hub(path[len(HUB_PREFIX) :], split, revision)
         return
     file = Path(path) if root is None or Path(path).is_absolute() else Path(root) / path
     if not file.exists():
