@@ -11,7 +11,7 @@ UV ?= python3 -m uv
 INSTALLED := $(VENV)/.installed$(subst requirements,,$(basename $(LOCK)))
 BUILT_ON_TORCH := (flash-attn|deepspeed)
 
-.PHONY: setup setup-gpu demo repro test lint bench lock lock-gpu clean-venv
+.PHONY: setup setup-gpu demo repro test lint bench lock lock-gpu clean-venv paper-dryrun
 
 setup: $(INSTALLED)
 
@@ -82,6 +82,13 @@ repro: demo
 test: setup
 	PATH=$(BIN):$$PATH ruff check .
 	PATH=$(BIN):$$PATH pytest -q -n auto --maxprocesses 4 --dist worksteal --durations 15
+
+# The paper profile at toy size, offline: profiles/paper_dryrun.yaml (paper.yaml + its overlay)
+# under `dvc repro` in a fresh copy in paper-dryrun/, against a loopback OpenAI fake it starts and
+# stops itself; the same run as tests/test_paper_dryrun.py.
+paper-dryrun: setup
+	rm -rf paper-dryrun
+	PATH=$(BIN):$$PATH PYTHONPATH=tests $(PY) -m servers.paper_dryrun --work paper-dryrun
 
 lint: setup
 	PATH=$(BIN):$$PATH ruff check .

@@ -25,10 +25,21 @@ Usage reports `prompt_tokens_details.cached_tokens` (`cached_tokens` per request
 `reject_formats` (response_format types the endpoint does not support, e.g. {"json_schema"}):
 such a request gets a 400 line in the error file whose error names `response_format`, as the
 API answers it online; `format_requests` counts the response_format types of requests run.
+
+`answer_all=True` (the paper dry run): every request, in a batch or online, gets a valid answer
+to what it asks (`servers.valid_answers`: schema-valid JSON, the judge's text format, or text),
+and the server also speaks Chat Completions (`POST /v1/chat/completions`). Any path prefix before
+`/v1` is accepted and recorded (`/replica-a/v1`: one server stands in for a fleet of replicas).
+Every answered request is logged (`requests`: api, prefix, model, janus stage, request kind;
+also appended as JSON Lines to `log_path` when given). `served_models`: what `GET /v1/models`
+lists (the preflight's check that each model is served).
+
+Run alone (`make paper-dryrun`): `PYTHONPATH=tests python -m servers.fake_batches --port N`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import json
@@ -40,15 +51,30 @@ from collections import Counter
 from typing import Any
 
 from servers.loopback import JSONHandler, LoopbackServer, chat_completion
+from servers.valid_answers import answer as valid_answer
+from servers.valid_answers import request_kind
 
 _DIRECTIVE = re.compile(r"^\[\[([a-z_]+)\]\]")
 STEPS = ("validating", "in_progress", "finalizing", "completed")
 
 
 class FakeBatchesServer(LoopbackServer):
-    def __init__(self, valid_json: dict[str, Any] | None = None, cached_tokens: int = 2):
+    def __init__(
+        self,
+        valid_json: dict[str, Any] | None = None,
+        cached_tokens: int = 2,
+        answer_all: bool = False,
+        port: int = 0,
+        log_path: str | None = None,
+        served_models: list[str] | None = None,
+    ):
         self.valid_json = valid_json or {"answer": "ok"}
         self.cached_tokens = cached_tokens
+        self.answer_all = answer_all
+        self.log_path = log_path
+        # `GET /v1/models` lists these (None: the endpoint has no model list, 404)
+        self.served_models = served_models
+        self.requests: list[dict[str, Any]] = []  # answer_all: one record per answered request
         self.lock = threading.Lock()
         self.files: dict[str, dict[str, Any]] = {}  # id -> {meta, content}
         self.batches: dict[str, dict[str, Any]] = {}
@@ -60,7 +86,7 @@ class FakeBatchesServer(LoopbackServer):
         self.format_requests: Counter[str] = Counter()
         self.retrieves = 0
         self._once: Counter[str] = Counter()  # per prompt: one-shot directives consumed
-        super().__init__(self._handler_class())
+        super().__init__(self._handler_class(), port)
 
     @property
     def base_url(self) -> str:
@@ -82,7 +108,7 @@ class FakeBatchesServer(LoopbackServer):
         self.files[file_id] = {"meta": meta, "content": content}
         return meta
 
-    def _new_batch(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _new_batch(self, request: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         lines = self.files[request["input_file_id"]]["content"].decode().splitlines()
         requests = [json.loads(line) for line in lines if line.strip()]
         for item in requests:
@@ -112,7 +138,12 @@ class FakeBatchesServer(LoopbackServer):
             "request_counts": {"total": len(requests), "completed": 0, "failed": 0},
             "metadata": request.get("metadata"),
         }
-        self.batches[batch_id] = {"object": batch, "requests": requests, "expire": expire}
+        self.batches[batch_id] = {
+            "object": batch,
+            "requests": requests,
+            "expire": expire,
+            "prefix": prefix,
+        }
         return batch
 
     def _advance(self, batch_id: str) -> dict[str, Any]:
@@ -134,13 +165,28 @@ class FakeBatchesServer(LoopbackServer):
             batch["status"] = "finalizing"
         return batch
 
+    def _record(self, api: str, prefix: str, body: dict[str, Any], stage: str | None) -> None:
+        record = {
+            "api": api,
+            "prefix": prefix,
+            "model": body.get("model"),
+            "stage": stage,
+            "kind": request_kind(body),
+        }
+        self.requests.append(record)
+        if self.log_path:
+            with open(self.log_path, "a") as log:
+                log.write(json.dumps(record) + "\n")
+
     def _answer(self, item: dict[str, Any], action: str) -> dict[str, Any]:
         body = item["body"]
         user = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
         wants_json = bool(body.get("response_format")) or "JSON schema" in json.dumps(
             body["messages"]
         )
-        if wants_json:
+        if self.answer_all:
+            content = valid_answer(body)
+        elif wants_json:
             content = json.dumps({"unexpected": True} if action == "invalid" else self.valid_json)
         else:
             content = f"echo: {user.splitlines()[0]}"
@@ -237,6 +283,9 @@ class FakeBatchesServer(LoopbackServer):
                 continue
             if action == "invalid":
                 self._once[user] += 1
+            if self.answer_all:
+                metadata = batch.get("metadata") or {}
+                self._record("batch", entry["prefix"], item["body"], metadata.get("janus_stage"))
             output.append(
                 {
                     **line,
@@ -282,10 +331,21 @@ class FakeBatchesServer(LoopbackServer):
                     },
                 )
 
+            def _split_prefix(self) -> tuple[str, str]:
+                """(prefix, path from /v1 on): `/replica-a/v1/x` -> ("/replica-a", "/v1/x").
+                Only answer_all accepts a prefix; otherwise the path is taken as it is."""
+                position = self.path.find("/v1/")
+                if server.answer_all and position > 0:
+                    return self.path[:position], self.path[position:]
+                return "", self.path
+
             def do_POST(self):  # noqa: N802 - http.server's naming
-                if self.path == "/v1/files":
+                prefix, path = self._split_prefix()
+                if path == "/v1/files":
                     self._upload()
-                elif self.path == "/v1/batches":
+                elif path == "/v1/chat/completions" and server.answer_all:
+                    self._chat_completion(prefix)
+                elif path == "/v1/batches":
                     request = self.read_json()
                     with server.lock:
                         if request.get("input_file_id") not in server.files:
@@ -297,10 +357,24 @@ class FakeBatchesServer(LoopbackServer):
                         ):
                             self._error(400, "invalid endpoint or completion_window")
                             return
-                        batch = server._new_batch(request)
+                        batch = server._new_batch(request, prefix)
                     self.send_json(200, batch)
                 else:
                     self._error(404, f"unknown path {self.path}")
+
+            def _chat_completion(self, prefix: str) -> None:
+                try:
+                    body = self.read_json()
+                except json.JSONDecodeError:
+                    self._error(400, "body is not JSON")
+                    return
+                if not isinstance(body.get("messages"), list) or not body.get("model"):
+                    self._error(400, "'model' and 'messages' are required", "messages")
+                    return
+                with server.lock:
+                    server._record("chat", prefix, body, None)
+                    completion = server._answer({"body": body}, "answer")
+                self.send_json(200, completion)
 
             def _upload(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -337,10 +411,16 @@ class FakeBatchesServer(LoopbackServer):
                 self.send_json(200, meta)
 
             def do_GET(self):  # noqa: N802
-                path, _, query = self.path.partition("?")
+                path, _, query = self._split_prefix()[1].partition("?")
                 parts = path.strip("/").split("/")
                 with server.lock:
-                    if parts[:2] == ["v1", "batches"] and len(parts) == 3:
+                    if parts == ["v1", "models"] and server.served_models is not None:
+                        models = [
+                            {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+                            for name in server.served_models
+                        ]
+                        self.send_json(200, {"object": "list", "data": models})
+                    elif parts[:2] == ["v1", "batches"] and len(parts) == 3:
                         if parts[2] not in server.batches:
                             self._error(404, "No such Batch object")
                             return
@@ -369,3 +449,28 @@ class FakeBatchesServer(LoopbackServer):
                         self._error(404, f"unknown path {self.path}")
 
         return Handler
+
+
+def main() -> None:
+    """Serve the fake in answer-all mode until interrupted (`make paper-dryrun`)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", help="append one JSON line per answered request here")
+    parser.add_argument("--models", nargs="*", help="the model list (GET /v1/models)")
+    args = parser.parse_args()
+    server = FakeBatchesServer(
+        answer_all=True, port=args.port, log_path=args.log, served_models=args.models
+    ).start()
+    print(f"fake OpenAI API (chat, files, batches) on {server.base_url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

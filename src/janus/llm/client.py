@@ -86,7 +86,7 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def make_backend(config: LLMConfig, stats: UsageStats) -> Backend:
+def make_backend(config: LLMConfig, stats: UsageStats, stage: str = "") -> Backend:
     if config.backend == "local":
         from janus.llm.local import LocalBackend, hub_snapshot
 
@@ -109,7 +109,7 @@ def make_backend(config: LLMConfig, stats: UsageStats) -> Backend:
     if config.backend == "openai" and config.mode == "batch":
         from janus.llm.batch import BatchBackend
 
-        return BatchBackend(config, stats)
+        return BatchBackend(config, stats, stage=stage)  # the stage labels its batches
     if config.backend == "openai":
         from janus.llm.openai_backend import OpenAIBackend
 
@@ -167,7 +167,7 @@ class LLMClient:
         self.cache = ResponseCache(resolve_cache_dir(config.cache_dir))
         # forecast, budget stop and spend ledger (janus.llm.pricing): consulted at 4 points below
         self.cost = CostGuard(config, stage, self.stats, resolve_cache_dir(config.cache_dir))
-        self.backend = backend or make_backend(config, self.stats)
+        self.backend = backend or make_backend(config, self.stats, stage)
         # A backend may take more at a time: batch mode a whole batch (50,000 requests), since
         # chunks run one after another and each batch may take hours.
         self.chunk_size = chunk_size or getattr(self.backend, "chunk_size", DEFAULT_CHUNK_SIZE)
