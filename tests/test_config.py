@@ -150,3 +150,18 @@ def test_cross_section_names_are_checked_with_the_sections_loaded(default_raw):
     assert message == _error_for(raw)
     # without infer (alpaca_eval_judge's sections) the names are checked where infer is loaded
     assert parse_sections(raw, HelpfulnessSection).helpfulness.models == ["no_such_model"]
+
+
+def test_batch_mode_refuses_a_fleet(default_raw):
+    raw = copy.deepcopy(default_raw)
+    raw["llm"]["judge"].update(
+        backend="openai", mode="batch", base_url=["http://a/v1", "http://b/v1"]
+    )
+    assert "not a fleet" in _error_for(raw)
+
+
+def test_an_endpoint_name_with_a_dot_is_refused(default_raw):
+    # DVC reads `infer_api@gpt-4.1` as nested params: the stage would not find its section
+    raw = copy.deepcopy(default_raw)
+    raw["infer"]["models"]["gpt-4.1"] = raw["infer"]["models"]["base"]
+    assert "gpt-4.1" in _error_for(raw)

@@ -177,7 +177,7 @@ def _schemas() -> dict[str, dict]:
     from janus.data.common import Limits, preference_set_schema
     from janus.evaluate.bench import rubric_schema
     from janus.evaluate.judge_parser import absolute_schema, pairwise_schema
-    from janus.evaluate.toxicity import llm_schema
+    from janus.evaluate.toxicity.scorers import llm_schema
 
     dimensions = ["style", "background_knowledge", "informativeness", "harmlessness"]
     return {

@@ -11,7 +11,9 @@ from pydantic import (
 
 from janus.config.common import HUB_ID_PATTERN, Section
 
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a stage key and a file name
+# a stage key (`infer@<name>`) and a file name; no dot: DVC reads a dot in a key as nesting, so
+# `infer@gpt-4.1` would not find its params
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 
 class SamplingParams(Section):

@@ -89,6 +89,9 @@ class LLMConfig(Section):
     def _batch_needs_openai(self) -> LLMConfig:
         if self.mode == "batch" and self.backend != "openai":
             raise ValueError("mode 'batch' needs backend 'openai' (the Batch API)")
+        if self.mode == "batch" and isinstance(self.base_url, list):
+            # a batch lives on the server that made it: a fleet cannot share one
+            raise ValueError("mode 'batch' takes one base_url, not a fleet: use mode 'online'")
         return self
 
     @model_validator(mode="after")
