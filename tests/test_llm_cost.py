@@ -334,7 +334,7 @@ def test_forecast_command_runs_without_a_key(tmp_path):
             teacher = [item for item in stages.values() if item["role"] == "teacher"]
             assert not generated & set(stages) and teacher
             assert all(item["requests"] == 0 and item["costs"]["batch_max"] == 0 for item in teacher)
-            assert stages["judge"]["requests"] > 0 and "infer_api@gpt-4.1-2025-04-14" in stages
+            assert stages["judge"]["requests"] > 0 and "infer_api@gpt-4-1-2025-04-14" in stages
             continue
         assert set(stages) >= generated
         assert all(item["requests"] > 0 and item["prompt_tokens"] > 0 for item in stages.values()

@@ -250,14 +250,58 @@ def _saved_generation_config(model_path: str | Path, revision: str | None = None
         return None
 
 
-class TransformersEngine:
+def fit_prompts(
+    prompts: list[list[int]], context_length: int | None, max_tokens: int, stats: EngineStats
+) -> list[list[int]]:
+    """Every prompt cut to leave `max_tokens` of the context free; the cut ones are counted."""
+    fitted = [fit_prompt(ids, context_length, max_tokens) for ids in prompts]
+    stats.truncated_prompts += sum(
+        len(kept) < len(ids) for kept, ids in zip(fitted, prompts, strict=True)
+    )
+    return fitted
+
+
+class _UnitEngine:
+    """What both engines share: fit the prompts, plan the units, run them, restore the order."""
+
+    name: str
+    params: EngineParams
+    context_length: int | None
+    stats: EngineStats
+
+    def fit(self, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
+        return fit_prompts(prompts, self.context_length, max_tokens, self.stats)
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        sampling: SamplingParams,
+        num_samples: int = 1,
+        seed: int = 0,
+        desc: str = "generating",
+    ) -> list[list[Completion]]:
+        fitted = self.fit(prompts, sampling.max_tokens)
+        units = plan_units(self.name, fitted, num_samples, seed, self.params.batch_size)
+        answers = self.generate_units(fitted, units, sampling, desc)
+        return gather(len(fitted), num_samples, units, answers)
+
+    def generate_units(
+        self,
+        prompts: list[list[int]],
+        units: Sequence[Unit],
+        sampling: SamplingParams,
+        desc: str = "generating",
+        on_unit: UnitCallback | None = None,
+    ) -> list[list[Completion]]:
+        raise NotImplementedError
+
+
+class TransformersEngine(_UnitEngine):
     """Batched `model.generate` with left padding; prompts sorted by length to waste less."""
 
     name = "transformers"
 
-    def __init__(
-        self, model_path: str | Path, params: EngineParams, revision: str | None = None
-    ):
+    def __init__(self, model_path: str | Path, params: EngineParams, revision: str | None = None):
         import torch
 
         from janus.hf_loading import load_model, load_tokenizer
@@ -294,27 +338,6 @@ class TransformersEngine:
             top_k=0,
             **common,
         )
-
-    def fit(self, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
-        fitted = []
-        for ids in prompts:
-            kept = fit_prompt(ids, self.context_length, max_tokens)
-            self.stats.truncated_prompts += len(kept) < len(ids)
-            fitted.append(kept)
-        return fitted
-
-    def generate(
-        self,
-        prompts: list[list[int]],
-        sampling: SamplingParams,
-        num_samples: int = 1,
-        seed: int = 0,
-        desc: str = "generating",
-    ) -> list[list[Completion]]:
-        fitted = self.fit(prompts, sampling.max_tokens)
-        units = transformers_units(fitted, num_samples, seed, self.params.batch_size)
-        answers = self.generate_units(fitted, units, sampling, desc)
-        return gather(len(fitted), num_samples, units, answers)
 
     def generate_units(
         self,
@@ -382,15 +405,13 @@ class TransformersEngine:
             self._torch.cuda.empty_cache()
 
 
-class VLLMEngine:
+class VLLMEngine(_UnitEngine):
     """vLLM offline inference (the paper's D.1 setup), tensor parallel over `tensor_parallel_size`
     GPUs. Imported only here, so machines without vLLM never import it."""
 
     name = "vllm"
 
-    def __init__(
-        self, model_path: str | Path, params: EngineParams, revision: str | None = None
-    ):
+    def __init__(self, model_path: str | Path, params: EngineParams, revision: str | None = None):
         import torch
         from vllm import LLM
 
@@ -416,27 +437,6 @@ class VLLMEngine:
         )
         self._torch = torch
         self.stats = EngineStats(load_seconds=time.perf_counter() - started)
-
-    def fit(self, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
-        fitted = []
-        for ids in prompts:
-            kept = fit_prompt(ids, self.context_length, max_tokens)
-            self.stats.truncated_prompts += len(kept) < len(ids)
-            fitted.append(kept)
-        return fitted
-
-    def generate(
-        self,
-        prompts: list[list[int]],
-        sampling: SamplingParams,
-        num_samples: int = 1,
-        seed: int = 0,
-        desc: str = "generating",
-    ) -> list[list[Completion]]:
-        fitted = self.fit(prompts, sampling.max_tokens)
-        units = vllm_units(fitted, num_samples, seed)
-        answers = self.generate_units(fitted, units, sampling, desc)
-        return gather(len(fitted), num_samples, units, answers)
 
     def generate_units(
         self,

@@ -36,7 +36,7 @@ from janus.infer.engines import (
     Engine,
     EngineStats,
     Unit,
-    fit_prompt,
+    fit_prompts,
     gather,
     load_engine,
     plan_units,
@@ -87,7 +87,10 @@ def replica_devices(backend: str, params: EngineParams) -> list[list[str] | None
     if replicas * per_replica < len(gpus):
         log.warning(
             "%d of %d GPUs idle: %d replica(s) x tensor_parallel_size %d",
-            len(gpus) - replicas * per_replica, len(gpus), replicas, per_replica,
+            len(gpus) - replicas * per_replica,
+            len(gpus),
+            replicas,
+            per_replica,
         )
     return [gpus[r * per_replica : (r + 1) * per_replica] for r in range(replicas)]
 
@@ -143,11 +146,7 @@ class Generator:
         seed: int = 0,
         desc: str = "generating",
     ) -> list[list[Completion]]:
-        fitted = []
-        for ids in prompts:
-            kept = fit_prompt(ids, self.context_length, sampling.max_tokens)
-            self.stats.truncated_prompts += len(kept) < len(ids)
-            fitted.append(kept)
+        fitted = fit_prompts(prompts, self.context_length, sampling.max_tokens, self.stats)
         units = plan_units(self.backend, fitted, num_samples, seed, self.params.batch_size)
         fields = sampling.model_dump()
         keys = [
@@ -160,7 +159,11 @@ class Generator:
         if missing:
             log.info(
                 "%s: %d of %d units cached, generating %d on %d replica(s)",
-                desc, len(units) - len(missing), len(units), len(missing), len(self.replicas),
+                desc,
+                len(units) - len(missing),
+                len(units),
+                len(missing),
+                len(self.replicas),
             )
             self._generate_missing(
                 fitted, [units[n] for n in missing], [keys[n] for n in missing], sampling, desc
@@ -186,9 +189,7 @@ class Generator:
         sampling: SamplingParams,
         desc: str,
     ) -> None:
-        calls = engine_calls(
-            self.backend, units, self.params.prompts_per_call, len(self.replicas)
-        )
+        calls = engine_calls(self.backend, units, self.params.prompts_per_call, len(self.replicas))
         if len(self.replicas) == 1:
             if self._engine is None:
                 self._engine = load_engine(self.location, self.params, self.revision, self.backend)

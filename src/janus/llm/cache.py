@@ -84,6 +84,25 @@ def _patiently(step: Callable[[], T], what: Path) -> T:
             delay = min(delay * 2, 0.25)
 
 
+def write_transaction(
+    connection: sqlite3.Connection,
+    lock: threading.Lock,
+    path: Path,
+    body: Callable[[sqlite3.Connection], T],
+) -> T:
+    """`body(connection)` in one write transaction (BEGIN IMMEDIATE: no other writer, in this
+    process or another, between its reads and its writes)."""
+    with lock:
+        _patiently(lambda: connection.execute("BEGIN IMMEDIATE"), path)
+        try:
+            value = body(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return value
+
+
 def open_shared_db(path: Path, schema: Iterable[str]) -> sqlite3.Connection:
     """A WAL connection to a SQLite file that other processes may be creating at the same moment,
     with `schema` (CREATE ... IF NOT EXISTS statements) in place. Autocommit: every statement is
@@ -172,18 +191,7 @@ class ResponseCache:
         self.owner, self.pid, self.started = open_owner()
 
     def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """`body(connection)` in one write transaction (BEGIN IMMEDIATE: no other writer between
-        its reads and its writes)."""
-        with self._lock:
-            connection = self._connection
-            _patiently(lambda: connection.execute("BEGIN IMMEDIATE"), self.path)
-            try:
-                value = body(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-            return value
+        return write_transaction(self._connection, self._lock, self.path, body)
 
     def get(self, key: str) -> Generation | None:
         with self._lock:

@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from janus.config.llm import LLMConfig
-from janus.llm.cache import close_owner, open_owner, open_shared_db, owner_alive
+from janus.llm.cache import (
+    close_owner,
+    open_owner,
+    open_shared_db,
+    owner_alive,
+    write_transaction,
+)
 from janus.llm.types import ChatRequest, Generation, Job, UsageStats
 from janus.logging_utils import get_logger
 
@@ -245,16 +251,7 @@ class SpendLedger:
         self.owner, self.pid, self.started = open_owner()
 
     def _transaction(self, body):
-        with self._lock:
-            connection = self._connection
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                value = body(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-            return value
+        return write_transaction(self._connection, self._lock, self.path, body)
 
     def add(self, run: str, role: str, stage: str, usd: float, answers: int = 1) -> None:
         with self._lock:
