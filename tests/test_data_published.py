@@ -379,7 +379,7 @@ def test_train_from_the_published_collection_without_generating(tmp_path):
     work = tmp_path / "repo"
     work.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("stages", "src", "data/published", "data/taxonomy"):
+    for folder in ("stages", "src", "configs", "data/published", "data/taxonomy"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
     shutil.copy(REPO / ".dvcignore", work / ".dvcignore")
     params = yaml.safe_load((REPO / "profiles/tiny.yaml").read_text())

@@ -19,7 +19,15 @@ import yaml
 from janus.chat_format import save_format
 
 REPO = Path(__file__).resolve().parents[1]
-MY_STAGES = ("infer", "infer_bon", "infer_api", "toxicity_generate", "toxicity")
+MY_STAGES = (
+    "infer",
+    "infer_bon",
+    "infer_api",
+    "toxicity_prompts",
+    "perplexity_model",
+    "toxicity_generate",
+    "toxicity",
+)
 
 pytestmark = pytest.mark.slow
 

@@ -63,6 +63,7 @@ def _section(**same_judge) -> ScorecardSection:
     return ScorecardSection(
         paper_numbers=str(REPO / "data/paper/paper_numbers.csv"),
         rows={"Janus 7B": "sft", "Janus+DPO 7B": "dpo", "Mistral 7B Instruct v0.2": "mistral"},
+        paper_only={},
         same_judge={
             "pairs": {"sft": "pub", "dpo": "pub_dpo"},
             "baselines": ["mistral"],

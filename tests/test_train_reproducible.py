@@ -52,7 +52,8 @@ def _project(work: Path, env: dict[str, str], model_dir: Path | None = None) -> 
     work.mkdir(parents=True)
     if model_dir is not None:
         make_repo(work, model_dir)  # models/base and data/pairs, without the upstream stages
-    for folder in ("stages", "src", "configs", "data/sources", "data/taxonomy", "data/published", "data/paper"):
+    folders = ("stages", "src", "configs", "data/sources", "data/taxonomy", "data/published")
+    for folder in (*folders, "data/paper", "metrics/alpaca_eval_judge"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore, dirs_exist_ok=True)
     for name in (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock"):
         shutil.copy(REPO / name, work / name)

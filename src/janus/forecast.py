@@ -540,7 +540,7 @@ def endpoint_forecasts(params: Params, outputs: dict[str, str], root: Path) -> l
 
     bench_path = root / outputs["bench"] if "bench" in outputs else None
     if bench_path is not None and bench_path.exists():
-        from janus.evaluate.bench import read_bench
+        from janus.evaluate.rows import read_bench
 
         rows = len(read_bench(bench_path)[0])
     else:

@@ -34,7 +34,7 @@ from servers.fake_batches import FakeBatchesServer
 REPO = Path(__file__).resolve().parents[2]
 HUB_SAMPLES = REPO / "data" / "hub_samples"
 # what a fresh clone of janus carries that the pipeline reads (outputs are made by the run)
-COPIED = ("stages", "src", "data", "configs")
+COPIED = ("stages", "src", "data", "configs", "metrics/alpaca_eval_judge")
 COPIED_FILES = (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock")
 FAKE_KEY = "sk-dryrun-not-a-real-key"
 

@@ -87,7 +87,7 @@ def make_helpfulness_prompts(
     benchmark: str, source: InputSource, out: str | Path
 ) -> dict[str, Any]:
     """The benchmark's questions that its own parser accepts, in the source's order."""
-    from janus.evaluate.helpfulness_bench import read_questions
+    from janus.evaluate.helpfulness_questions import read_questions
 
     questions, skipped = read_questions(benchmark, source.path, source.split, source.revision)
     if not questions:
