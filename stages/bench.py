@@ -10,7 +10,7 @@ from janus.config.gold_responses import GoldResponsesSection
 from janus.config.llm import LLMSection
 from janus.config.preference_sets import PreferenceSetsSection
 from janus.config.system_messages import SystemMessagesSection
-from janus.evaluate.bench import BenchInputs, build_bench
+from janus.evaluate.bench.build import BenchInputs, build_bench
 from janus.io import write_json, write_jsonl
 from janus.preflight import before_stage
 

@@ -7,7 +7,7 @@ from janus.config.common import load_sections
 from janus.config.infer import InferSection
 from janus.config.judge import JudgeSection
 from janus.config.llm import LLMSection
-from janus.evaluate.judge import run_judge
+from janus.evaluate.judge.run import run_judge
 from janus.io import write_json, write_jsonl
 from janus.preflight import before_stage
 

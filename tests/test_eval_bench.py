@@ -19,15 +19,10 @@ from servers.scripted_chat import (
 )
 
 from janus.config.params import parse_params
-from janus.evaluate.bench import (
-    UNMAPPED,
-    BenchInputs,
-    SourceColumns,
-    build_bench,
-    normalize_instruction,
-    rubrics_from_object,
-    select_instructions,
-)
+from janus.evaluate.bench.build import BenchInputs, build_bench
+from janus.evaluate.bench.columns import UNMAPPED, SourceColumns
+from janus.evaluate.bench.generation import rubrics_from_object
+from janus.evaluate.bench.selection import normalize_instruction, select_instructions
 from janus.evaluate.rows import BenchRow, PublishedBenchRow, read_bench, validate_rows
 from janus.io import RUNTIME_DIR, read_json, read_jsonl, write_jsonl
 from tests.sections import tiny_section

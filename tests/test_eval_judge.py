@@ -13,14 +13,15 @@ import yaml
 from servers.scripted_chat import ScriptedChatServer, user_message
 
 from janus.config.params import parse_params
-from janus.evaluate.judge import resolve_format, run_judge, sample_index
-from janus.evaluate.judge_parser import (
+from janus.evaluate.judge.grading import resolve_format, sample_index
+from janus.evaluate.judge.parser import (
     JudgeParseError,
     parse_absolute_object,
     parse_absolute_text,
     parse_pairwise_object,
     parse_pairwise_text,
 )
+from janus.evaluate.judge.run import run_judge
 from janus.io import RUNTIME_DIR, read_json, write_jsonl
 from tests.sections import tiny_section
 

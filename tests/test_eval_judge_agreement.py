@@ -7,7 +7,7 @@ import math
 import pytest
 
 from janus.config.report import AgreementParams
-from janus.evaluate.agreement import agreement_markdown, judge_agreements, rubric_labels
+from janus.evaluate.judge.agreement import agreement_markdown, judge_agreements, rubric_labels
 from janus.evaluate.stats import agreement_measures, judge_agreement
 
 

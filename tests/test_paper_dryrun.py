@@ -175,8 +175,8 @@ def test_paper_profile_dry_run(tmp_path):
 
 def _schemas() -> dict[str, dict]:
     from janus.data.common import Limits, preference_set_schema
-    from janus.evaluate.bench import rubric_schema
-    from janus.evaluate.judge_parser import absolute_schema, pairwise_schema
+    from janus.evaluate.bench.generation import rubric_schema
+    from janus.evaluate.judge.parser import absolute_schema, pairwise_schema
     from janus.evaluate.toxicity.scorers import llm_schema
 
     dimensions = ["style", "background_knowledge", "informativeness", "harmlessness"]
@@ -215,7 +215,7 @@ def test_fake_answers_every_schema_validly_on_every_route(route):
 def test_fake_answers_the_judge_text_formats_parseably():
     from servers.valid_answers import answer
 
-    from janus.evaluate.judge_parser import parse_absolute_text, parse_pairwise_text
+    from janus.evaluate.judge.parser import parse_absolute_text, parse_pairwise_text
     from janus.prompts import PROMPTS_DIR
 
     for prompt_name, parse in (("judge_absolute", parse_absolute_text), ("judge_pairwise", parse_pairwise_text)):

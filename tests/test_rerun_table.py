@@ -119,7 +119,7 @@ def test_a_judge_param_reruns_judge_and_its_readers_never_training_or_inference(
 
 
 def test_readers_of_a_bench_file_do_not_rerun_for_bench_generation(rerun_table, pipeline):
-    assert rerun_table.stages_for_file(pipeline, "src/janus/evaluate/bench.py") == ["bench"]
+    assert rerun_table.stages_for_file(pipeline, "src/janus/evaluate/bench/generation.py") == ["bench"]
     assert rerun_table.stages_for_file(pipeline, "src/janus/data/preference_sets.py") == [
         "preference_sets",
         "bench",

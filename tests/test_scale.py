@@ -45,7 +45,7 @@ def test_the_paper_profile_bench_refuses_the_bundled_samples(monkeypatch):
     from pathlib import Path
 
     from janus.config.params import load_params
-    from janus.evaluate.bench import select_instructions
+    from janus.evaluate.bench.selection import select_instructions
 
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(repo)

@@ -379,7 +379,7 @@ def bench_requests(params: Params, root: Path):
     from janus.data.preference_sets import build_preference_set_requests
     from janus.data.system_messages import build_system_message_requests, load_examples
     from janus.data.taxonomy import load_taxonomy
-    from janus.evaluate.bench import _generation_sections, build_rubric_request
+    from janus.evaluate.bench.generation import _generation_sections, build_rubric_request
 
     config = params.bench
     taxonomy = load_taxonomy(root / params.expand_seeds.taxonomy_path)
@@ -404,13 +404,8 @@ def bench_requests(params: Params, root: Path):
 def judge_requests(params: Params, outputs: dict[str, str], root: Path):
     """(stage, requests sample, count, basis) of the judge: every model's response in both
     conditions, per rubric and repeat, and the pairwise comparisons in both orders."""
-    from janus.evaluate.judge import (
-        CONDITIONS,
-        AbsoluteTask,
-        Response,
-        absolute_request,
-        resolve_format,
-    )
+    from janus.evaluate.judge.grading import AbsoluteTask, absolute_request, resolve_format
+    from janus.evaluate.judge.responses import CONDITIONS, Response
     from janus.evaluate.rows import read_bench
 
     judge = params.judge
@@ -536,7 +531,7 @@ def _nothing(stage: str, role: str, config: LLMConfig, basis: str) -> StageForec
 def endpoint_forecasts(params: Params, outputs: dict[str, str], root: Path) -> list[StageForecast]:
     """The API baseline rows (infer.endpoints) answering the bench in both conditions (stage
     infer_api@<name>) and the helpfulness prompts (helpfulness@<benchmark>), always online."""
-    from janus.evaluate.judge import CONDITIONS
+    from janus.evaluate.judge.responses import CONDITIONS
 
     bench_path = root / outputs["bench"] if "bench" in outputs else None
     if bench_path is not None and bench_path.exists():

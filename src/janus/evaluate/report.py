@@ -9,7 +9,7 @@ Tables, each in the shape of the paper's:
 - Figure 9: response diversity across the system messages of one instruction (ROUGE-L);
 - Figure 5: train-test ROUGE-L of system messages;
 - Table 4: toxicity, fluency and diversity (from `metrics/toxicity.json`, when present);
-- the agreement between judges, when more than one graded (`janus.evaluate.agreement`).
+- the agreement between judges, when more than one graded (`janus.evaluate.judge.agreement`).
 Every mean sits next to what it leaves out (empty responses, unparsed judgements).
 """
 
@@ -24,8 +24,8 @@ from typing import Any, Protocol
 from janus.config.bench import BENCH_SOURCE_NAMES
 from janus.config.infer import InferSection
 from janus.config.report import ReportSection
-from janus.evaluate.agreement import agreement_markdown, judge_agreements
 from janus.evaluate.diversity import response_diversity
+from janus.evaluate.judge.agreement import agreement_markdown, judge_agreements
 from janus.evaluate.rows import read_bench
 from janus.evaluate.winrate import OUTCOMES
 from janus.io import read_json, read_jsonl

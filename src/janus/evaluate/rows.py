@@ -262,7 +262,7 @@ class JudgementRow(Row):
     score: int | None
     feedback: str | None
     status: Literal["ok", "unparsed"]
-    reason: str | None  # why unparsed (a judge_parser reason, or llm_failed / invalid_output)
+    reason: str | None  # why unparsed (a judge.parser reason, or llm_failed / invalid_output)
     error: str | None
     attempts: int
 

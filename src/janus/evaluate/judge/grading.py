@@ -1,0 +1,232 @@
+"""Absolute grading: the judge's requests (one per response, rubric and repeat; steerability's
+mismatched rubrics too), one client call whose `parse` re-asks what the strict parser rejects,
+and the judgement rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from janus.config.judge import JudgeSection
+from janus.config.llm import LLMConfig
+from janus.evaluate.judge.parser import (
+    Judgement,
+    JudgeParseError,
+    absolute_schema,
+    parse_absolute_object,
+    parse_absolute_text,
+    parse_pairwise_object,
+    parse_pairwise_text,
+)
+from janus.evaluate.judge.responses import Response
+from janus.evaluate.rows import JudgementRow
+from janus.prompts import render_messages
+
+# sample_index = seed * SEED_STRIDE + repeat: a new judge.seed or repeat asks for new samples
+# (re-asks after an unreadable answer are the client's: a new attempt number in the cache key).
+SEED_STRIDE = 1_000_000
+
+Format = Literal["structured", "text"]
+
+
+def resolve_format(judge: JudgeSection, llm: LLMConfig) -> Format:
+    """`auto`: structured, unless the judge endpoint has no structured-output mode at all
+    (`structured_output: prompt`, i.e. the schema could only be asked for in words)."""
+    if judge.format != "auto":
+        return judge.format
+    return "text" if llm.backend == "openai" and llm.structured_output == "prompt" else "structured"
+
+
+# sample_index += judge position * JUDGE_STRIDE: the primary (position 0) keeps its samples.
+JUDGE_STRIDE = 1_000
+
+
+def sample_index(judge: JudgeSection, repeat: int, position: int = 0) -> int:
+    if repeat >= JUDGE_STRIDE:
+        raise ValueError("judge.repeats is too large")
+    return judge.seed * SEED_STRIDE + position * JUDGE_STRIDE + repeat
+
+
+def judge_label(config: LLMConfig) -> str:
+    """How a judge is named in reports: its model, with the revision that pins it."""
+    return f"{config.model}@{config.model_revision}" if config.model_revision else config.model
+
+
+# ---------------------------------------------------------------------------------------------
+# asking the judge: one client call per kind, the client re-asks what `parse` rejects
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    judgement: Judgement | None
+    error: str | None
+    reason: str | None  # the rejection's metrics key
+    attempts: int
+
+    @property
+    def ok(self) -> bool:
+        return self.judgement is not None
+
+
+def parse_function(kind: Literal["absolute", "pairwise"], fmt: Format) -> Callable[[Any], Any]:
+    """What the LLM client calls on each answer: a Judgement, or JudgeParseError (a re-ask)."""
+    if fmt == "structured":
+        read = parse_absolute_object if kind == "absolute" else parse_pairwise_object
+        return lambda result: read(result.parsed)
+    read_text = parse_absolute_text if kind == "absolute" else parse_pairwise_text
+    return lambda result: read_text(result.text)
+
+
+def verdict_of(result: Any) -> Verdict:
+    if result.ok:
+        return Verdict(result.parsed, None, None, result.attempts)
+    rejection = getattr(result, "rejection", None)
+    if isinstance(rejection, JudgeParseError):
+        reason = rejection.reason
+    elif rejection is not None:
+        reason = "invalid_output"  # not JSON / schema violation in structured mode
+    else:
+        reason = "llm_failed"
+    return Verdict(None, result.error, reason, result.attempts)
+
+
+def ask(
+    client: Any, requests: list[Any], kind: Literal["absolute", "pairwise"], fmt: Format, desc: str
+) -> list[Verdict]:
+    results = client.generate(requests, desc=desc, parse=parse_function(kind, fmt))
+    return [verdict_of(result) for result in results]
+
+
+# ---------------------------------------------------------------------------------------------
+# absolute grading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AbsoluteTask:
+    response: Response
+    rubric_of: str  # the bench row whose rubric and reference answer are used
+    rubric_index: int
+    repeat: int
+    kind: Literal["own", "mismatched"]
+
+
+def absolute_request(
+    task: AbsoluteTask,
+    prompt: str,
+    graded_against: dict[str, Any],
+    judge: JudgeSection,
+    fmt: Format,
+    position: int = 0,
+):
+    from janus.llm import ChatRequest
+
+    rubric = graded_against["rubrics"][task.rubric_index]
+    return ChatRequest(
+        messages=render_messages(
+            "judge_absolute",
+            system=graded_against["system"] if judge.include_system_message else None,
+            instruction=prompt,
+            response=task.response.text,
+            reference_answer=graded_against["reference_answer"],
+            criteria=rubric["criteria"],
+            score_descriptions=rubric["score_descriptions"],
+            output_format=fmt,
+            feedback_max_chars=judge.feedback_max_chars,
+        ),
+        schema=absolute_schema(judge.feedback_max_chars) if fmt == "structured" else None,
+        temperature=judge.generation.temperature,
+        top_p=judge.generation.top_p,
+        max_tokens=judge.generation.max_tokens,
+        sample_index=sample_index(judge, task.repeat, position),
+        tag=(
+            f"{task.response.model}/{task.response.condition}/{task.response.id}/{task.kind}/"
+            f"r{task.rubric_index}/k{task.repeat}"
+        ),
+    )
+
+
+def steerability_partners(bench: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each bench row -> another row of the same instruction (the next one by id, cyclically);
+    rows whose instruction has a single system message have no partner."""
+    by_instruction: dict[str, list[str]] = defaultdict(list)
+    for item_id, row in bench.items():
+        by_instruction[row["instruction_id"]].append(item_id)
+    partners = {}
+    for ids in by_instruction.values():
+        ids = sorted(ids)
+        if len(ids) >= 2:
+            for index, item_id in enumerate(ids):
+                partners[item_id] = ids[(index + 1) % len(ids)]
+    return partners
+
+
+def absolute_tasks(
+    responses: list[Response],
+    bench: dict[str, dict[str, Any]],
+    judge: JudgeSection,
+    partners: dict[str, str],
+) -> list[AbsoluteTask]:
+    tasks = [
+        AbsoluteTask(response, response.id, rubric_index, repeat, "own")
+        for repeat in range(judge.repeats)
+        for response in responses
+        if not response.empty
+        for rubric_index in range(len(bench[response.id]["rubrics"]))
+    ]
+    tasks += [
+        AbsoluteTask(response, partners[response.id], rubric_index, repeat, "mismatched")
+        for repeat in range(judge.steerability_repeats)
+        for response in responses
+        if not response.empty and response.condition == "system" and response.id in partners
+        for rubric_index in range(len(bench[partners[response.id]]["rubrics"]))
+    ]
+    return tasks
+
+
+def grade_absolute(
+    client: Any,
+    responses: list[Response],
+    bench: dict[str, dict[str, Any]],
+    judge: JudgeSection,
+    fmt: Format,
+    partners: dict[str, str] | None = None,
+    role: str = "judge",
+    position: int = 0,
+) -> list[dict[str, Any]]:
+    """Judgement rows (`rows.JudgementRow`) of judge `role`: one per response, rubric and
+    repeat, own rubrics first, then (steerability) another system message's."""
+    tasks = absolute_tasks(responses, bench, judge, partners or {})
+    requests = [
+        absolute_request(
+            task, bench[task.response.id]["prompt"], bench[task.rubric_of], judge, fmt, position
+        )
+        for task in tasks
+    ]
+    verdicts = ask(client, requests, "absolute", fmt, f"{role} (absolute)")
+    rows = []
+    for task, verdict in zip(tasks, verdicts, strict=True):
+        response = task.response
+        row = JudgementRow(
+            judge=role,
+            model=response.model,
+            condition=response.condition,
+            id=response.id,
+            source=bench[response.id]["source"],
+            benchmark=bench[response.id]["benchmark"],
+            kind=task.kind,
+            rubric_of=task.rubric_of,
+            rubric_index=task.rubric_index,
+            repeat=task.repeat,
+            score=verdict.judgement.verdict if verdict.ok else None,
+            feedback=verdict.judgement.feedback if verdict.ok else None,
+            status="ok" if verdict.ok else "unparsed",
+            reason=verdict.reason,
+            error=verdict.error,
+            attempts=verdict.attempts,
+        )
+        rows.append(row.model_dump())
+    return rows

@@ -1,0 +1,150 @@
+"""Pairwise comparison (`judge.pairwise`): each pair graded in both orders (the judge sees the
+system message, as the paper's human raters did in F.1), combined per comparison, and per pair
+win/tie/loss with bootstrap 95% CIs of the rates."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from janus.config.judge import JudgeSection
+from janus.evaluate.judge.grading import Format, ask, sample_index
+from janus.evaluate.judge.parser import pairwise_schema
+from janus.evaluate.judge.responses import Response
+from janus.evaluate.stats import bootstrap_rate_ci
+from janus.evaluate.winrate import OUTCOMES, combine_orders, pair_key, tally
+from janus.prompts import render_messages
+
+
+def pairwise_request(
+    bench_row: dict[str, Any],
+    first: str,
+    second: str,
+    judge: JudgeSection,
+    fmt: Format,
+    repeat: int,
+    tag: str,
+):
+    from janus.llm import ChatRequest
+
+    return ChatRequest(
+        messages=render_messages(
+            "judge_pairwise",
+            system=bench_row["system"],
+            instruction=bench_row["prompt"],
+            response_a=first,
+            response_b=second,
+            reference_answer=bench_row["reference_answer"],
+            rubrics=bench_row["rubrics"],
+            output_format=fmt,
+            feedback_max_chars=judge.feedback_max_chars,
+        ),
+        schema=pairwise_schema(judge.feedback_max_chars) if fmt == "structured" else None,
+        temperature=judge.generation.temperature,
+        top_p=judge.generation.top_p,
+        max_tokens=judge.generation.max_tokens,
+        sample_index=sample_index(judge, repeat),
+        tag=tag,
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    model: str
+    opponent: str
+    item_id: str
+    repeat: int
+    x: Response  # the model's response
+    y: Response  # the opponent's
+
+    @property
+    def empty(self) -> bool:
+        return self.x.empty or self.y.empty
+
+
+def compare_pairs(
+    client: Any,
+    responses: list[Response],
+    bench: dict[str, dict[str, Any]],
+    judge: JudgeSection,
+    fmt: Format,
+    role: str = "judge",
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Comparison rows (one per pair, item and repeat, both orders inside) and, per pair,
+    win/tie/loss with bootstrap 95% CIs of the rates (bench items resampled)."""
+    by_key = {(r.model, r.condition, r.id): r for r in responses}
+    condition = judge.pairwise_condition
+    comparisons = []
+    for model, opponent in judge.pairwise:
+        for item_id in bench:
+            x = by_key.get((model, condition, item_id))
+            y = by_key.get((opponent, condition, item_id))
+            if x is None or y is None:
+                continue  # not answered by both (infer.max_items, a skipped row): no comparison
+            for repeat in range(judge.repeats):
+                comparisons.append(Comparison(model, opponent, item_id, repeat, x, y))
+    # Both orders of every comparison with two non-empty responses: (comparison index, x first).
+    orders = [
+        (index, x_first)
+        for index, comparison in enumerate(comparisons)
+        if not comparison.empty
+        for x_first in (True, False)
+    ]
+    requests = []
+    for index, x_first in orders:
+        c = comparisons[index]
+        first, second = (c.x.text, c.y.text) if x_first else (c.y.text, c.x.text)
+        tag = f"{pair_key(c.model, c.opponent)}/{c.item_id}/k{c.repeat}/{'xy' if x_first else 'yx'}"
+        requests.append(
+            pairwise_request(bench[c.item_id], first, second, judge, fmt, c.repeat, tag)
+        )
+    verdicts = dict(
+        zip(orders, ask(client, requests, "pairwise", fmt, "judge (pairwise)"), strict=True)
+    )
+    rows = []
+    outcomes: dict[str, list[str]] = defaultdict(list)
+    per_item: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for index, c in enumerate(comparisons):
+        x_as_a, x_as_b = verdicts.get((index, True)), verdicts.get((index, False))
+        asked = [v for v in (x_as_a, x_as_b) if v is not None]
+        if c.empty:
+            outcome = "empty"
+        elif not (x_as_a.ok and x_as_b.ok):
+            outcome = "unparsed"
+        else:
+            outcome = combine_orders(x_as_a.judgement.verdict, x_as_b.judgement.verdict)
+        key = pair_key(c.model, c.opponent)
+        outcomes[key].append(outcome)
+        per_item[key][c.item_id][outcome] += 1
+        rows.append(
+            {
+                "judge": role,
+                "model": c.model,
+                "opponent": c.opponent,
+                "id": c.item_id,
+                "source": bench[c.item_id]["source"],
+                "benchmark": bench[c.item_id]["benchmark"],
+                "condition": condition,
+                "repeat": c.repeat,
+                "verdict_model_as_a": x_as_a.judgement.verdict if x_as_a and x_as_a.ok else None,
+                "verdict_model_as_b": x_as_b.judgement.verdict if x_as_b and x_as_b.ok else None,
+                "outcome": outcome,
+                "judgements": len(asked),
+                "unparsed_reasons": [v.reason for v in asked if not v.ok],
+            }
+        )
+    summary = {}
+    for model, opponent in judge.pairwise:
+        key = pair_key(model, opponent)
+        entry = tally(outcomes.get(key, []))
+        counts = [per_item[key][item_id] for item_id in sorted(per_item[key])]
+        rates = {f"{o}_rate": (o,) for o in OUTCOMES} | {"win_or_tie_rate": ("win", "tie")}
+        entry["ci95"] = {
+            name: bootstrap_rate_ci(
+                counts, wanted, OUTCOMES, judge.bootstrap_resamples, judge.bootstrap_seed
+            )
+            for name, wanted in rates.items()
+        }
+        summary[key] = entry
+    return rows, summary
