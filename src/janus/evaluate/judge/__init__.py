@@ -15,8 +15,9 @@ with the sample std over repeats and a bootstrap 95% CI over bench items (`stats
 
 Format: `structured` asks for `rows.AbsoluteJudgement` under its JSON schema; `text` asks for the
 paper's text and parses it strictly (`parser`). Either way there is ONE re-ask mechanism:
-the parse function is handed to `LLMClient.generate`, which re-asks a rejected answer as a new
-sample up to `llm.judge.max_invalid_retries` times; what is still unreadable is "unparsed",
+the parser is each grading step's `parse` (`janus.steps`), which the LLM client calls on every
+answer, re-asking a rejected one as a new sample up to `llm.judge.max_invalid_retries` times;
+what is still unreadable is "unparsed" (the step runner holds these to `judge.max_failed_fraction`),
 counted by reason and kept out of every mean (an item's score is then the mean of its parsed
 rubrics; an item with none is "unscored"). An empty model response is not sent to the judge.
 

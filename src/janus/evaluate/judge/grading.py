@@ -23,6 +23,8 @@ from janus.evaluate.judge.parser import (
 from janus.evaluate.judge.responses import Response
 from janus.evaluate.rows import JudgementRow
 from janus.prompts import render_messages
+from janus.steps.base import Step, Tally
+from janus.steps.runner import collect_step
 
 # sample_index = seed * SEED_STRIDE + repeat: a new judge.seed or repeat asks for new samples
 # (re-asks after an unreadable answer are the client's: a new attempt number in the cache key).
@@ -55,7 +57,7 @@ def judge_label(config: LLMConfig) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# asking the judge: one client call per kind, the client re-asks what `parse` rejects
+# reading the judge's answers: `parse` (the strict parser) makes the client re-ask a rejection
 # ---------------------------------------------------------------------------------------------
 
 
@@ -91,13 +93,6 @@ def verdict_of(result: Any) -> Verdict:
     else:
         reason = "llm_failed"
     return Verdict(None, result.error, reason, result.attempts)
-
-
-def ask(
-    client: Any, requests: list[Any], kind: Literal["absolute", "pairwise"], fmt: Format, desc: str
-) -> list[Verdict]:
-    results = client.generate(requests, desc=desc, parse=parse_function(kind, fmt))
-    return [verdict_of(result) for result in results]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,36 +182,50 @@ def absolute_tasks(
     return tasks
 
 
-def grade_absolute(
-    client: Any,
-    responses: list[Response],
-    bench: dict[str, dict[str, Any]],
-    judge: JudgeSection,
-    fmt: Format,
-    partners: dict[str, str] | None = None,
-    role: str = "judge",
-    position: int = 0,
-) -> list[dict[str, Any]]:
-    """Judgement rows (`rows.JudgementRow`) of judge `role`: one per response, rubric and
-    repeat, own rubrics first, then (steerability) another system message's."""
-    tasks = absolute_tasks(responses, bench, judge, partners or {})
-    requests = [
-        absolute_request(
-            task, bench[task.response.id]["prompt"], bench[task.rubric_of], judge, fmt, position
+class AbsoluteGrading(Step):
+    """Judge `role` grading responses on rubrics: one request per `AbsoluteTask`, its answer read
+    by the strict parser (`parse`: a rejection is re-asked by the client), one judgement row
+    (`rows.JudgementRow`) per task, an unreadable answer included as "unparsed"."""
+
+    name = "judge"
+    role = "judge"
+
+    def __init__(
+        self,
+        bench: dict[str, dict[str, Any]],
+        judge: JudgeSection,
+        fmt: Format,
+        role: str = "judge",
+        position: int = 0,
+    ):
+        self.bench, self.judge, self.fmt, self.position = bench, judge, fmt, position
+        self.role = role  # type: ignore[misc]  # which judge: a role in params.llm
+        self.name = "judge" if position == 0 else f"judge ({role})"  # type: ignore[misc]
+        self.desc = f"{role} (absolute)"
+        self.max_failed_fraction = judge.max_failed_fraction
+        self.parse = parse_function("absolute", fmt)
+
+    def format_input(self, task: AbsoluteTask):
+        bench = self.bench
+        return absolute_request(
+            task,
+            bench[task.response.id]["prompt"],
+            bench[task.rubric_of],
+            self.judge,
+            self.fmt,
+            self.position,
         )
-        for task in tasks
-    ]
-    verdicts = ask(client, requests, "absolute", fmt, f"{role} (absolute)")
-    rows = []
-    for task, verdict in zip(tasks, verdicts, strict=True):
-        response = task.response
-        row = JudgementRow(
-            judge=role,
+
+    def format_output(self, task: AbsoluteTask, result: Any) -> dict[str, Any]:
+        verdict = verdict_of(result)
+        response, item = task.response, self.bench[task.response.id]
+        return JudgementRow(
+            judge=self.role,
             model=response.model,
             condition=response.condition,
             id=response.id,
-            source=bench[response.id]["source"],
-            benchmark=bench[response.id]["benchmark"],
+            source=item["source"],
+            benchmark=item["benchmark"],
             kind=task.kind,
             rubric_of=task.rubric_of,
             rubric_index=task.rubric_index,
@@ -227,6 +236,25 @@ def grade_absolute(
             reason=verdict.reason,
             error=verdict.error,
             attempts=verdict.attempts,
-        )
-        rows.append(row.model_dump())
+        ).model_dump()
+
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        return {}  # the judge's metrics come from its rows (`analysis`)
+
+
+def grade_absolute(
+    client: Any,
+    responses: list[Response],
+    bench: dict[str, dict[str, Any]],
+    judge: JudgeSection,
+    fmt: Format,
+    partners: dict[str, str] | None = None,
+    role: str = "judge",
+    position: int = 0,
+) -> list[dict[str, Any]]:
+    """Judgement rows of judge `role` through the open `client`: one per response, rubric and
+    repeat, own rubrics first, then (steerability) another system message's."""
+    tasks = absolute_tasks(responses, bench, judge, partners or {})
+    step = AbsoluteGrading(bench, judge, fmt, role, position)
+    rows, _ = collect_step(step, tasks, None, total=len(tasks), client=client)
     return rows

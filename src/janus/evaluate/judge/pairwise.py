@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from janus.config.judge import JudgeSection
-from janus.evaluate.judge.grading import Format, ask, sample_index
+from janus.evaluate.judge.grading import Format, Verdict, parse_function, sample_index, verdict_of
 from janus.evaluate.judge.parser import pairwise_schema
 from janus.evaluate.judge.responses import Response
 from janus.evaluate.stats import bootstrap_rate_ci
 from janus.evaluate.winrate import OUTCOMES, combine_orders, pair_key, tally
 from janus.prompts import render_messages
+from janus.steps.base import Step, Tally
+from janus.steps.runner import collect_step
 
 
 def pairwise_request(
@@ -63,6 +65,40 @@ class Comparison:
         return self.x.empty or self.y.empty
 
 
+class PairwiseGrading(Step):
+    """The judge comparing two responses in one order: a row is (comparison index, whether the
+    model's response comes first); the answer is read by the strict parser (`parse`: a
+    rejection is re-asked by the client) into a `Verdict`, an unreadable one included."""
+
+    name = "judge (pairwise)"
+    role = "judge"
+    desc = "judge (pairwise)"
+
+    def __init__(
+        self,
+        comparisons: list[Comparison],
+        bench: dict[str, dict[str, Any]],
+        judge: JudgeSection,
+        fmt: Format,
+    ):
+        self.comparisons, self.bench, self.judge, self.fmt = comparisons, bench, judge, fmt
+        self.max_failed_fraction = judge.max_failed_fraction
+        self.parse = parse_function("pairwise", fmt)
+
+    def format_input(self, order: tuple[int, bool]):
+        index, x_first = order
+        c = self.comparisons[index]
+        first, second = (c.x.text, c.y.text) if x_first else (c.y.text, c.x.text)
+        tag = f"{pair_key(c.model, c.opponent)}/{c.item_id}/k{c.repeat}/{'xy' if x_first else 'yx'}"
+        return pairwise_request(self.bench[c.item_id], first, second, self.judge, self.fmt, c.repeat, tag)
+
+    def format_output(self, order: tuple[int, bool], result: Any) -> Verdict:
+        return verdict_of(result)
+
+    def metrics(self, counts: Tally) -> dict[str, Any]:
+        return {}  # the comparison rows and their summary are made from the verdicts
+
+
 def compare_pairs(
     client: Any,
     responses: list[Response],
@@ -72,7 +108,7 @@ def compare_pairs(
     role: str = "judge",
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Comparison rows (one per pair, item and repeat, both orders inside) and, per pair,
-    win/tie/loss with bootstrap 95% CIs of the rates (bench items resampled)."""
+    win/tie/loss with bootstrap 95% CIs of the rates (bench items resampled); `client` is open."""
     by_key = {(r.model, r.condition, r.id): r for r in responses}
     condition = judge.pairwise_condition
     comparisons = []
@@ -91,17 +127,9 @@ def compare_pairs(
         if not comparison.empty
         for x_first in (True, False)
     ]
-    requests = []
-    for index, x_first in orders:
-        c = comparisons[index]
-        first, second = (c.x.text, c.y.text) if x_first else (c.y.text, c.x.text)
-        tag = f"{pair_key(c.model, c.opponent)}/{c.item_id}/k{c.repeat}/{'xy' if x_first else 'yx'}"
-        requests.append(
-            pairwise_request(bench[c.item_id], first, second, judge, fmt, c.repeat, tag)
-        )
-    verdicts = dict(
-        zip(orders, ask(client, requests, "pairwise", fmt, "judge (pairwise)"), strict=True)
-    )
+    step = PairwiseGrading(comparisons, bench, judge, fmt)
+    answers, _ = collect_step(step, orders, None, total=len(orders), client=client)
+    verdicts = dict(zip(orders, answers, strict=True))
     rows = []
     outcomes: dict[str, list[str]] = defaultdict(list)
     per_item: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))

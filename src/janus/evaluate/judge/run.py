@@ -58,7 +58,7 @@ def second_opinion(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A judge other than the primary: its absolute judgements of every response on its own
     rubrics, and its metrics entry (scores, parse record, LLM usage)."""
-    from janus.llm import LLMClient, check_failed_fraction
+    from janus.llm import LLMClient
 
     judge, config = params.judge, getattr(params.llm, role)
     fmt = resolve_format(judge, config)
@@ -66,9 +66,6 @@ def second_opinion(
     with LLMClient(config, stage=f"judge.{role}") as client:
         rows = grade_absolute(client, responses, bench, judge, fmt, {}, role, position)
     parse = parse_summary(rows, [])
-    check_failed_fraction(
-        f"judge ({role})", parse["reasons"], parse["judgements"], judge.max_failed_fraction
-    )
     column_of = {item_id: row["benchmark"] for item_id, row in bench.items()}
     scores = summarize_scores(
         item_scores_of(rows),
@@ -84,7 +81,7 @@ def second_opinion(
 def run_judge(
     params: JudgeParams, bench_path: Path | str, responses_dir: Path | str
 ) -> JudgeOutputs:
-    from janus.llm import LLMClient, check_failed_fraction
+    from janus.llm import LLMClient
 
     judge = params.judge
     primary, *others = judge.judges
@@ -116,7 +113,6 @@ def run_judge(
         absolute_rows = grade_absolute(client, responses, bench, judge, fmt, partners, primary, 0)
         pairwise_rows, pairwise = compare_pairs(client, responses, bench, judge, fmt, primary)
     parse = parse_summary(absolute_rows, pairwise_rows)
-    check_failed_fraction("judge", parse["reasons"], parse["judgements"], judge.max_failed_fraction)
     second_rows, second_metrics = [], {}
     for position, role in enumerate(others, start=1):
         rows, second_metrics[role] = second_opinion(params, role, position, responses, bench)
