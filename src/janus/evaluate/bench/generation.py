@@ -14,13 +14,15 @@ from janus.config.llm import LLMSection
 from janus.config.preference_sets import PreferenceSetsSection
 from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import Limits, PreferenceSetError, preference_set_from_object
-from janus.data.gold_responses import build_gold_requests
+from janus.data.gold_responses import gold_request
 from janus.data.preference_sets import build_preference_set_requests
-from janus.data.system_messages import build_system_message_requests, clean_system_message
+from janus.data.system_messages import SystemMessagesStep
 from janus.data.taxonomy import Taxonomy
 from janus.evaluate.rows import BenchRow, Rubric, llm_schema, rubric_set_model, validate_rows
 from janus.logging_utils import get_logger
 from janus.prompts import render_messages
+from janus.steps.base import Rejection, Step, Tally
+from janus.steps.runner import collect_step
 
 log = get_logger(__name__)
 
@@ -134,78 +136,87 @@ def _generation_sections(
     return preference_sets, system_messages, gold
 
 
-def generate_bench_rows(
-    instructions: list[dict[str, Any]],
-    taxonomy: Taxonomy,
-    seed_sets: list[dict[str, Any]],
-    examples: list[dict[str, Any]],
-    params: BenchParams,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Bench rows for the selected instructions, and the generation counts and LLM usage."""
-    from janus.llm import LLMClient
+class BenchPreferenceSets(Step):
+    """(instruction row, its preference-set request) -> the row with its `preference_set`, made
+    and checked as for the training data."""
 
-    config = params.bench
-    preference_config, system_config, gold_config = _generation_sections(config, params)
-    limits = Limits(config.preference_name_max_chars, config.preference_description_max_chars)
-    dropped: Counter = Counter()
-    with LLMClient(
-        params.llm.teacher, stage="bench", max_failed_fraction=config.max_failed_fraction
-    ) as client:
-        # 1. a preference set per (instruction, index), as for the training data
-        jobs = build_preference_set_requests(instructions, seed_sets, taxonomy, preference_config)
-        results = client.generate([request for _, request in jobs], desc="bench preference sets")
-        rows = []
-        for (row, _), result in zip(jobs, results, strict=True):
-            if not result.ok:
-                dropped["failed_preference_set"] += 1
-                continue
-            try:
-                preference_set = preference_set_from_object(result.parsed, taxonomy.keys, limits)
-            except PreferenceSetError as error:
-                dropped["failed_preference_set"] += 1
-                log.warning("bench preference set %s rejected: %s", result.request.tag, error)
-                continue
-            rows.append({**row, "preference_set": preference_set})
+    name = "bench"
+    desc = "bench preference sets"
 
-        # 2. a system message per preference set
-        results = client.generate(
-            build_system_message_requests(rows, examples, system_config),
-            desc="bench system messages",
-        )
-        with_system = []
-        for row, result in zip(rows, results, strict=True):
-            system = clean_system_message(result.text if result.ok else None)
-            if system is None:
-                dropped["failed_system_message"] += 1
-                continue
-            with_system.append(
-                {
-                    **row,
-                    "id": f"{row['instruction_id']}-{row['set_index']}",
-                    "system": system,
-                    "prompt": row["instruction"],
-                }
+    def __init__(self, taxonomy: Taxonomy, limits: Limits, max_failed_fraction: float):
+        self.taxonomy, self.limits = taxonomy, limits
+        self.max_failed_fraction = max_failed_fraction
+
+    def format_input(self, job: tuple[dict[str, Any], Any]) -> Any:
+        return job[1]
+
+    def format_output(self, job: tuple[dict[str, Any], Any], result: Any) -> Any:
+        if not result.ok:
+            return Rejection("failed_preference_set", result.error or "no answer")
+        try:
+            preference_set = preference_set_from_object(
+                result.parsed, self.taxonomy.keys, self.limits
             )
+        except PreferenceSetError as error:
+            return Rejection("failed_preference_set", str(error))
+        return {**job[0], "preference_set": preference_set}
 
-        # 3. a reference answer and the rubrics per system message, in one batch of requests
-        references = build_gold_requests(with_system, gold_config)
-        rubric_requests = [build_rubric_request(row, taxonomy.keys, config) for row in with_system]
-        results = client.generate([*references, *rubric_requests], desc="bench references+rubrics")
-    reference_results = results[: len(with_system)]
-    rubric_results = results[len(with_system) :]
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        return {"dropped": tally.rejected}
 
-    bench = []
-    for row, reference, rubric in zip(with_system, reference_results, rubric_results, strict=True):
+
+class BenchSystemMessages(SystemMessagesStep):
+    """A preference-set row -> a bench row in the making (`id`, `system`, `prompt`), its system
+    message written by the training data's own step."""
+
+    name = "bench"
+    desc = "bench system messages"
+
+    def format_output(self, row: dict[str, Any], result: Any) -> Any:
+        made = super().format_output(row, result)
+        if isinstance(made, Rejection):
+            return Rejection("failed_system_message", made.detail)
+        return {
+            **made,
+            "id": f"{row['instruction_id']}-{row['set_index']}",
+            "prompt": row["instruction"],
+        }
+
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        return {"dropped": tally.rejected}
+
+
+class BenchReferencesAndRubrics(Step):
+    """A bench row in the making -> [its reference answer, its rubrics] (two requests) -> the
+    bench row (`rows.BenchRow`), or a Rejection naming what is missing or malformed."""
+
+    name = "bench"
+    desc = "bench references+rubrics"
+
+    def __init__(
+        self, dimensions: Sequence[str], config: BenchSection, gold_config: GoldResponsesSection
+    ):
+        self.dimensions, self.config, self.gold_config = dimensions, config, gold_config
+        self.max_failed_fraction = config.max_failed_fraction
+
+    @property
+    def fan_out(self) -> int:
+        return 2
+
+    def format_input(self, row: dict[str, Any]) -> list[Any]:
+        return [
+            gold_request(row, self.gold_config),
+            build_rubric_request(row, self.dimensions, self.config),
+        ]
+
+    def format_output(self, row: dict[str, Any], results: list[Any]) -> Any:
+        reference, rubric = results
         answer = (reference.text or "").strip() if reference.ok else ""
         if not answer:
-            dropped["failed_reference_answer"] += 1
-            log.warning("bench %s: no reference answer (%s)", row["id"], reference.error or "empty")
-            continue
+            return Rejection("failed_reference_answer", reference.error or "empty")
         if not rubric.ok:
-            dropped["failed_rubrics"] += 1
-            log.warning("bench %s: no rubrics (%s)", row["id"], rubric.error)
-            continue
-        rubrics, problems = rubrics_from_object(rubric.parsed, taxonomy.keys)
+            return Rejection("failed_rubrics", rubric.error or "no answer")
+        rubrics, problems = rubrics_from_object(rubric.parsed, self.dimensions)
         candidate = {
             "id": row["id"],
             "instruction_id": row["instruction_id"],
@@ -221,10 +232,44 @@ def generate_bench_rows(
             valid, reasons, messages = validate_rows(BenchRow, [candidate])
             problems = [f"{next(iter(reasons))}: {messages[0]}"] if reasons else []
         if problems:
-            dropped[problems[0].split(":", 1)[0]] += 1
-            log.warning("bench %s dropped: %s", row["id"], "; ".join(problems))
-            continue
-        bench.append(valid[0].dump())
+            return Rejection(problems[0].split(":", 1)[0], "; ".join(problems))
+        return valid[0].dump()
+
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        return {"dropped": tally.rejected}
+
+
+def generate_bench_rows(
+    instructions: list[dict[str, Any]],
+    taxonomy: Taxonomy,
+    seed_sets: list[dict[str, Any]],
+    examples: list[dict[str, Any]],
+    params: BenchParams,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Bench rows for the selected instructions, and the generation counts and LLM usage: three
+    steps on one client (each held to `bench.max_failed_fraction` by the runner)."""
+    from janus.llm import LLMClient
+
+    config = params.bench
+    preference_config, system_config, gold_config = _generation_sections(config, params)
+    limits = Limits(config.preference_name_max_chars, config.preference_description_max_chars)
+    dropped: Counter = Counter()
+    with LLMClient(
+        params.llm.teacher, stage="bench", max_failed_fraction=config.max_failed_fraction
+    ) as client:
+        # 1. a preference set per (instruction, index), as for the training data
+        jobs = build_preference_set_requests(instructions, seed_sets, taxonomy, preference_config)
+        step: Step = BenchPreferenceSets(taxonomy, limits, config.max_failed_fraction)
+        rows, made = collect_step(step, jobs, None, total=len(jobs), client=client)
+        dropped += made["dropped"]
+        # 2. a system message per preference set
+        step = BenchSystemMessages(examples, system_config)
+        rows, made = collect_step(step, rows, None, total=len(rows), client=client)
+        dropped += made["dropped"]
+        # 3. a reference answer and the rubrics per system message
+        step = BenchReferencesAndRubrics(taxonomy.keys, config, gold_config)
+        bench, made = collect_step(step, rows, None, total=len(rows), client=client)
+        dropped += made["dropped"]
     metrics = {
         "requested_rows": len(instructions) * config.system_messages_per_instruction,
         "dropped": dict(sorted(dropped.items())),

@@ -90,7 +90,9 @@ class PairwiseGrading(Step):
         c = self.comparisons[index]
         first, second = (c.x.text, c.y.text) if x_first else (c.y.text, c.x.text)
         tag = f"{pair_key(c.model, c.opponent)}/{c.item_id}/k{c.repeat}/{'xy' if x_first else 'yx'}"
-        return pairwise_request(self.bench[c.item_id], first, second, self.judge, self.fmt, c.repeat, tag)
+        return pairwise_request(
+            self.bench[c.item_id], first, second, self.judge, self.fmt, c.repeat, tag
+        )
 
     def format_output(self, order: tuple[int, bool], result: Any) -> Verdict:
         return verdict_of(result)
