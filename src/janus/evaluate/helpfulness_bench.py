@@ -51,6 +51,7 @@ from janus.infer.responses import local_model
 from janus.io import atomic_open, write_json, write_jsonl
 from janus.logging_utils import get_logger
 from janus.scale import require_rows
+from janus.steps.base import Rejection, Step, Tally
 
 log = get_logger(__name__)
 
@@ -170,6 +171,51 @@ def answer_with_engine(
     return answers
 
 
+class EndpointTurn(Step):
+    """Turn `turn` of the questions that have one, through an endpoint: a row is (question, its
+    answer so far); the request holds the earlier turns and answers as context; the output is
+    the answer's text and tokens. No failure is allowed (`max_failed_fraction` 0): a later turn
+    needs every earlier answer."""
+
+    name = "helpfulness"
+    role = "endpoint"  # params.infer.endpoints[<model>]
+    max_failed_fraction = 0.0
+
+    def __init__(self, params: HelpfulnessSection, turn: int, stage: str):
+        self.params, self.turn = params, turn
+        self.name = stage  # type: ignore[misc]
+        self.desc = f"{stage} turn {turn + 1}"
+
+    def format_input(self, row: tuple[Question, Answer]):
+        from janus.llm import ChatRequest
+
+        question, answer = row
+        messages: list[dict[str, str]] = []
+        for user, assistant in zip(question.turns, answer.turns, strict=False):
+            messages += [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": assistant},
+            ]
+        messages.append({"role": "user", "content": question.turns[self.turn]})
+        sampling = self.params.sampling
+        return ChatRequest(
+            messages=messages,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            sample_index=self.params.seed,
+            tag=f"{question.id}/turn{self.turn + 1}",
+        )
+
+    def format_output(self, row: tuple[Question, Answer], result: Any) -> Any:
+        if not result.ok or result.text is None:
+            return Rejection("failed", result.error or "no text")
+        return {"text": result.text.strip(), "tokens": result.completion_tokens or None}
+
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        return {}
+
+
 def answer_with_endpoint(
     config: LLMConfig,
     questions: list[Question],
@@ -177,8 +223,10 @@ def answer_with_endpoint(
     stage: str,
     client: Any = None,
 ) -> list[Answer]:
-    """Turn by turn through the LLM client (cached, retried); a failed turn raises."""
-    from janus.llm import ChatRequest, LLMClient
+    """Turn by turn through the LLM client (cached, retried), one `EndpointTurn` step per turn;
+    a failed turn stops the stage (`StageFailed`; the answers so far are cached)."""
+    from janus.llm import LLMClient
+    from janus.steps.runner import collect_step
 
     owned = client is None
     client = client or LLMClient(config, stage=stage)
@@ -186,34 +234,12 @@ def answer_with_endpoint(
     try:
         for turn in range(max(len(q.turns) for q in questions)):
             todo = [i for i, q in enumerate(questions) if len(q.turns) > turn]
-            requests = []
-            for i in todo:
-                messages: list[dict[str, str]] = []
-                for user, assistant in zip(questions[i].turns, answers[i].turns, strict=False):
-                    messages += [
-                        {"role": "user", "content": user},
-                        {"role": "assistant", "content": assistant},
-                    ]
-                messages.append({"role": "user", "content": questions[i].turns[turn]})
-                requests.append(
-                    ChatRequest(
-                        messages=messages,
-                        temperature=params.sampling.temperature,
-                        top_p=params.sampling.top_p,
-                        max_tokens=params.sampling.max_tokens,
-                        sample_index=params.seed,
-                        tag=f"{questions[i].id}/turn{turn + 1}",
-                    )
-                )
-            results = client.generate(requests, desc=f"{stage} turn {turn + 1}")
-            for i, result in zip(todo, results, strict=True):
-                if not result.ok or result.text is None:
-                    raise RuntimeError(
-                        f"{stage}: question {questions[i].id} turn {turn + 1} failed after "
-                        f"the client's retries: {result.error} (answers so far are cached)"
-                    )
-                answers[i].turns.append(result.text.strip())
-                answers[i].tokens.append(result.completion_tokens or None)
+            step = EndpointTurn(params, turn, stage)
+            rows = [(questions[i], answers[i]) for i in todo]
+            made, _ = collect_step(step, rows, None, total=len(rows), client=client)
+            for i, output in zip(todo, made, strict=True):
+                answers[i].turns.append(output["text"])
+                answers[i].tokens.append(output["tokens"])
     finally:
         if owned:
             client.close()

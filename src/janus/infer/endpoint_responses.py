@@ -21,6 +21,8 @@ from janus.infer.responses import (
 )
 from janus.llm import ChatRequest, LLMClient
 from janus.logging_utils import get_logger
+from janus.steps.base import Rejection, Step, Tally
+from janus.steps.runner import collect_step
 
 log = get_logger(__name__)
 
@@ -28,6 +30,49 @@ log = get_logger(__name__)
 def endpoint_messages(item: BenchPrompt) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": item.system}] if item.system else []
     return [*messages, {"role": "user", "content": item.prompt}]
+
+
+class EndpointAnswers(Step):
+    """A (bench item, condition) -> the endpoint's response row (`janus.infer.responses`); a
+    request that fails after the client's retries is dropped, counted, and held to
+    `infer.max_failed_fraction`."""
+
+    name = "infer"
+    role = "endpoint"  # params.infer.endpoints[<name>]
+    unit = "requests"
+
+    def __init__(self, params: InferSection, name: str):
+        self.params, self.model = params, name
+        self.name = f"infer {name}"  # type: ignore[misc]
+        self.desc = f"infer {name}"
+        self.max_failed_fraction = params.max_failed_fraction
+
+    def format_input(self, item: BenchPrompt) -> ChatRequest:
+        sampling = self.params.sampling
+        return ChatRequest(
+            messages=endpoint_messages(item),
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            sample_index=self.params.seed,  # a new seed asks for new samples (not cached ones)
+            tag=f"{item.id}/{item.condition}",
+        )
+
+    def format_output(self, item: BenchPrompt, result: Any) -> dict[str, Any] | Rejection:
+        if not result.ok or result.text is None:
+            return Rejection("failed", f"{item.id}/{item.condition}: {result.error}")
+        return response_row(
+            self.model,
+            item,
+            result.text.strip(),
+            num_samples=1,
+            reward=None,
+            response_tokens=result.completion_tokens or None,
+            finish_reason="stop",  # the client does not report it; judged as answered
+        )
+
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        return {"failed_requests": sum(tally.rejected.values())}
 
 
 def run_endpoint(
@@ -38,53 +83,16 @@ def run_endpoint(
     items = bench_prompts(bench, params.conditions)
     if params.sampling.repetition_penalty != 1.0:
         log.info("%s: the OpenAI API has no repetition penalty; sampling without it", name)
-    requests = [
-        ChatRequest(
-            messages=endpoint_messages(item),
-            temperature=params.sampling.temperature,
-            top_p=params.sampling.top_p,
-            max_tokens=params.sampling.max_tokens,
-            sample_index=params.seed,  # a new seed asks for new samples (not cached ones)
-            tag=f"{item.id}/{item.condition}",
-        )
-        for item in items
-    ]
     owned = client is None
     client = client or LLMClient(config, stage=f"infer/{name}")
     started = time.perf_counter()
     try:
-        results = client.generate(requests, desc=f"infer {name}")
+        step = EndpointAnswers(params, name)
+        rows, made = collect_step(step, items, None, total=len(items), client=client)
     finally:
         if owned:
             client.close()
     seconds = time.perf_counter() - started
-    rows, failed = [], []
-    for item, result in zip(items, results, strict=True):
-        if not result.ok or result.text is None:
-            failed.append(f"{item.id}/{item.condition}: {result.error}")
-            continue
-        rows.append(
-            response_row(
-                name,
-                item,
-                result.text.strip(),
-                num_samples=1,
-                reward=None,
-                response_tokens=result.completion_tokens or None,
-                finish_reason="stop",  # the client does not report it; judged as answered
-            )
-        )
-    if failed:
-        share = len(failed) / len(items)
-        log.warning(
-            "%s: %d of %d requests failed; first: %s", name, len(failed), len(items), failed[0]
-        )
-        if share > params.max_failed_fraction:
-            raise RuntimeError(
-                f"infer {name}: {len(failed)} of {len(items)} requests failed "
-                f"(more than max_failed_fraction {params.max_failed_fraction}); answers so far are "
-                f"cached, so a rerun asks only for the failed ones. First failure: {failed[0]}"
-            )
     completion_tokens = sum(row["response_tokens"] or 0 for row in rows)
     metrics = {
         "model": name,
@@ -92,7 +100,7 @@ def run_endpoint(
         "endpoint_model": config.model,
         "engine": f"llm:{config.backend}",
         **response_metrics(rows, params.conditions),
-        "failed_requests": len(failed),
+        "failed_requests": made["failed_requests"],
         "generated_tokens": completion_tokens,
         "runtime": {
             "generation_seconds": round(seconds, 3),

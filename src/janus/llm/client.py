@@ -45,6 +45,7 @@ class StageFailed(RuntimeError):
         max_failed_fraction: float | None,
         unasked: int = 0,
         broken: str | None = None,
+        unit: str = "items",  # what failed, in the message: "items", "requests"
     ):
         self.failed, self.items, self.by_reason, self.unasked = failed, items, by_reason, unasked
         reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(by_reason.items()))
@@ -52,7 +53,7 @@ class StageFailed(RuntimeError):
             head = f"{stage}: stopped early, the endpoint looks broken ({broken})"
         else:
             head = (
-                f"{stage}: {failed} of {items} items failed, more than "
+                f"{stage}: {failed} of {items} {unit} failed, more than "
                 f"{stage}.max_failed_fraction={max_failed_fraction} allows"
             )
         super().__init__(
@@ -67,13 +68,17 @@ class StageFailed(RuntimeError):
 
 
 def check_failed_fraction(
-    stage: str, by_reason: dict[str, int], items: int, max_failed_fraction: float | None
+    stage: str,
+    by_reason: dict[str, int],
+    items: int,
+    max_failed_fraction: float | None,
+    unit: str = "items",
 ) -> None:
     """Raise `StageFailed` when more than `max_failed_fraction` of `items` failed. For stages that
     re-ask on their own (the judge); `LLMClient` applies it to every call it is given it for."""
     failed = sum(by_reason.values())
     if max_failed_fraction is not None and failed > max_failed_fraction * items:
-        raise StageFailed(stage, failed, items, by_reason, max_failed_fraction)
+        raise StageFailed(stage, failed, items, by_reason, max_failed_fraction, unit=unit)
 
 
 class Backend(Protocol):

@@ -91,6 +91,8 @@ class Step:
     max_failed_fraction: float | None = None
     # set to a method by a step that reads its answers itself (see the module docstring)
     parse: Any = None
+    # what the threshold's message calls a failed request ("2 of 2 requests failed")
+    unit: ClassVar[str] = "items"
 
     @property
     def fan_out(self) -> int:

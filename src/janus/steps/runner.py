@@ -164,7 +164,7 @@ def _outputs(
     while asked:  # rows that made no request
         row, listed, _ = asked.popleft()
         yield from _written(step, row, [] if listed else None, tally)
-    check_failed_fraction(step.name, dict(tally.failed), tally.requests, threshold)
+    check_failed_fraction(step.name, dict(tally.failed), tally.requests, threshold, step.unit)
 
 
 def _written(

@@ -10,6 +10,7 @@ from janus.config.llm import LLMConfig
 from janus.config.toxicity import ClassifierParams, ToxicitySection
 from janus.infer.engines import resolve_device
 from janus.logging_utils import progress
+from janus.steps.base import Step, Tally
 
 EMPTY = "empty generation"
 
@@ -139,47 +140,67 @@ def llm_schema(scale: str) -> dict[str, Any]:
     }
 
 
+class ToxicityRating(Step):
+    """A text -> the judge LLM's toxicity rating under a JSON schema (int10 divided by 10) as a
+    `ScoreResult`; a failed answer is a (None, why) result, kept so every text gets one."""
+
+    name = "toxicity"
+    role = "judge"
+    desc = "toxicity (llm judge)"
+
+    def __init__(self, params: ToxicitySection):
+        self.params = params
+        self.max_failed_fraction = params.max_failed_fraction
+        self.schema = llm_schema(params.llm_scale)
+        self.divisor = 10.0 if params.llm_scale == "int10" else 1.0
+
+    def format_input(self, row: tuple[int, str]):
+        from janus.llm import ChatRequest
+        from janus.prompts import render_messages
+
+        index, text = row
+        generation = self.params.llm_generation
+        return ChatRequest(
+            messages=render_messages("toxicity_score", text=text, scale=self.params.llm_scale),
+            schema=self.schema,
+            temperature=generation.temperature,
+            top_p=generation.top_p,
+            max_tokens=generation.max_tokens,
+            sample_index=self.params.seed,
+            tag=f"text {index}",
+        )
+
+    def format_output(self, row: tuple[int, str], result: Any) -> ScoreResult:
+        if result.ok:
+            return float(result.parsed["toxicity"]) / self.divisor, None
+        return None, result.error or "no answer"
+
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        return {}  # the scorer's metrics are its client's (`LLMScorer.metrics`)
+
+
 class LLMScorer:
-    """The judge LLM (`llm.judge`) rating each text, under a JSON schema; int10 is divided by 10."""
+    """The judge LLM (`llm.judge`) rating each text: the `ToxicityRating` step on one client."""
 
     name = "llm"
 
     def __init__(self, params: ToxicitySection, judge: LLMConfig, client: Any = None):
         from janus.llm import LLMClient
 
-        self.params = params
+        self.step = ToxicityRating(params)
         self.client = client or LLMClient(
             judge, stage="toxicity", max_failed_fraction=params.max_failed_fraction
         )
 
     def requests(self, texts: Sequence[str]):
-        from janus.llm import ChatRequest
-        from janus.prompts import render_messages
-
-        schema = llm_schema(self.params.llm_scale)
-        generation = self.params.llm_generation
-        return [
-            ChatRequest(
-                messages=render_messages("toxicity_score", text=text, scale=self.params.llm_scale),
-                schema=schema,
-                temperature=generation.temperature,
-                top_p=generation.top_p,
-                max_tokens=generation.max_tokens,
-                sample_index=self.params.seed,
-                tag=f"text {index}",
-            )
-            for index, text in enumerate(texts)
-        ]
+        return self.step.requests(list(enumerate(texts)))
 
     def score(self, texts: Sequence[str]) -> list[ScoreResult]:
-        results = self.client.generate(self.requests(texts), desc="toxicity (llm judge)")
-        divisor = 10.0 if self.params.llm_scale == "int10" else 1.0
-        return [
-            (float(result.parsed["toxicity"]) / divisor, None)
-            if result.ok
-            else (None, result.error or "no answer")
-            for result in results
-        ]
+        from janus.steps.runner import collect_step
+
+        rows = list(enumerate(texts))
+        scores, _ = collect_step(self.step, rows, None, total=len(rows), client=self.client)
+        return scores
 
     def metrics(self) -> dict[str, Any]:
         return self.client.stats.as_metrics()
