@@ -34,6 +34,8 @@ Optional hooks:
 - `reask(result, tally)`: called on every first-pass result; return a new request to ask once
   more in its place (e.g. a larger `max_tokens` for an answer cut off), or None. The runner asks a
   window's re-asks together before passing the window on, so rows keep their order.
+- `observe(row, result, tally)`: count something about every answer, written or not (called
+  just before `format_output`).
 - `fan_out`: requests per input row (default 1); the forecast counts rows x fan_out, so a step
   whose `format_input` returns a list sets it to that list's length.
 
@@ -106,6 +108,12 @@ class Step:
         self, row: dict[str, Any], result: ChatResult | list[ChatResult]
     ) -> dict[str, Any] | Rejection | list[dict[str, Any] | Rejection]:
         raise NotImplementedError
+
+    def observe(
+        self, row: dict[str, Any], result: ChatResult | list[ChatResult], tally: Tally
+    ) -> None:
+        """What a row's final answer(s) add to the tally, whatever `format_output` makes of
+        them (default: nothing); called just before `format_output`."""
 
     def count(self, output: dict[str, Any], tally: Tally) -> None:
         """What one written output row adds to the tally (default: nothing beyond the runner's)."""

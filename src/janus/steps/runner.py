@@ -170,6 +170,7 @@ def _outputs(
 def _written(
     step: Step, row: dict[str, Any], answer: Any, tally: Tally
 ) -> Iterator[dict[str, Any]]:
+    step.observe(row, answer, tally)
     made = step.format_output(row, answer)
     for output in made if isinstance(made, list) else [made]:
         if isinstance(output, Rejection):
