@@ -29,8 +29,9 @@ from servers.fake_openai import FakeOpenAIServer
 from janus.io import atomic_open, remove_stale_temp_files
 from janus.llm import ChatRequest, LLMClient, StageFailed
 from janus.llm.batch import BatchState
+from janus.llm.budget import BudgetExceeded
 from janus.llm.cache import ResponseCache
-from janus.llm.pricing import BudgetExceeded, SpendLedger
+from janus.llm.ledger import SpendLedger
 from janus.llm.types import Generation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -262,7 +263,7 @@ BUDGET_CHILD = """
 import json, sys
 from janus.config.llm import LLMSection
 from janus.llm import ChatRequest, LLMClient
-from janus.llm.pricing import BudgetExceeded
+from janus.llm.budget import BudgetExceeded
 section = LLMSection.model_validate(json.loads(sys.argv[1]))
 prefix = sys.argv[2]
 requests = [ChatRequest(messages=[("user", f"{prefix}-q{i}")], max_tokens=4) for i in range(10)]
@@ -321,7 +322,7 @@ def test_a_cap_holds_across_processes(tmp_path, processes, cap_key):
 RESERVING_CHILD = """
 import sys, time
 from pathlib import Path
-from janus.llm.pricing import SpendLedger
+from janus.llm.ledger import SpendLedger
 ledger = SpendLedger(Path(sys.argv[1]))
 count, _, _, _ = ledger.reserve("shared-run", "teacher", "s", {"run": 10.0}, [8.0])
 print("reserved" if count == 1 else "refused", flush=True)

@@ -17,16 +17,11 @@ from janus.config.llm import LLMConfig, LLMSection
 from janus.config.params import parse_params
 from janus.forecast import CacheReader, backend_identity, forecast, forecast_stage
 from janus.llm import ChatRequest, LLMClient
+from janus.llm.budget import BudgetExceeded, CostGuard
 from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
 from janus.llm.client import request_fields
-from janus.llm.pricing import (
-    BudgetExceeded,
-    CostGuard,
-    Rates,
-    SpendLedger,
-    TokenEstimator,
-    token_estimator,
-)
+from janus.llm.ledger import SpendLedger
+from janus.llm.pricing import Rates, TokenEstimator, token_estimator
 from janus.llm.types import Generation, UsageStats
 
 REPO = Path(__file__).parents[1]

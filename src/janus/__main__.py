@@ -52,7 +52,7 @@ def _preflight(args: argparse.Namespace) -> int:
 def _spend(args: argparse.Namespace) -> int:
     from janus.config.params import load_params
     from janus.llm.cache import resolve_cache_dir
-    from janus.llm.pricing import LEDGER_FILE, SpendLedger, current_run_id
+    from janus.llm.ledger import LEDGER_FILE, SpendLedger, current_run_id
 
     params = load_params(args.params)
     directory = resolve_cache_dir(params.llm.teacher.cache_dir)

@@ -24,13 +24,8 @@ import yaml
 from janus.config.llm import LLMConfig
 from janus.config.params import Params
 from janus.llm.cache import CACHE_FILE, cache_key, resolve_cache_dir
-from janus.llm.pricing import (
-    TIKTOKEN_HINT,
-    Rates,
-    SpendLedger,
-    current_run_id,
-    token_estimator,
-)
+from janus.llm.ledger import SpendLedger, current_run_id
+from janus.llm.pricing import TIKTOKEN_HINT, Rates, token_estimator
 from janus.llm.types import ChatRequest, UsageStats
 
 # Used where the filter has not run: an instruction of this text stands in for each of them.

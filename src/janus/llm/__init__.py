@@ -42,7 +42,7 @@ rerun replays the same attempts to the same row; an item whose round of attempts
 answers starts a fresh round on the next run (`rounds`). Processes sharing the cache claim a key
 before asking for it, so each answer is paid once and the first one stored is kept; the budget
 caps hold across them through reservations in the spend ledger (see `janus.llm.cache`,
-`janus.llm.pricing`).
+`janus.llm.ledger`, `janus.llm.budget`).
 
 Structured outputs: a request with `schema` gets `result.parsed`, validated with jsonschema. On
 the openai backend `structured_output: auto` sends `response_format` json_schema (strict when the

@@ -10,8 +10,8 @@ from typing import Any, Protocol, TypeVar
 
 from janus.config.llm import LLMConfig
 from janus.lifecycle import handle_sigterm
+from janus.llm.budget import CostGuard
 from janus.llm.cache import ResponseCache, cache_key, item_key, resolve_cache_dir
-from janus.llm.pricing import CostGuard
 from janus.llm.structured import InvalidOutput, check_schema, parse_and_validate
 from janus.llm.types import ChatRequest, ChatResult, Generation, Job, UsageStats
 from janus.logging_utils import get_logger, progress
@@ -170,7 +170,7 @@ class LLMClient:
         handle_sigterm()
         self.stats = UsageStats()
         self.cache = ResponseCache(resolve_cache_dir(config.cache_dir))
-        # forecast, budget stop and spend ledger (janus.llm.pricing): consulted at 4 points below
+        # forecast, budget stop and spend ledger (janus.llm.budget): consulted at 4 points below
         self.cost = CostGuard(config, stage, self.stats, resolve_cache_dir(config.cache_dir))
         self.backend = backend or make_backend(config, self.stats, stage)
         # A backend may take more at a time: batch mode a whole batch (50,000 requests), since

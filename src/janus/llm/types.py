@@ -122,7 +122,7 @@ class UsageStats:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cost_usd": round(self.cost_usd, 6),  # of the answers used, at list price
-            # what these requests were forecast to use (janus.llm.pricing): a function of the
+            # what these requests were forecast to use (janus.llm.budget): a function of the
             # requests alone, so it sits beside the actual figures above
             **({"forecast": self.extra["forecast"]} if "forecast" in self.extra else {}),
         }
