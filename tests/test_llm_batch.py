@@ -20,7 +20,9 @@ from servers.fake_batches import FakeBatchesServer
 from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 from janus.llm import batch as batch_module
-from janus.llm.batch import BatchBackend, BatchState, split_requests
+from janus.llm.batch import BatchBackend
+from janus.llm.batch_files import split_requests
+from janus.llm.batch_state import BatchState
 from janus.llm.cache import resolve_cache_dir
 from janus.llm.pricing import Rates
 

@@ -28,7 +28,7 @@ from servers.fake_openai import FakeOpenAIServer
 
 from janus.io import atomic_open, remove_stale_temp_files
 from janus.llm import ChatRequest, LLMClient, StageFailed
-from janus.llm.batch import BatchState
+from janus.llm.batch_state import BatchState
 from janus.llm.budget import BudgetExceeded
 from janus.llm.cache import ResponseCache
 from janus.llm.ledger import SpendLedger

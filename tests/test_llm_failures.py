@@ -11,7 +11,7 @@ from servers.fake_openai import FakeOpenAIServer
 
 from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient, StageFailed
-from janus.llm.openai_backend import EndpointConfigError
+from janus.llm.openai_wire import EndpointConfigError
 from tests.sections import tiny_section
 
 SCHEMA = {

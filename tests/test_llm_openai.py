@@ -18,7 +18,8 @@ from servers.fake_openai import FakeOpenAIServer
 from janus.config.llm import LLMConfig
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.cache import resolve_cache_dir
-from janus.llm.openai_backend import EndpointConfigError, RateLimiter
+from janus.llm.openai_wire import EndpointConfigError
+from janus.llm.rate_limit import RateLimiter
 from tests.sections import tiny_section
 
 ANSWER_SCHEMA = {

@@ -204,7 +204,7 @@ def test_fake_answers_every_schema_validly_on_every_route(route):
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": schema, "strict": False},
             }
-        else:  # the schema in the prompt, as janus.llm.openai_backend words it
+        else:  # the schema in the prompt, as janus.llm.openai_wire words it
             instructions = render("json_schema_instructions", "user", schema=schema_json(schema))
             body["messages"][0]["content"] += "\n\n" + instructions
             if route == "json_object":

@@ -35,145 +35,32 @@ tokens the API reports as cached (`usage.prompt_tokens_details.cached_tokens`) a
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from janus.config.llm import LLMConfig
-from janus.llm.cache import ResponseCache, open_shared_db, resolve_cache_dir
-from janus.llm.openai_backend import (
-    REJECTION_STATUSES,
-    EndpointConfigError,
-    MalformedResponse,
-    OpenAIBackend,
-    mentions_response_format,
+from janus.llm.batch_files import (
+    MAX_BYTES_PER_BATCH,
+    MAX_REQUESTS_PER_BATCH,
+    parse_line,
+    rejects_response_format,
+    split_requests,
 )
-from janus.llm.openai_backend import parse_chat_completion as parse_body
-from janus.llm.types import Generation, Job, UsageStats
+from janus.llm.batch_state import BatchState
+from janus.llm.cache import ResponseCache, resolve_cache_dir
+from janus.llm.openai_backend import OpenAIBackend
+from janus.llm.openai_wire import EndpointConfigError, shape_request
+from janus.llm.types import Job, UsageStats
 from janus.logging_utils import get_logger, progress
 
 log = get_logger(__name__)
 
 ENDPOINT = "/v1/chat/completions"
 COMPLETION_WINDOW = "24h"
-MAX_REQUESTS_PER_BATCH = 50_000  # the Batch API's limits on one input file
-MAX_BYTES_PER_BATCH = 200 * 1024 * 1024
-STATE_FILE = "batches.sqlite"
 TERMINAL = ("completed", "expired", "failed", "cancelled")
-# error codes worth another batch: the request never ran, or hit a transient fault
-RETRYABLE_CODES = {"batch_expired", "batch_cancelled", "batch_failed", "rate_limit_exceeded"}
-
-
-def cached_tokens(body: dict[str, Any]) -> int:
-    """`usage.prompt_tokens_details.cached_tokens` of a Chat Completions body (0 if absent)."""
-    usage = body.get("usage") if isinstance(body, dict) else None
-    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
-    value = details.get("cached_tokens") if isinstance(details, dict) else None
-    return value if isinstance(value, int) else 0
-
-
-def split_requests(
-    lines: Iterable[tuple[str, bytes]],
-    max_requests: int = MAX_REQUESTS_PER_BATCH,
-    max_bytes: int = MAX_BYTES_PER_BATCH,
-) -> list[list[tuple[str, bytes]]]:
-    """(custom_id, JSONL line) pairs grouped into files within both limits, in order."""
-    files: list[list[tuple[str, bytes]]] = []
-    current: list[tuple[str, bytes]] = []
-    size = 0
-    for custom_id, line in lines:
-        if len(line) > max_bytes:
-            raise ValueError(f"request {custom_id} alone is {len(line)} bytes, over {max_bytes}")
-        if current and (len(current) >= max_requests or size + len(line) > max_bytes):
-            files.append(current)
-            current, size = [], 0
-        current.append((custom_id, line))
-        size += len(line)
-    if current:
-        files.append(current)
-    return files
-
-
-class BatchState:
-    """`batches.sqlite`: each request file and its batch, and the keys it carries."""
-
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / STATE_FILE
-        self._lock = threading.Lock()
-        self._db = open_shared_db(  # safe when several processes create it at once
-            self.path,
-            (
-                "CREATE TABLE IF NOT EXISTS batches ("
-                " local_id TEXT PRIMARY KEY, identity TEXT NOT NULL, stage TEXT,"
-                " file_id TEXT, batch_id TEXT, status TEXT NOT NULL, created REAL NOT NULL)",
-                "CREATE TABLE IF NOT EXISTS batch_keys ("
-                " local_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (local_id, key))",
-                "CREATE INDEX IF NOT EXISTS batch_keys_key ON batch_keys (key)",
-                # the structured-output route each batch's lines were written on; a table of its
-                # own, so state files of earlier versions are read and written by both
-                "CREATE TABLE IF NOT EXISTS batch_routes (local_id TEXT PRIMARY KEY, route TEXT)",
-            ),
-        )
-
-    def add(
-        self, local_id: str, identity: str, stage: str, keys: list[str], route: str | None
-    ) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, NULL, NULL, 'writing', ?)",
-                (local_id, identity, stage, time.time()),
-            )
-            self._db.execute("INSERT INTO batch_routes VALUES (?, ?)", (local_id, route))
-            self._db.executemany(
-                "INSERT INTO batch_keys VALUES (?, ?)", [(local_id, key) for key in keys]
-            )
-            self._db.execute("COMMIT")
-
-    def update(self, local_id: str, **fields: Any) -> None:
-        names = ", ".join(f"{name} = ?" for name in fields)
-        with self._lock:
-            self._db.execute(
-                f"UPDATE batches SET {names} WHERE local_id = ?", (*fields.values(), local_id)
-            )
-
-    def open_batches(self, identity: str) -> list[dict[str, Any]]:
-        """Batches not yet collected, for one model identity, with their keys."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT local_id, stage, file_id, batch_id, status, route FROM batches"
-                " LEFT JOIN batch_routes USING (local_id)"
-                " WHERE identity = ? AND status != 'collected' ORDER BY created",
-                (identity,),
-            ).fetchall()
-            found = []
-            for local_id, stage, file_id, batch_id, status, route in rows:
-                keys = [
-                    row[0]
-                    for row in self._db.execute(
-                        "SELECT key FROM batch_keys WHERE local_id = ?", (local_id,)
-                    )
-                ]
-                found.append(
-                    {
-                        "local_id": local_id,
-                        "stage": stage,
-                        "file_id": file_id,
-                        "batch_id": batch_id,
-                        "status": status,
-                        "route": route,
-                        "keys": keys,
-                    }
-                )
-        return found
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 class BatchBackend:
@@ -235,7 +122,7 @@ class BatchBackend:
     def request_line(self, job: Job, route: str | None = None) -> bytes:
         """The JSONL line of a job, on `route` (default: the route in use now)."""
         route = (route or self.online.route) if job.request.schema is not None else None
-        messages, extra = self.online._shape(job, route)
+        messages, extra = shape_request(job, route)
         body = {
             "model": self.config.model,
             "messages": messages,
@@ -424,7 +311,7 @@ class BatchBackend:
                     log.warning("batch %s: line %d of %s is unreadable", batch.id, number, file_id)
                     continue
                 seen.add(key)
-                generation, reason, retryable = _parse_line(line)
+                generation, reason, retryable = parse_line(line)
                 if key not in waiting:
                     if generation is not None and key not in by_key:
                         # paid for but not asked for by this call (a different stage's keys in a
@@ -439,7 +326,7 @@ class BatchBackend:
                     waiting.discard(key)
                     on_done(by_key[key], generation, None)
                     continue
-                if has_schema and _rejects_response_format(line):
+                if has_schema and rejects_response_format(line):
                     _count(errors, f"rejected_{route}")
                     self.online._downgrade(route, f"a batch line rejected response_format {route}")
                     if self.online.route != route:
@@ -495,40 +382,3 @@ def _batch_errors(batch) -> str:
     data = getattr(getattr(batch, "errors", None), "data", None) or []
     return "; ".join(f"{e.code}: {e.message}" for e in data) or "no detail"
 
-
-def _rejects_response_format(line: dict[str, Any]) -> bool:
-    """Whether an output- or error-file line is the endpoint refusing the request's
-    `response_format` (HTTP 400/422/501 whose error names it), as the online client reads it."""
-    response = line.get("response")
-    if not isinstance(response, dict) or response.get("status_code") not in REJECTION_STATUSES:
-        return False
-    return mentions_response_format(json.dumps(response.get("body"), default=str))
-
-
-def _parse_line(line: dict[str, Any]) -> tuple[Generation | None, str, bool]:
-    """(answer, failure reason, retryable) of one output- or error-file line."""
-    response = line.get("response")
-    error = line.get("error")
-    if isinstance(response, dict) and response.get("status_code") == 200:
-        body = response.get("body")
-        try:
-            generation = parse_body(json.dumps(body))
-        except MalformedResponse as malformed:
-            return None, f"malformed_body: {malformed}", False
-        extra_cached = cached_tokens(body)
-        if extra_cached:
-            generation = Generation(
-                text=generation.text,
-                prompt_tokens=generation.prompt_tokens,
-                completion_tokens=generation.completion_tokens,
-                finish_reason=generation.finish_reason,
-                cached_prompt_tokens=extra_cached,
-            )
-        return generation, "", False
-    if isinstance(error, dict) and error.get("code"):
-        code = str(error["code"])
-        return None, code, code in RETRYABLE_CODES
-    status = response.get("status_code") if isinstance(response, dict) else None
-    if isinstance(status, int):
-        return None, f"http_{status}", status == 429 or status >= 500
-    return None, "no_response", True

@@ -7,41 +7,40 @@ budget per item (`max_retries` in all). Errors no retry can fix (401, 403, 404, 
 parameter) stop the run at once. Structured outputs go the best route the endpoint supports (see
 `janus.llm`). Several `base_url`s form a fleet: `max_in_flight` workers per endpoint, each
 request to the endpoint with the fewest in flight; one that stops answering is taken out.
+
+The bodies it sends and reads are `janus.llm.openai_wire`'s; the per-minute limits are
+`janus.llm.rate_limit`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from janus.config.llm import LLMConfig
-from janus.llm.structured import schema_json
+from janus.llm.openai_wire import (
+    REJECTION_STATUSES,
+    ROUTES,
+    EndpointConfigError,
+    MalformedResponse,
+    describe_error,
+    error_mentions_response_format,
+    is_prose,
+    parse_chat_completion,
+    shape_request,
+)
+from janus.llm.rate_limit import RateLimiter
 from janus.llm.types import Generation, Job, UsageStats
 from janus.logging_utils import get_logger
-from janus.prompts import render
 
 log = get_logger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# auto mode walks down this list when an endpoint rejects (or ignores) a route
-ROUTES = ("json_schema", "json_object", "prompt")
-REJECTION_STATUSES = {400, 422, 501}
 _MALFORMED_BACKOFF_S = (0.5, 8.0)  # first delay, cap
-
-
-class MalformedResponse(ValueError):
-    """A 2xx body that is not a usable chat completion."""
-
-
-class EndpointConfigError(RuntimeError):
-    """A fault that no item can get past (bad key, no permission, unknown model, a parameter the
-    endpoint rejects, every endpoint down): raised at once, not counted per item."""
 
 
 # Connection-level failures in a row (after the openai client's own retries) that take an
@@ -54,103 +53,6 @@ _PER_ITEM_400 = (
     "too long",
     "too many tokens",
 )
-
-
-class RateLimiter:
-    """A token bucket refilled at `per_minute` units a minute, holding at most a minute's worth.
-
-    It lives as long as the backend, across `run()` calls (chunks of a stream, several calls of
-    one stage), so the limit holds over the whole stage; each run's event loop gets its lock.
-    """
-
-    def __init__(self, per_minute: float, clock=time.monotonic, sleep=asyncio.sleep):
-        self.capacity = float(per_minute)
-        self.level = float(per_minute)
-        self._clock = clock
-        self._sleep = sleep
-        self.updated = clock()
-        self._lock: asyncio.Lock | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def acquire(self, amount: float = 1.0) -> None:
-        # more than a minute's budget at once: wait for a full bucket rather than forever
-        amount = min(float(amount), self.capacity)
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # an asyncio.Lock belongs to one event loop
-            self._lock, self._loop = asyncio.Lock(), loop
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self.level = min(
-                    self.capacity, self.level + (now - self.updated) * self.capacity / 60.0
-                )
-                self.updated = now
-                if self.level >= amount:
-                    self.level -= amount
-                    return
-                await self._sleep((amount - self.level) * 60.0 / self.capacity)
-
-
-def _strict_compatible(schema: Any) -> bool:
-    """Whether OpenAI's strict mode accepts the schema: closed objects, every property required."""
-    if isinstance(schema, dict):
-        if schema.get("type") == "object" or "properties" in schema:
-            properties = schema.get("properties", {})
-            if schema.get("additionalProperties") is not False:
-                return False
-            if set(schema.get("required", [])) != set(properties):
-                return False
-        return all(_strict_compatible(value) for value in schema.values())
-    if isinstance(schema, list):
-        return all(_strict_compatible(value) for value in schema)
-    return True
-
-
-def parse_chat_completion(body_text: str) -> Generation:
-    """A Generation from a Chat Completions response body, or MalformedResponse."""
-    try:
-        body = json.loads(body_text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MalformedResponse(f"body is not JSON: {body_text[:80]!r}") from error
-    if not isinstance(body, dict):
-        raise MalformedResponse("body is not a JSON object")
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise MalformedResponse("body has no choices")
-    message = choices[0].get("message")
-    if not isinstance(message, dict):
-        raise MalformedResponse("choices[0] has no message")
-    content = message.get("content")
-    refusal = False
-    if content is None and isinstance(message.get("refusal"), str):
-        content = message["refusal"]  # a refusal is an answer (invalid for a schema, re-asked)
-        refusal = True
-    if not isinstance(content, str):
-        raise MalformedResponse("choices[0].message.content is not a string")
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    prompt_tokens = usage.get("prompt_tokens")
-    completion_tokens = usage.get("completion_tokens")
-    return Generation(
-        text=content,
-        prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else 0,
-        completion_tokens=completion_tokens if isinstance(completion_tokens, int) else 0,
-        finish_reason="length" if choices[0].get("finish_reason") == "length" else "stop",
-        refusal=refusal,
-    )
-
-
-def _prose(generation: Generation) -> bool:
-    """Whether an answer under a JSON response_format looks like the server ignored the field."""
-    text = generation.text.strip()
-    if not text or generation.refusal:
-        return False  # empty answers and refusals say nothing about response_format
-    if generation.finish_reason == "length":
-        return text[0] not in "{["
-    try:
-        json.loads(text)
-    except json.JSONDecodeError:
-        return True
-    return False
 
 
 @dataclass
@@ -243,7 +145,7 @@ class OpenAIBackend:
         if generation.refusal:
             self.stats.extra["refusals"] += 1
             return
-        if not _prose(generation):
+        if not is_prose(generation):
             if generation.text.strip():
                 self._prose_in_a_row = 0
             return
@@ -252,29 +154,6 @@ class OpenAIBackend:
             self._downgrade(
                 route, f"{self._prose_in_a_row} prose answers in a row despite response_format"
             )
-
-    def _shape(self, job: Job, route: str | None) -> tuple[list[dict[str, str]], dict[str, Any]]:
-        """The messages and extra create() arguments of a job on a route."""
-        messages = [dict(message) for message in job.messages]
-        schema = job.request.schema
-        if schema is None or route is None:
-            return messages, {}
-        if route == "json_schema":
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "output",
-                    "schema": schema,
-                    "strict": _strict_compatible(schema),
-                },
-            }
-            return messages, {"response_format": response_format}
-        instructions = render("json_schema_instructions", "user", schema=schema_json(schema))
-        last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
-        messages[last_user]["content"] = f"{messages[last_user]['content']}\n\n{instructions}"
-        if route == "json_object":
-            return messages, {"response_format": {"type": "json_object"}}
-        return messages, {}
 
     # -- running jobs --------------------------------------------------------------------------
 
@@ -338,7 +217,7 @@ class OpenAIBackend:
                 except EndpointConfigError:
                     raise
                 except Exception as error:  # noqa: BLE001 - a per-item failure, counted
-                    on_done(job, None, _describe(error))
+                    on_done(job, None, describe_error(error))
                     continue
                 on_done(job, generation, None)
 
@@ -389,7 +268,7 @@ class OpenAIBackend:
         request = job.request
         while True:
             route = self.route if request.schema is not None else None
-            messages, extra = self._shape(job, route)
+            messages, extra = shape_request(job, route)
             estimated_tokens = sum(len(m["content"]) for m in messages) / 4 + request.max_tokens
             await request_limit.acquire(1)
             await token_limit.acquire(estimated_tokens)
@@ -423,7 +302,7 @@ class OpenAIBackend:
                     route in ("json_schema", "json_object")
                     and self.config.structured_output == "auto"
                     and error.status_code in REJECTION_STATUSES
-                    and _mentions_response_format(error)
+                    and error_mentions_response_format(error)
                 ):
                     self._downgrade(
                         route, f"rejected response_format {route} ({error.status_code})"
@@ -498,21 +377,3 @@ def _http_client(count_retries, max_in_flight: int):
     except (RuntimeError, AttributeError):  # the aiohttp extra is not installed
         return openai.DefaultAsyncHttpxClient(event_hooks=hooks, limits=limits)
 
-
-def mentions_response_format(text: str) -> bool:
-    """Whether an error's text blames the structured-output field (evidence to move down)."""
-    text = text.lower()
-    return any(word in text for word in ("response_format", "json_schema", "json_object"))
-
-
-def _mentions_response_format(error) -> bool:
-    return mentions_response_format(
-        json.dumps(getattr(error, "body", None), default=str) + " " + str(error)
-    )
-
-
-def _describe(error: BaseException) -> str:
-    status = getattr(error, "status_code", None)
-    suffix = f" (HTTP {status})" if status else ""
-    message = str(error).replace("\n", " ")[:200]
-    return f"{type(error).__name__}{suffix}: {message}"
