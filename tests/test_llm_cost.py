@@ -19,10 +19,9 @@ from janus.forecast import CacheReader, backend_identity, forecast, forecast_sta
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.budget import BudgetExceeded, CostGuard
 from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
-from janus.llm.client import request_fields
 from janus.llm.ledger import SpendLedger
 from janus.llm.pricing import Rates, TokenEstimator, token_estimator
-from janus.llm.types import Generation, UsageStats
+from janus.llm.types import Generation, UsageStats, request_fields
 
 REPO = Path(__file__).parents[1]
 # $1 per completion token, prompts free: worst case of a max_tokens=4 request is $4, an answer of

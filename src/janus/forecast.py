@@ -26,7 +26,7 @@ from janus.config.params import Params
 from janus.llm.cache import CACHE_FILE, cache_key, resolve_cache_dir
 from janus.llm.ledger import SpendLedger, current_run_id
 from janus.llm.pricing import TIKTOKEN_HINT, Rates, token_estimator
-from janus.llm.types import ChatRequest, UsageStats
+from janus.llm.types import ChatRequest, UsageStats, request_fields
 
 # Used where the filter has not run: an instruction of this text stands in for each of them.
 STAND_IN_INSTRUCTION = (
@@ -91,7 +91,7 @@ def _no_key_needed(config: LLMConfig):
 
 
 def backend_identity(config: LLMConfig) -> dict[str, Any]:
-    from janus.llm.client import make_backend
+    from janus.llm.backends import make_backend
 
     online = config.model_copy(update={"mode": "online"})  # batch answers share these keys
     with _no_key_needed(config):
@@ -129,12 +129,6 @@ class CacheReader:
             self._db.close()
 
 
-def _request_fields(request: ChatRequest) -> dict[str, Any]:
-    from janus.llm.client import request_fields
-
-    return request_fields(request)
-
-
 def forecast_stage(
     stage: str,
     role: str,
@@ -157,7 +151,7 @@ def forecast_stage(
     if exact and identity is not None:
         to_send = []
         for request in requests:
-            tokens = cache.completion_tokens(cache_key(identity, _request_fields(request), 0))
+            tokens = cache.completion_tokens(cache_key(identity, request_fields(request), 0))
             if tokens is None:
                 to_send.append(request)
             else:

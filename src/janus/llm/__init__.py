@@ -62,7 +62,8 @@ halves, so only an item that fails alone fails. A failed item is logged and coun
 the next run asks it again.
 """
 
-from janus.llm.client import LLMClient, StageFailed, check_failed_fraction
+from janus.llm.client import LLMClient
+from janus.llm.failures import StageFailed, check_failed_fraction
 from janus.llm.types import ChatRequest, ChatResult, UsageStats
 
 __all__ = [

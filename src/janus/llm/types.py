@@ -24,6 +24,18 @@ class ChatRequest:
         return [{"role": role, "content": content} for role, content in self.messages]  # type: ignore[misc]
 
 
+def request_fields(request: ChatRequest) -> dict[str, Any]:
+    """What of a request determines its answer (everything but `tag`)."""
+    return {
+        "messages": request.message_list(),
+        "schema": request.schema,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+        "sample_index": request.sample_index,
+    }
+
+
 @dataclass
 class ChatResult:
     request: ChatRequest

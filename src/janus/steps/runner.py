@@ -40,7 +40,7 @@ from janus.steps.base import Rejection, Step, Tally
 
 if TYPE_CHECKING:
     from janus.llm import ChatResult, LLMClient
-    from janus.llm.client import Backend
+    from janus.llm.backends import Backend
 
 log = get_logger(__name__)
 
