@@ -17,8 +17,9 @@ from janus.config.common import ConfigError
 from janus.config.params import parse_params
 from janus.config.tracking import TrackingSection
 from janus.config.train import TrainSection
-from janus.train.common import DeviceSettings, StageSpec, check_packing, resolve_device
+from janus.train.common import StageSpec
 from janus.train.data import TrainingInputError
+from janus.train.device import DeviceSettings, check_packing, resolve_device
 from janus.train.run import run_training_stage
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from janus.config.tracking import TrackingSection
-from janus.train.common import resolve_device
+from janus.train.device import resolve_device
 from janus.train.run import run_training_stage
 
 pytestmark = pytest.mark.gpu

@@ -226,7 +226,7 @@ def test_refusals_before_any_model_loads(tmp_path, tiny_model_dir):
 def test_8bit_adam_on_cuda_without_bitsandbytes_is_refused():
     import importlib.util
 
-    from janus.train.common import DeviceSettings, check_optimizer
+    from janus.train.device import DeviceSettings, check_optimizer
 
     gpu = DeviceSettings(cuda=True, bf16=True, attn_implementation="sdpa", use_liger_kernel=False,
                          deepspeed_config=None)

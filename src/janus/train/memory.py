@@ -184,7 +184,7 @@ def check_fits(stage_name: str, shape: TrainingShape, gpu_bytes: int) -> MemoryE
 def stage_shape(
     kind: str, stage: Any, common: Any, device: Any, model_config: Any, max_length: int, processes: int, root: Path
 ) -> TrainingShape:
-    """The training shape of one stage on this machine (device: janus.train.common.DeviceSettings)."""
+    """The training shape of one stage on this machine (device: janus.train.device.DeviceSettings)."""
     text = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
     deepspeed = Path(device.deepspeed_config) if device.deepspeed_config else None
     return TrainingShape(

@@ -28,8 +28,6 @@ from janus.train.common import (
     Outcome,
     StageRun,
     StageSpec,
-    check_optimizer,
-    check_packing,
     checkpoint_step,
     finalize_checkpoint,
     last_checkpoint,
@@ -37,10 +35,7 @@ from janus.train.common import (
     load_model_config,
     load_tokenizer,
     loss_curve,
-    resolve_device,
     resolve_init_model,
-    run_fingerprint,
-    stage_max_length,
     trainer_config,
     trainer_params,
     write_plot,
@@ -57,6 +52,8 @@ from janus.train.data import (
     require_rows,
     to_dataset,
 )
+from janus.train.device import check_optimizer, check_packing, resolve_device, stage_max_length
+from janus.train.fingerprint import run_fingerprint
 
 log = get_logger(__name__)
 

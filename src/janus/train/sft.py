@@ -2,7 +2,7 @@
 
 Rows are prompt/completion pairs, so the loss is on the response only (`completion_only_loss`,
 fixed in janus.train.configs.SFTConfig). On GPU, `packing: true` packs rows best-fit-decreasing
-into `max_length` sequences and trains padding-free (see janus.train.common for the attention).
+into `max_length` sequences and trains padding-free (see janus.train.device for the attention).
 """
 
 from __future__ import annotations
