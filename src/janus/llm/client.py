@@ -54,7 +54,7 @@ class LLMClient(ChunkRunner):
         handle_sigterm()
         self.stats = UsageStats()
         self.cache = ResponseCache(resolve_cache_dir(config.cache_dir))
-        # forecast, budget stop and spend ledger (janus.llm.budget): consulted at 4 points below
+        # forecast, budget stop and spend ledger (janus.llm.budget), consulted in janus.llm.chunks
         self.cost = CostGuard(config, stage, self.stats, resolve_cache_dir(config.cache_dir))
         self.backend = backend or make_backend(config, self.stats, stage)
         # A backend may take more at a time: batch mode a whole batch (50,000 requests), since
