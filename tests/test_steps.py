@@ -8,11 +8,14 @@ from __future__ import annotations
 import pytest
 from servers.fake_openai import FakeOpenAIServer
 
+from janus.config.params import load_params
 from janus.io import read_jsonl
 from janus.llm import ChatRequest, LLMClient, StageFailed
 from janus.steps.base import Rejection, Step
-from janus.steps.registry import REGISTRY
+from janus.steps.registry import entries
 from janus.steps.runner import collect_step, run_step
+from janus.steps.upstream import Upstream
+from tests.conftest import REPO_ROOT as REPO
 from tests.sections import tiny_section
 
 
@@ -169,5 +172,21 @@ def test_an_injected_client_is_used_and_left_open(server, tmp_path):
 
 
 def test_the_registry_builds_the_data_steps_with_their_fan_out():
-    assert {"system_messages"} <= set(REGISTRY)
-    assert all(entry.plan is not None for entry in REGISTRY.values() if entry.group == "generate")
+    """The forecast's view of the data stages: each registered step builds from params, reads
+    its planned rows, and makes rows x fan_out requests (preference_sets: one per set)."""
+    params = load_params(REPO / "profiles/tiny.yaml")
+    upstream = Upstream(params, REPO, outputs={})  # no upstream output: stand-ins
+    built = {}
+    for entry in entries("generate"):
+        step = entry.build(params, upstream)
+        plan = entry.plan(params, upstream)
+        assert step.name == entry.name and entry.role == "teacher" == step.role
+        assert len(step.requests(plan.rows)) == len(plan.rows) * step.fan_out
+        built[entry.name] = (step, plan)
+    assert list(built) == ["expand_seeds", "preference_sets", "system_messages", "gold_responses"]
+    sets_step, instructions = built["preference_sets"]
+    assert sets_step.fan_out == params.preference_sets.sets_per_instruction > 1
+    # every later stage expects one row per preference set (all assumed valid)
+    for later in ("system_messages", "gold_responses"):
+        assert built[later][1].count == instructions.count * sets_step.fan_out
+    assert built["expand_seeds"][1].exact and not instructions.exact
