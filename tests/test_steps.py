@@ -95,7 +95,9 @@ def _rows(*prompts: str) -> list[dict]:
     return [{"id": f"r{i}", "prompt": prompt} for i, prompt in enumerate(prompts)]
 
 
-def test_rows_keep_their_order_across_chunks_and_rejections_are_counted(server, tmp_path):
+def test_rows_keep_their_order_across_chunks_and_rejections_are_counted(
+    server, tmp_path, caplog
+):
     server.delay_s = 0.01  # answers arrive out of order with four in flight
     prompts = [f"question {i}" + (" drop" if i % 5 == 3 else "") for i in range(23)]
     out = tmp_path / "out.jsonl"
@@ -107,6 +109,8 @@ def test_rows_keep_their_order_across_chunks_and_rejections_are_counted(server, 
     assert metrics["rows"] == metrics["requests"] == 23
     assert metrics["written"] == len(kept) == 19
     assert metrics["rejected"] == {"unwanted": 4}
+    skipped = [r.getMessage() for r in caplog.records if "no row for" in r.getMessage()]
+    assert skipped == [f"echo: no row for r{i}/0: unwanted (asked to drop it)" for i in (3, 8, 13, 18)]
     assert metrics["chars"] == sum(len(f"echo: {p}") for p in kept)
     assert metrics["llm"]["items"] == 23 and metrics["llm"]["failed"] == 0
 
