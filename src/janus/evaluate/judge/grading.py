@@ -1,6 +1,7 @@
 """Absolute grading: the judge's requests (one per response, rubric and repeat; steerability's
-mismatched rubrics too), one client call whose `parse` re-asks what the strict parser rejects,
-and the judgement rows."""
+mismatched rubrics too) as the `AbsoluteGrading` step, whose `parse` (the strict parser) makes the
+client re-ask a rejected answer, run by `janus.steps.runner` (which holds the unreadable ones to
+`judge.max_failed_fraction`); the judgement rows."""
 
 from __future__ import annotations
 
