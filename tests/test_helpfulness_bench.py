@@ -11,12 +11,8 @@ import pytest
 from janus.config.helpfulness import AlpacaEvalRun, HelpfulnessSection
 from janus.config.params import load_params
 from janus.evaluate.alpaca_eval_judge import alpaca_eval_command, run_alpaca_eval
-from janus.evaluate.helpfulness_bench import (
-    format_conversation,
-    read_answers,
-    read_questions,
-    run_helpfulness,
-)
+from janus.evaluate.helpfulness_answering import format_conversation
+from janus.evaluate.helpfulness_bench import read_answers, read_questions, run_helpfulness
 from janus.io import read_json, read_jsonl
 from janus.scale import TooFewRows
 from tests.sections import tiny_section

@@ -117,3 +117,89 @@ def _gold_responses(params: Params, upstream: Any) -> Step:
     from janus.data.gold_responses import GoldResponsesStep
 
     return GoldResponsesStep(params.gold_responses)
+
+
+# -- the evaluation steps (C.1, F.2, 5.2, 5.3) ---------------------------------------------------
+# No plans yet: the forecast renders their requests from its bench and response stand-ins. Rows:
+#   bench.preference_sets      instruction rows {instruction_id, source, instruction};
+#                              fan-out bench.system_messages_per_instruction
+#   bench.system_messages      those rows with their `preference_set`
+#   bench.references_rubrics   bench rows in the making (+ id, system, prompt); fan-out 2
+#   judge / judge.pairwise     janus.evaluate.judge.grading.GradingRow / pairwise.PairwiseRow
+#   toxicity.llm               (index, text) of each distinct generation
+#   infer_api, helpfulness.endpoint   per endpoint `key`: infer.responses.BenchPrompt;
+#                              (Question, Answer so far) per turn
+
+
+def _bench_sections(params: Params):
+    from janus.evaluate.bench.generation import _generation_sections
+
+    return _generation_sections(params.bench, params)
+
+
+@register("bench.preference_sets", group="evaluate")
+def _bench_preference_sets(params: Params, upstream: Any) -> Step:
+    from janus.data.common import Limits
+    from janus.evaluate.bench.generation import BenchPreferenceSets
+
+    config = params.bench
+    limits = Limits(config.preference_name_max_chars, config.preference_description_max_chars)
+    preference_config = _bench_sections(params)[0]
+    return BenchPreferenceSets(upstream.seed_sets, upstream.taxonomy, preference_config, limits)
+
+
+@register("bench.system_messages", group="evaluate")
+def _bench_system_messages(params: Params, upstream: Any) -> Step:
+    from janus.evaluate.bench.generation import BenchSystemMessages
+
+    return BenchSystemMessages(upstream.examples, _bench_sections(params)[1])
+
+
+@register("bench.references_rubrics", group="evaluate")
+def _bench_references_rubrics(params: Params, upstream: Any) -> Step:
+    from janus.evaluate.bench.generation import BenchReferencesAndRubrics
+
+    gold = _bench_sections(params)[2]
+    return BenchReferencesAndRubrics(upstream.taxonomy.keys, params.bench, gold)
+
+
+def _judge_format(params: Params):
+    from janus.evaluate.judge.grading import resolve_format
+
+    return resolve_format(params.judge, getattr(params.llm, params.judge.judges[0]))
+
+
+@register("judge", role="judge", group="evaluate")
+def _judge(params: Params, upstream: Any) -> Step:
+    from janus.evaluate.judge.grading import AbsoluteGrading
+
+    return AbsoluteGrading(params.judge, _judge_format(params), params.judge.judges[0])
+
+
+@register("judge.pairwise", role="judge", group="evaluate")
+def _judge_pairwise(params: Params, upstream: Any) -> Step:
+    from janus.evaluate.judge.pairwise import PairwiseGrading
+
+    return PairwiseGrading(params.judge, _judge_format(params))
+
+
+@register("toxicity.llm", role="judge", group="evaluate")
+def _toxicity_llm(params: Params, upstream: Any) -> Step:
+    from janus.evaluate.toxicity.scorers import ToxicityRating
+
+    return ToxicityRating(params.toxicity)
+
+
+@register("infer_api", role="endpoint", group="evaluate")
+def _infer_api(params: Params, upstream: Any, key: str | None = None) -> Step:
+    """`key`: the endpoint (infer.endpoints), default the first."""
+    from janus.infer.endpoint_responses import EndpointAnswers
+
+    return EndpointAnswers(params.infer, key or next(iter(params.infer.endpoints)))
+
+
+@register("helpfulness.endpoint", role="endpoint", group="evaluate")
+def _helpfulness_endpoint(params: Params, upstream: Any, turn: int = 0) -> Step:
+    from janus.evaluate.helpfulness_answering import EndpointTurn
+
+    return EndpointTurn(params.helpfulness, turn, "helpfulness")

@@ -13,9 +13,9 @@ from janus.config.gold_responses import GoldResponsesSection
 from janus.config.llm import LLMSection
 from janus.config.preference_sets import PreferenceSetsSection
 from janus.config.system_messages import SystemMessagesSection
-from janus.data.common import Limits, PreferenceSetError, preference_set_from_object
+from janus.data.common import Limits
 from janus.data.gold_responses import gold_request
-from janus.data.preference_sets import build_preference_set_requests
+from janus.data.preference_sets import PreferenceSetsStep
 from janus.data.system_messages import SystemMessagesStep
 from janus.data.taxonomy import Taxonomy
 from janus.evaluate.rows import BenchRow, Rubric, llm_schema, rubric_set_model, validate_rows
@@ -136,30 +136,28 @@ def _generation_sections(
     return preference_sets, system_messages, gold
 
 
-class BenchPreferenceSets(Step):
-    """(instruction row, its preference-set request) -> the row with its `preference_set`, made
-    and checked as for the training data."""
+class BenchPreferenceSets(PreferenceSetsStep):
+    """An instruction row -> its preference sets, asked exactly as for the training data (the
+    data step's requests), checked against the bench's own length limits (no sentence limit)."""
 
     name = "bench"
     desc = "bench preference sets"
 
-    def __init__(self, taxonomy: Taxonomy, limits: Limits, max_failed_fraction: float):
-        self.taxonomy, self.limits = taxonomy, limits
-        self.max_failed_fraction = max_failed_fraction
+    def __init__(
+        self,
+        seed_sets: list[dict[str, Any]],
+        taxonomy: Taxonomy,
+        config: PreferenceSetsSection,
+        limits: Limits,
+    ):
+        super().__init__(seed_sets, taxonomy, config)
+        self.limits = limits  # after the schema, which stays the data step's
 
-    def format_input(self, job: tuple[dict[str, Any], Any]) -> Any:
-        return job[1]
-
-    def format_output(self, job: tuple[dict[str, Any], Any], result: Any) -> Any:
-        if not result.ok:
-            return Rejection("failed_preference_set", result.error or "no answer")
-        try:
-            preference_set = preference_set_from_object(
-                result.parsed, self.taxonomy.keys, self.limits
-            )
-        except PreferenceSetError as error:
-            return Rejection("failed_preference_set", str(error))
-        return {**job[0], "preference_set": preference_set}
+    def format_output(self, row: dict[str, Any], results: list[Any]) -> list[Any]:
+        return [
+            Rejection("failed_preference_set", made.detail) if isinstance(made, Rejection) else made
+            for made in super().format_output(row, results)
+        ]
 
     def metrics(self, tally: Tally) -> dict[str, Any]:
         return {"dropped": tally.rejected}
@@ -258,9 +256,8 @@ def generate_bench_rows(
         params.llm.teacher, stage="bench", max_failed_fraction=config.max_failed_fraction
     ) as client:
         # 1. a preference set per (instruction, index), as for the training data
-        jobs = build_preference_set_requests(instructions, seed_sets, taxonomy, preference_config)
-        step: Step = BenchPreferenceSets(taxonomy, limits, config.max_failed_fraction)
-        rows, made = collect_step(step, jobs, None, total=len(jobs), client=client)
+        step: Step = BenchPreferenceSets(seed_sets, taxonomy, preference_config, limits)
+        rows, made = collect_step(step, instructions, None, total=len(instructions), client=client)
         dropped += made["dropped"]
         # 2. a system message per preference set
         step = BenchSystemMessages(examples, system_config)

@@ -1,6 +1,7 @@
 """Absolute grading: the judge's requests (one per response, rubric and repeat; steerability's
-mismatched rubrics too), one client call whose `parse` re-asks what the strict parser rejects,
-and the judgement rows."""
+mismatched rubrics too) as the `AbsoluteGrading` step, whose `parse` (the strict parser) makes the
+client re-ask a rejected answer, run by `janus.steps.runner` (which holds the unreadable ones to
+`judge.max_failed_fraction`); the judgement rows."""
 
 from __future__ import annotations
 
@@ -182,43 +183,37 @@ def absolute_tasks(
     return tasks
 
 
+# A row of the absolute grading: the task, the bench row of the graded response, and the bench
+# row whose rubric and reference answer are used (the same row unless steerability's).
+GradingRow = tuple[AbsoluteTask, dict[str, Any], dict[str, Any]]
+
+
 class AbsoluteGrading(Step):
-    """Judge `role` grading responses on rubrics: one request per `AbsoluteTask`, its answer read
+    """Judge `role` grading responses on rubrics: one request per `GradingRow`, its answer read
     by the strict parser (`parse`: a rejection is re-asked by the client), one judgement row
     (`rows.JudgementRow`) per task, an unreadable answer included as "unparsed"."""
 
     name = "judge"
     role = "judge"
 
-    def __init__(
-        self,
-        bench: dict[str, dict[str, Any]],
-        judge: JudgeSection,
-        fmt: Format,
-        role: str = "judge",
-        position: int = 0,
-    ):
-        self.bench, self.judge, self.fmt, self.position = bench, judge, fmt, position
+    def __init__(self, judge: JudgeSection, fmt: Format, role: str = "judge", position: int = 0):
+        self.judge, self.fmt, self.position = judge, fmt, position
         self.role = role  # type: ignore[misc]  # which judge: a role in params.llm
         self.name = "judge" if position == 0 else f"judge ({role})"  # type: ignore[misc]
         self.desc = f"{role} (absolute)"
         self.max_failed_fraction = judge.max_failed_fraction
         self.parse = parse_function("absolute", fmt)
 
-    def format_input(self, task: AbsoluteTask):
-        bench = self.bench
+    def format_input(self, row: GradingRow):
+        task, item, graded_against = row
         return absolute_request(
-            task,
-            bench[task.response.id]["prompt"],
-            bench[task.rubric_of],
-            self.judge,
-            self.fmt,
-            self.position,
+            task, item["prompt"], graded_against, self.judge, self.fmt, self.position
         )
 
-    def format_output(self, task: AbsoluteTask, result: Any) -> dict[str, Any]:
+    def format_output(self, row: GradingRow, result: Any) -> dict[str, Any]:
         verdict = verdict_of(result)
-        response, item = task.response, self.bench[task.response.id]
+        task, item, _ = row
+        response = task.response
         return JudgementRow(
             judge=self.role,
             model=response.model,
@@ -255,6 +250,7 @@ def grade_absolute(
     """Judgement rows of judge `role` through the open `client`: one per response, rubric and
     repeat, own rubrics first, then (steerability) another system message's."""
     tasks = absolute_tasks(responses, bench, judge, partners or {})
-    step = AbsoluteGrading(bench, judge, fmt, role, position)
-    rows, _ = collect_step(step, tasks, None, total=len(tasks), client=client)
-    return rows
+    rows = [(task, bench[task.response.id], bench[task.rubric_of]) for task in tasks]
+    step = AbsoluteGrading(judge, fmt, role, position)
+    judgements, _ = collect_step(step, rows, None, total=len(rows), client=client)
+    return judgements

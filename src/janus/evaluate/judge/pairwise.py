@@ -65,36 +65,32 @@ class Comparison:
         return self.x.empty or self.y.empty
 
 
+# A row of the pairwise grading: the comparison, whether the model's response comes first, and
+# the bench row (system message, instruction, reference answer, rubrics).
+PairwiseRow = tuple["Comparison", bool, dict[str, Any]]
+
+
 class PairwiseGrading(Step):
-    """The judge comparing two responses in one order: a row is (comparison index, whether the
-    model's response comes first); the answer is read by the strict parser (`parse`: a
-    rejection is re-asked by the client) into a `Verdict`, an unreadable one included."""
+    """The judge comparing two responses in one order (a `PairwiseRow`); the answer is read by
+    the strict parser (`parse`: a rejection is re-asked by the client) into a `Verdict`, an
+    unreadable one included."""
 
     name = "judge (pairwise)"
     role = "judge"
     desc = "judge (pairwise)"
 
-    def __init__(
-        self,
-        comparisons: list[Comparison],
-        bench: dict[str, dict[str, Any]],
-        judge: JudgeSection,
-        fmt: Format,
-    ):
-        self.comparisons, self.bench, self.judge, self.fmt = comparisons, bench, judge, fmt
+    def __init__(self, judge: JudgeSection, fmt: Format):
+        self.judge, self.fmt = judge, fmt
         self.max_failed_fraction = judge.max_failed_fraction
         self.parse = parse_function("pairwise", fmt)
 
-    def format_input(self, order: tuple[int, bool]):
-        index, x_first = order
-        c = self.comparisons[index]
+    def format_input(self, row: PairwiseRow):
+        c, x_first, item = row
         first, second = (c.x.text, c.y.text) if x_first else (c.y.text, c.x.text)
         tag = f"{pair_key(c.model, c.opponent)}/{c.item_id}/k{c.repeat}/{'xy' if x_first else 'yx'}"
-        return pairwise_request(
-            self.bench[c.item_id], first, second, self.judge, self.fmt, c.repeat, tag
-        )
+        return pairwise_request(item, first, second, self.judge, self.fmt, c.repeat, tag)
 
-    def format_output(self, order: tuple[int, bool], result: Any) -> Verdict:
+    def format_output(self, row: PairwiseRow, result: Any) -> Verdict:
         return verdict_of(result)
 
     def metrics(self, counts: Tally) -> dict[str, Any]:
@@ -129,8 +125,10 @@ def compare_pairs(
         if not comparison.empty
         for x_first in (True, False)
     ]
-    step = PairwiseGrading(comparisons, bench, judge, fmt)
-    answers, _ = collect_step(step, orders, None, total=len(orders), client=client)
+    rows = [(comparisons[i], x_first, bench[comparisons[i].item_id]) for i, x_first in orders]
+    answers, _ = collect_step(
+        PairwiseGrading(judge, fmt), rows, None, total=len(rows), client=client
+    )
     verdicts = dict(zip(orders, answers, strict=True))
     rows = []
     outcomes: dict[str, list[str]] = defaultdict(list)
