@@ -8,11 +8,14 @@ from __future__ import annotations
 import pytest
 from servers.fake_openai import FakeOpenAIServer
 
+from janus.config.params import load_params
 from janus.io import read_jsonl
 from janus.llm import ChatRequest, LLMClient, StageFailed
 from janus.steps.base import Rejection, Step
-from janus.steps.registry import REGISTRY
+from janus.steps.registry import entries
 from janus.steps.runner import collect_step, run_step
+from janus.steps.upstream import Upstream
+from tests.conftest import REPO_ROOT as REPO
 from tests.sections import tiny_section
 
 
@@ -92,7 +95,9 @@ def _rows(*prompts: str) -> list[dict]:
     return [{"id": f"r{i}", "prompt": prompt} for i, prompt in enumerate(prompts)]
 
 
-def test_rows_keep_their_order_across_chunks_and_rejections_are_counted(server, tmp_path):
+def test_rows_keep_their_order_across_chunks_and_rejections_are_counted(
+    server, tmp_path, caplog
+):
     server.delay_s = 0.01  # answers arrive out of order with four in flight
     prompts = [f"question {i}" + (" drop" if i % 5 == 3 else "") for i in range(23)]
     out = tmp_path / "out.jsonl"
@@ -104,6 +109,8 @@ def test_rows_keep_their_order_across_chunks_and_rejections_are_counted(server, 
     assert metrics["rows"] == metrics["requests"] == 23
     assert metrics["written"] == len(kept) == 19
     assert metrics["rejected"] == {"unwanted": 4}
+    skipped = [r.getMessage() for r in caplog.records if "no row for" in r.getMessage()]
+    assert skipped == [f"echo: no row for r{i}/0: unwanted (asked to drop it)" for i in (3, 8, 13, 18)]
     assert metrics["chars"] == sum(len(f"echo: {p}") for p in kept)
     assert metrics["llm"]["items"] == 23 and metrics["llm"]["failed"] == 0
 
@@ -169,5 +176,21 @@ def test_an_injected_client_is_used_and_left_open(server, tmp_path):
 
 
 def test_the_registry_builds_the_data_steps_with_their_fan_out():
-    assert {"system_messages"} <= set(REGISTRY)
-    assert all(entry.plan is not None for entry in REGISTRY.values() if entry.group == "generate")
+    """The forecast's view of the data stages: each registered step builds from params, reads
+    its planned rows, and makes rows x fan_out requests (preference_sets: one per set)."""
+    params = load_params(REPO / "profiles/tiny.yaml")
+    upstream = Upstream(params, REPO, outputs={})  # no upstream output: stand-ins
+    built = {}
+    for entry in entries("generate"):
+        step = entry.build(params, upstream)
+        plan = entry.plan(params, upstream)
+        assert step.name == entry.name and entry.role == "teacher" == step.role
+        assert len(step.requests(plan.rows)) == len(plan.rows) * step.fan_out
+        built[entry.name] = (step, plan)
+    assert list(built) == ["expand_seeds", "preference_sets", "system_messages", "gold_responses"]
+    sets_step, instructions = built["preference_sets"]
+    assert sets_step.fan_out == params.preference_sets.sets_per_instruction > 1
+    # every later stage expects one row per preference set (all assumed valid)
+    for later in ("system_messages", "gold_responses"):
+        assert built[later][1].count == instructions.count * sets_step.fan_out
+    assert built["expand_seeds"][1].exact and not instructions.exact

@@ -8,8 +8,8 @@ fan-out comes from the step); a stage script builds its step directly (no regist
     def summaries_step(params, upstream):      # -> a janus.steps.base.Step
         return Summaries(params.summaries)
 
-`upstream` gives what a step reads besides its rows (taxonomy, example pools, seed sets), from the
-upstream stages' outputs where they exist, else stand-ins (`janus.steps.upstream.Upstream`).
+`upstream` (a `janus.steps.upstream.Upstream`) gives what a step reads besides its rows (taxonomy,
+example pools, seed sets), from the upstream stages' outputs where they exist, else stand-ins.
 `plan(params, upstream) -> RowPlan`: the input rows (all of them, or a stand-in sample) and how many
 rows the stage will read; the forecast counts rows x `step.fan_out` requests.
 
@@ -77,18 +77,46 @@ def entries(group: str | None = None) -> list[Entry]:
     return [entry for entry in REGISTRY.values() if group is None or entry.group == group]
 
 
-# -- the data-construction steps (3.2, A.2) ------------------------------------------------------
+# -- the data-construction steps (3.2, A.2), in pipeline order ---------------------------------
+# `upstream` is a janus.steps.upstream.Upstream: each plan names the rows its step reads.
 
 
-def _system_message_rows(params: Params, upstream: Any) -> RowPlan:
-    return upstream.preference_set_rows()
+@register("expand_seeds", plan=lambda params, upstream: upstream.keywords(), group="generate")
+def _expand_seeds(params: Params, upstream: Any) -> Step:
+    from janus.data.seeds import ExpandSeedsStep
+
+    return ExpandSeedsStep(params.expand_seeds)
 
 
-@register("system_messages", plan=_system_message_rows, group="generate")
+@register(
+    "preference_sets", plan=lambda params, upstream: upstream.instructions, group="generate"
+)
+def _preference_sets(params: Params, upstream: Any) -> Step:
+    from janus.data.preference_sets import PreferenceSetsStep
+
+    return PreferenceSetsStep(upstream.seed_sets, upstream.taxonomy, params.preference_sets)
+
+
+@register(
+    "system_messages",
+    plan=lambda params, upstream: upstream.preference_set_rows(),
+    group="generate",
+)
 def _system_messages(params: Params, upstream: Any) -> Step:
     from janus.data.system_messages import SystemMessagesStep
 
-    return SystemMessagesStep(upstream.examples(), params.system_messages)
+    return SystemMessagesStep(upstream.examples, params.system_messages)
+
+
+@register(
+    "gold_responses",
+    plan=lambda params, upstream: upstream.system_message_rows(),
+    group="generate",
+)
+def _gold_responses(params: Params, upstream: Any) -> Step:
+    from janus.data.gold_responses import GoldResponsesStep
+
+    return GoldResponsesStep(params.gold_responses)
 
 
 # -- the evaluation steps (C.1, F.2, 5.2, 5.3) ---------------------------------------------------

@@ -172,11 +172,14 @@ def _written(
 ) -> Iterator[dict[str, Any]]:
     step.observe(row, answer, tally)
     made = step.format_output(row, answer)
-    for output in made if isinstance(made, list) else [made]:
+    outputs = made if isinstance(made, list) else [made]
+    # the answer each output came from, where they pair one to one (else the row's first)
+    answers = answer if isinstance(answer, list) else [answer]
+    sources = answers if len(answers) == len(outputs) else answers[:1] * len(outputs)
+    for output, source in zip(outputs, sources or [None] * len(outputs), strict=True):
         if isinstance(output, Rejection):
             tally.rejected[output.reason] += 1
-            first = answer[0] if isinstance(answer, list) and answer else answer
-            tag = getattr(getattr(first, "request", None), "tag", None)
+            tag = getattr(getattr(source, "request", None), "tag", None)
             log.warning("%s: no row for %s: %s (%s)", step.name, tag, output.reason, output.detail)
             continue
         tally.written += 1
