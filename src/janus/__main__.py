@@ -18,7 +18,8 @@ def _forecast(args: argparse.Namespace) -> int:
 
     from janus.config.params import load_params
     from janus.forecast import as_json, forecast, render_table
-    from janus.preflight import FAIL, llm_configs, served_checks
+    from janus.preflight.common import FAIL, llm_configs
+    from janus.preflight.endpoints import served_checks
 
     params = load_params(args.params)
     raw = yaml.safe_load(Path(args.params).read_text())
@@ -39,7 +40,8 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _preflight(args: argparse.Namespace) -> int:
-    from janus.preflight import failed, render, run_preflight
+    from janus.preflight.common import failed
+    from janus.preflight.run import render, run_preflight
 
     rows = run_preflight(args.params, args.root)
     print(f"Preflight for {args.params} (nothing paid)\n")
