@@ -11,8 +11,9 @@ import pytest
 from janus.chat_format import save_format
 from janus.config.infer import InferSection
 from janus.infer.endpoint_responses import run_endpoint
-from janus.infer.engines import TransformersEngine, fit_prompt, resolve_backend
+from janus.infer.engines import TransformersEngine, resolve_backend
 from janus.infer.responses import response_metrics, run_checkpoint, run_infer
+from janus.infer.units import fit_prompt
 from janus.io import read_json, read_jsonl
 from tests.sections import tiny_section
 from tests.servers.fake_openai import FakeOpenAIServer
@@ -226,7 +227,8 @@ def test_an_endpoint_baseline_gets_system_messages_as_chat_turns(monkeypatch):
 
 @pytest.mark.gpu
 def test_vllm_engine_generates_seeded_samples_for_every_prompt(tiny_model_dir):
-    from janus.infer.engines import VLLMEngine, encode_prompts  # fails, not skips, without vLLM
+    from janus.infer.engines import VLLMEngine  # fails, not skips, without vLLM
+    from janus.infer.units import encode_prompts
 
     engine = VLLMEngine(
         tiny_model_dir, tiny_section("infer.engine", backend="vllm", gpu_memory_utilization=0.3)
