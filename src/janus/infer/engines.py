@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from janus.accelerators import GPU_SETUP_COMMAND, cuda_device_count
 from janus.config.engine import EngineParams, SamplingParams
-from janus.hf_loading import resolve_device, resolve_dtype
+from janus.hf_loading import pad_ids, resolve_device, resolve_dtype
 from janus.infer.units import (
     Completion,
     EngineStats,
@@ -231,15 +231,9 @@ class TransformersEngine(UnitEngine):
     ) -> list[Completion]:
         torch = self._torch
         started = time.perf_counter()
-        pad = self.tokenizer.pad_token_id
         stop = set(self.stop_ids)
-        width = max(len(prompts[index]) for index, _ in unit.jobs)
-        input_ids = torch.full((len(unit.jobs), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(unit.jobs), width), dtype=torch.long)
-        for row, (index, _) in enumerate(unit.jobs):
-            ids = prompts[index]
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids) :] = 1
+        input_ids, attention = pad_ids(self.tokenizer, [prompts[i] for i, _ in unit.jobs], "left")
+        width = input_ids.shape[1]
         torch.manual_seed(unit.seed)
         with torch.inference_mode():
             output = self.model.generate(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from janus.config.train import TrainCommon, TrainStage
+from janus.hashing import file_digest
 from janus.io import write_json
 from janus.logging_utils import get_logger
 from janus.train.data import TrainingInputError
@@ -274,14 +275,6 @@ def _model_fingerprint(name_or_path: str) -> str:
     return digest.hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_fingerprint(
     stage_name: str,
     stage: TrainStage,
@@ -303,8 +296,8 @@ def run_fingerprint(
         "common": {k: getattr(common, k) for k in COMMON_FINGERPRINT_FIELDS},
         "bf16": device.bf16,
         "init": _model_fingerprint(init_model),
-        "inputs": {f"{p.parent.name}/{p.name}": _file_digest(p) for p in sorted(inputs)},
-        "code": {name: _file_digest(package / name) for name in CODE_FILES if (package / name).exists()},
+        "inputs": {f"{p.parent.name}/{p.name}": file_digest(p) for p in sorted(inputs)},
+        "code": {name: file_digest(package / name) for name in CODE_FILES if (package / name).exists()},
         "versions": [torch.__version__, transformers.__version__, trl.__version__],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
