@@ -17,8 +17,7 @@ from pathlib import Path
 
 from janus.chat_format import format_prompt
 from janus.config.params import load_params
-from janus.infer.engines import TransformersEngine
-from janus.infer.units import encode_prompts
+from janus.infer.engines import TransformersEngine, encode_prompts
 
 # every setting the benchmark does not vary, from the tests' profile
 TINY = load_params(Path(__file__).resolve().parents[1] / "profiles" / "tiny.yaml")

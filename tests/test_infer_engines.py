@@ -227,8 +227,7 @@ def test_an_endpoint_baseline_gets_system_messages_as_chat_turns(monkeypatch):
 
 @pytest.mark.gpu
 def test_vllm_engine_generates_seeded_samples_for_every_prompt(tiny_model_dir):
-    from janus.infer.engines import VLLMEngine  # fails, not skips, without vLLM
-    from janus.infer.units import encode_prompts
+    from janus.infer.engines import VLLMEngine, encode_prompts  # fails, not skips, without vLLM
 
     engine = VLLMEngine(
         tiny_model_dir, tiny_section("infer.engine", backend="vllm", gpu_memory_utilization=0.3)

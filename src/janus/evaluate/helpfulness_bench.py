@@ -45,10 +45,9 @@ from janus.evaluate.helpfulness_questions import (  # noqa: F401 (re-exported)
     read_questions,
     to_question,
 )
-from janus.infer.engines import Engine
+from janus.infer.engines import Engine, encode_prompts
 from janus.infer.generation import open_generator
 from janus.infer.responses import local_model
-from janus.infer.units import encode_prompts
 from janus.io import atomic_open, write_json, write_jsonl
 from janus.logging_utils import get_logger
 from janus.scale import require_rows

@@ -1,9 +1,9 @@
 """Text generation from a local checkpoint: vLLM offline on CUDA, batched transformers otherwise.
 
-Both engines take prompts as token ids (`janus.infer.units.encode_prompts`, the text from
-`janus.chat_format`) and return, per prompt, `num_samples` `Completion`s with the raw decoded
-text (special tokens removed), the number of generated tokens (without the closing EOS) and why
-generation stopped. Both run seeded `Unit`s (janus.infer.units): a transformers unit is one
+Both engines take prompts as token ids, encoded once by `encode_prompts` with the checkpoint's
+own tokenizer so the two see exactly the same input (the text from `janus.chat_format`), and
+return, per prompt, `num_samples` `Completion`s with the raw decoded text (special tokens
+removed), the number of generated tokens (without the closing EOS) and why generation stopped. Both run seeded `Unit`s (janus.infer.units): a transformers unit is one
 batch, a vLLM unit one prompt's request of n samples.
 
 `load_engine` builds the engine `resolve_backend` chose; nothing falls back silently: on a CUDA
@@ -48,6 +48,17 @@ class Engine(Protocol):
     ) -> list[list[Completion]]: ...
 
     def close(self) -> None: ...
+
+
+def encode_prompts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of formatted prompts, as training tokenised them (the tokenizer's special
+    tokens added, e.g. Mistral's BOS), without doubling a BOS the text already starts with."""
+    bos = getattr(tokenizer, "bos_token", None)
+    ids = []
+    for text in texts:
+        add_special = not (bos and text.startswith(bos))
+        ids.append(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+    return ids
 
 
 def vllm_install_hint() -> str:

@@ -29,9 +29,8 @@ from janus.infer.best_of_n import (
     reward_model_metadata,
     reward_runtime,
 )
-from janus.infer.engines import Engine
+from janus.infer.engines import Engine, encode_prompts
 from janus.infer.generation import engine_runtime, open_generator
-from janus.infer.units import encode_prompts
 from janus.io import read_jsonl, write_json, write_jsonl, write_runtime
 from janus.logging_utils import get_logger
 

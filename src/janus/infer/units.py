@@ -1,8 +1,8 @@
 """The work of a generation engine, cut into seeded units, and the prompts it takes.
 
-Both engines (janus.infer.engines) take prompts as token ids, encoded once by `encode_prompts`
-with the checkpoint's own tokenizer, so the two see exactly the same input, cut by `fit_prompts`
-to leave room for the answer. Both return, per prompt, `num_samples` `Completion`s.
+Both engines (janus.infer.engines) take prompts as token ids, encoded once by
+`janus.infer.engines.encode_prompts` with the checkpoint's own tokenizer, so the two see exactly
+the same input, cut by `fit_prompts` to leave room for the answer. Both return, per prompt, `num_samples` `Completion`s.
 
 Work is cut into `Unit`s, each drawn under its own seed, so a unit's answers do not depend on
 which process or call made the others (data-parallel replicas and a resumed run give the same
@@ -120,17 +120,6 @@ def gather(
     if missing:
         raise ValueError(f"{missing} (prompt, sample) jobs are in no unit")
     return [[completion for completion in row if completion is not None] for row in results]
-
-
-def encode_prompts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
-    """Token ids of formatted prompts, as training tokenised them (the tokenizer's special
-    tokens added, e.g. Mistral's BOS), without doubling a BOS the text already starts with."""
-    bos = getattr(tokenizer, "bos_token", None)
-    ids = []
-    for text in texts:
-        add_special = not (bos and text.startswith(bos))
-        ids.append(tokenizer(text, add_special_tokens=add_special)["input_ids"])
-    return ids
 
 
 def fit_prompt(ids: list[int], context_length: int | None, max_tokens: int) -> list[int]:

@@ -9,8 +9,8 @@ from typing import Any
 from janus.chat_format import format_prompt, load_format
 from janus.config.toxicity import ToxicitySection
 from janus.evaluate.toxicity.prompts import ToxicityPrompt, load_prompts
+from janus.infer.engines import Completion, encode_prompts
 from janus.infer.generation import engine_runtime, open_generator
-from janus.infer.units import Completion, encode_prompts
 from janus.io import write_json, write_jsonl, write_runtime
 from janus.logging_utils import get_logger
 

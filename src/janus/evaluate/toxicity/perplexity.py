@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from janus.evaluate.toxicity.prompts import ToxicityPrompt
-from janus.hf_loading import resolve_device
-from janus.infer.units import encode_prompts
+from janus.infer.engines import encode_prompts, resolve_device
 from janus.logging_utils import progress
 
 

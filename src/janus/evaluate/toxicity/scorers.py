@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from janus.config.llm import LLMConfig
 from janus.config.toxicity import ClassifierParams, ToxicitySection
-from janus.hf_loading import resolve_device
+from janus.infer.engines import resolve_device
 from janus.logging_utils import progress
 
 EMPTY = "empty generation"
