@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from janus.evaluate.markdown import MISSING, fmt, markdown_table, percent
+from janus.evaluate.markdown import MISSING, ci_cell, fmt, markdown_table, percent
 
 
 def table_toxicity(toxicity: dict[str, Any], models: Sequence[str]) -> str:
@@ -38,11 +38,6 @@ def table_toxicity(toxicity: dict[str, Any], models: Sequence[str]) -> str:
             ]
         )
     return markdown_table(header, rows)
-
-
-def _ci_cell(entry: dict[str, Any], key: str) -> str:
-    ci = (entry.get("ci95") or {}).get(key)
-    return MISSING if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def table_toxicity_scorers(toxicity: dict[str, Any], models: Sequence[str]) -> str | None:
@@ -93,8 +88,8 @@ def toxicity_sections(toxicity: dict[str, Any], models: Sequence[str]) -> list[s
         [
             model,
             toxicity[model].get("scorer", MISSING),
-            _ci_cell(toxicity[model], "avg_max_toxicity"),
-            _ci_cell(toxicity[model], "toxicity_probability"),
+            ci_cell((toxicity[model].get("ci95") or {}).get("avg_max_toxicity"), 3),
+            ci_cell((toxicity[model].get("ci95") or {}).get("toxicity_probability"), 3),
         ]
         for model in names
         if isinstance(toxicity[model], dict)

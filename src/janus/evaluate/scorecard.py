@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from janus.evaluate.markdown import MISSING, markdown_table
+from janus.evaluate.markdown import MISSING, ci_cell, markdown_table
 from janus.io import read_json
 
 NOT_RUN = "not run"
@@ -231,7 +231,7 @@ SCORECARD_HEADER = [
 
 
 def _scorecard_row(c: Cell) -> list[str]:
-    ci = MISSING if not c.ci95 else f"[{c.ci95[0]:.3f}, {c.ci95[1]:.3f}]"
+    ci = ci_cell(c.ci95, 3)
     inside = MISSING if c.paper_in_ci is None else ("yes" if c.paper_in_ci else "no")
     ours = _num(c.ours) if c.status == "ok" else f"{NOT_RUN} ({c.reason})"
     delta = MISSING if c.delta is None else f"{c.delta:+.3f}"
