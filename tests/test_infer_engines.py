@@ -182,6 +182,17 @@ def test_prompts_longer_than_the_context_keep_their_end():
         fit_prompt([1], context_length=4, max_tokens=4)
 
 
+def test_batches_are_padded_by_the_tokenizer_on_the_side_asked(tiny_model_dir):
+    from janus.hf_loading import load_tokenizer, pad_ids
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    pad = tokenizer.pad_token_id
+    ids, mask = pad_ids(tokenizer, [[5, 6, 7], [8]], "left")
+    assert ids.tolist() == [[5, 6, 7], [pad, pad, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    ids, mask = pad_ids(tokenizer, [[5, 6, 7], [8]], "right")
+    assert ids.tolist() == [[5, 6, 7], [8, pad, pad]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
 def test_model_names_are_unique_across_groups():
     with pytest.raises(ValueError, match="'x' is in both models and best_of_n"):
         tiny_section("infer", models={"x": {"path": "a"}}, best_of_n={"x": {"path": "a"}})
