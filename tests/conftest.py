@@ -34,6 +34,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+    """The whole tiny pipeline, run once per session under real DVC and shared by the tests that
+    read it (tests/servers/tiny_pipeline.py); a test that changes it works on `copy_of` it."""
+    from servers.tiny_pipeline import shared
+
+    return shared(tmp_path_factory)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_llm_cache(tmp_path, monkeypatch):
     """Tests never read or write the user's real LLM cache."""

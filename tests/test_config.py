@@ -165,3 +165,14 @@ def test_an_endpoint_name_with_a_dot_is_refused(default_raw):
     raw = copy.deepcopy(default_raw)
     raw["infer"]["models"]["gpt-4.1"] = raw["infer"]["models"]["base"]
     assert "gpt-4.1" in _error_for(raw)
+
+
+def test_save_strategy_no_survives_a_yaml_1_2_rewrite(default_raw):
+    # `dvc exp run -S` writes `save_strategy: no` unquoted; PyYAML reads it back as False
+    raw = copy.deepcopy(default_raw)
+    raw["train"]["common"]["save_strategy"] = yaml.safe_load("save_strategy: no")["save_strategy"]
+    assert raw["train"]["common"]["save_strategy"] is False
+    assert parse_params(raw).train.common.save_strategy == "no"
+    raw["train"]["common"]["save_strategy"] = True  # any other boolean is still an error
+    with pytest.raises(Exception, match="save_strategy"):
+        parse_params(raw)

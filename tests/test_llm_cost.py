@@ -291,8 +291,8 @@ def test_forecast_paper_profile_from_real_upstream_outputs(tmp_path):
     raw["preference_sets"]["max_instructions"] = None
     params = parse_params(raw)
     from janus.data.taxonomy import load_taxonomy
-    from janus.forecast import _stand_in_seed_sets
     from janus.io import write_jsonl
+    from janus.steps.upstream import stand_in_seed_sets as _stand_in_seed_sets
 
     taxonomy = load_taxonomy(root / params.expand_seeds.taxonomy_path)
     write_jsonl(

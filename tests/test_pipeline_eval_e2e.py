@@ -1,6 +1,6 @@
-"""End to end: the whole pipeline under real DVC in a fresh repository with the tiny profile, up to
-`report` and `scorecard`, with two judges (their agreement, the same-judge scorecard); a changed
-analysis param (an agreement CI seed, the same-judge margin) reruns only `report` and
+"""End to end: the whole pipeline under real DVC with the tiny profile (the session's shared run,
+tests/servers/tiny_pipeline.py), up to `report` and `scorecard`, with two judges (their
+agreement, the same-judge scorecard); in a copy of it, a changed analysis param (an agreement CI seed, the same-judge margin) reruns only `report` and
 `scorecard`, never the grading; then a changed judge param reruns exactly `judge` and `report`,
 and `dvc metrics diff` shows changes in judge-derived keys only.
 """
@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from servers.tiny_pipeline import copy_of
+from servers.tiny_pipeline import dvc as dvc_command
+from servers.tiny_pipeline import run as _run
+from servers.tiny_pipeline import stages_run as _stages_run
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL_STAGES = ("bench", "judge", "report", "scorecard")
@@ -32,36 +33,6 @@ UPSTREAM_STAGES = (
     "toxicity",
 )
 JUDGE_DERIVED = {"metrics/judge.json", "metrics/report.json"}
-
-
-def _copy_pipeline(work: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    # metrics/alpaca_eval_judge: a dep of scorecard, kept in git by its README
-    folders = (
-        "stages",
-        "src",
-        "configs",
-        "data/sources",
-        "data/taxonomy",
-        "data/paper",
-        "metrics/alpaca_eval_judge",
-    )
-    for folder in folders:
-        shutil.copytree(REPO / folder, work / folder, ignore=ignore)
-    for name in (".dvcignore", ".gitignore", "dvc.yaml", "requirements.lock"):
-        shutil.copy(REPO / name, work / name)
-    shutil.copy(REPO / "profiles/tiny.yaml", work / "params.yaml")
-
-
-def _run(args: list[str], work: Path, env: dict[str, str], timeout: float = 1500) -> str:
-    done = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
-    return output
-
-
-def _stages_run(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
 
 
 def _missing_params(stages: dict, params: dict) -> list[str]:
@@ -81,34 +52,17 @@ def _missing_params(stages: dict, params: dict) -> list[str]:
 
 
 @pytest.mark.slow
-def test_eval_stages_under_dvc(tmp_path):
-    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+def test_eval_stages_under_dvc(tiny_pipeline, tmp_path):
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     # a stage or a tiny-profile param gone missing is the regression this test exists to catch
-    missing = [stage for stage in (*UPSTREAM_STAGES, *EVAL_STAGES) if stage not in pipeline]
+    missing = [stage for stage in (*UPSTREAM_STAGES, *EVAL_STAGES) if stage not in stages]
     assert not missing, f"dvc.yaml has no {missing} stage(s)"
-    missing = _missing_params(pipeline, yaml.safe_load((REPO / "profiles/tiny.yaml").read_text()))
+    missing = _missing_params(stages, yaml.safe_load((REPO / "profiles/tiny.yaml").read_text()))
     assert not missing, f"profiles/tiny.yaml lacks {missing}, which dvc.yaml's stages declare"
-    work = tmp_path / "repo"
-    work.mkdir()
-    _copy_pipeline(work)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "DVC_", "MLFLOW_"))},
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "JANUS_CACHE_DIR": str(tmp_path / "llm-cache"),
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",  # the tiny model gains nothing from threads on a shared runner
-        "GIT_AUTHOR_NAME": "Janus Test",
-        "GIT_AUTHOR_EMAIL": "janus@example.invalid",
-        "GIT_COMMITTER_NAME": "Janus Test",
-        "GIT_COMMITTER_EMAIL": "janus@example.invalid",
-    }
-    dvc = [sys.executable, "-m", "dvc"]
-    _run(["git", "init", "-q"], work, env)
-    _run([*dvc, "init", "-q"], work, env)
-    shutil.copytree(REPO / ".dvc/plots", work / ".dvc/plots")  # the plot templates
-
-    first = _run([*dvc, "repro", "report", "scorecard"], work, env)
-    assert set(EVAL_STAGES) <= set(_stages_run(first))
+    pipeline = copy_of(tiny_pipeline, tmp_path / "copy")  # the params change below
+    work, env = pipeline.work, pipeline.env
+    dvc = dvc_command()
+    assert set(EVAL_STAGES) <= set(_stages_run(pipeline.log))
 
     bench = [json.loads(line) for line in (work / "data/bench.jsonl").read_text().splitlines()]
     assert len(bench) == 2  # 1 instruction x 2 system messages (tiny profile)
@@ -160,8 +114,6 @@ def test_eval_stages_under_dvc(tmp_path):
         assert pair["paper"] == 4.17 and pair["paper_row"] == "Janus 7B"
     assert "## Same judge" in (work / "reports/reproduction.md").read_text()
 
-    _run(["git", "add", "-A"], work, env)
-    _run(["git", "commit", "-q", "-m", "tiny pipeline"], work, env)
     # analysis params: no judge is asked again
     params["report"]["agreement"]["bootstrap_seed"] += 1
     params["scorecard"]["same_judge"]["margin"] *= 2
@@ -175,8 +127,7 @@ def test_eval_stages_under_dvc(tmp_path):
     second = _run([*dvc, "repro", "report"], work, env)
     assert _stages_run(second) == ["judge", "report"]
 
-    # stdout only: stages not reproduced here (helpfulness, scorecard) leave their declared
-    # metrics absent, which DVC notes on stderr
+    # stdout only: DVC notes on stderr what it could not compare
     done = subprocess.run(
         [*dvc, "metrics", "diff", "--json"], cwd=work, env=env, capture_output=True, text=True
     )

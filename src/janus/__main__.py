@@ -17,7 +17,8 @@ def _forecast(args: argparse.Namespace) -> int:
     import yaml
 
     from janus.config.params import load_params
-    from janus.forecast import as_json, forecast, render_table
+    from janus.forecast import forecast
+    from janus.forecast_table import as_json, render_table
     from janus.preflight.common import FAIL, llm_configs
     from janus.preflight.endpoints import served_checks
 

@@ -1,13 +1,14 @@
 """`python -m janus forecast`: the bill of the LLM stages before anything is sent.
 
-No key, no network, nothing written. For each data stage that calls the teacher it builds the
-requests the stage would send (with the stage's own request builders) from the upstream outputs
-when they exist; where an upstream stage has not run yet, from stand-ins (seed sets from the
-taxonomy's keywords, hand-written system messages, instructions from the filter's output or a
-stand-in text) whose mean size is scaled to the count the params imply. Each request's prompt
-tokens come from `janus.llm.pricing.token_estimator`; completion tokens are bounded by
-`max_tokens` and, where the cache already holds answers of the stage, expected at their mean.
-Requests the cache already answers (same key) cost nothing and are counted as covered.
+No key, no network, nothing written. It walks the registry of LLM steps (`janus.steps.registry`):
+for each it builds the requests the stage would send (the step's own `format_input`) from the rows
+it would read: the upstream outputs when they exist; where an upstream stage has not run yet,
+stand-ins (`janus.steps.upstream`) whose mean size is scaled to the count the params imply, times
+the step's fan-out. The bench, the judge and the API baselines (not registered steps yet) are
+scaled from stand-in bench rows. Each request's prompt tokens come from
+`janus.llm.pricing.token_estimator`; completion tokens are bounded by `max_tokens` and, where the
+cache already holds answers of the stage, expected at their mean. Requests the cache already
+answers (same key) cost nothing and are counted as covered. `janus.forecast_table` prints it.
 """
 
 from __future__ import annotations
@@ -24,24 +25,11 @@ import yaml
 from janus.config.llm import LLMConfig
 from janus.config.params import Params
 from janus.llm.cache import CACHE_FILE, cache_key, resolve_cache_dir
-from janus.llm.pricing import (
-    TIKTOKEN_HINT,
-    Rates,
-    SpendLedger,
-    current_run_id,
-    token_estimator,
-)
+from janus.llm.pricing import Rates, token_estimator
 from janus.llm.types import ChatRequest, UsageStats
+from janus.steps.registry import Entry, entries
+from janus.steps.upstream import STAND_IN_RESPONSE, Upstream, stand_in_seed_sets
 
-# Used where the filter has not run: an instruction of this text stands in for each of them.
-STAND_IN_INSTRUCTION = (
-    "Explain, step by step and with a short worked example, how to choose between two "
-    "approaches to a common everyday problem, and what trade-offs a beginner should weigh "
-    "before deciding."
-)
-STAND_IN_SAMPLE = 50  # stand-in requests rendered to estimate a mean request size
-# what a judged model's answer is taken to be where no responses exist yet (about 300 tokens)
-STAND_IN_RESPONSE = " ".join(["A clear, well organised answer that follows the request."] * 25)
 # expected completion tokens are taken from the cache once it holds this many of the stage's answers
 MIN_OBSERVED = 20
 # rows of the published Multifaceted-Bench (kaist-ai/Multifaceted-Bench; C.1's 945 after the
@@ -208,200 +196,52 @@ def forecast_stage(
     return result
 
 
-# -- the data stages ---------------------------------------------------------------------------
+# -- the registered steps ----------------------------------------------------------------------
 
 
-def _stand_in_seed_sets(taxonomy, config) -> list[dict[str, Any]]:
-    from janus.data.seeds import assemble_seed_sets, select_keywords
-
-    expanded = [
-        {**item, "description": f"Prefers {item['preference'].lower()} in the response."}
-        for item in select_keywords(taxonomy, config)
-    ]
-    return assemble_seed_sets(expanded, taxonomy.keys, config.num_seed_sets, config.seed)
-
-
-def data_stage_requests(params: Params, outputs: dict[str, str], root: Path):
-    """Yield (stage, requests, count, exact, basis) for each teacher stage of the data pipeline."""
-    from janus.data.common import read_preference_set_rows
-    from janus.data.gold_responses import build_gold_requests
-    from janus.data.preference_sets import build_preference_set_requests
-    from janus.data.seeds import expand_seed_requests, select_keywords
-    from janus.data.system_messages import build_system_message_requests, load_examples
-    from janus.data.taxonomy import load_taxonomy
-    from janus.io import read_jsonl
-
-    def existing(stage: str) -> Path | None:
-        path = outputs.get(stage)
-        return root / path if path and (root / path).exists() else None
-
-    # expand_seeds: exact from the taxonomy, with the stage's own request builder
-    seeds = params.expand_seeds
-    taxonomy = load_taxonomy(root / seeds.taxonomy_path)
-    requests = expand_seed_requests(select_keywords(taxonomy, seeds), seeds)
-    yield "expand_seeds", requests, len(requests), True, "taxonomy keywords"
-
-    # preference_sets: instructions x sets_per_instruction
-    config = params.preference_sets
-    seed_path = existing("expand_seeds")
-    if seed_path:
-        seed_sets, _ = read_preference_set_rows(seed_path, taxonomy.keys)
-    else:
-        seed_sets = _stand_in_seed_sets(taxonomy, seeds)
-    instructions_path = existing("filter")
-    if instructions_path:
-        instructions = read_jsonl(instructions_path)
-        if config.max_instructions is not None:
-            instructions = instructions[: config.max_instructions]
-        exact = seed_path is not None
-        basis = "filter output" + ("" if exact else "; seed sets stand in (expand_seeds not run)")
-        n_instructions = len(instructions)
-        sample = instructions if exact else instructions[:STAND_IN_SAMPLE]
-    else:
-        n_instructions = params.filter.total
-        if config.max_instructions is not None:
-            n_instructions = min(n_instructions, config.max_instructions)
-        exact = False
-        basis = f"filter not run: filter.total={params.filter.total}, stand-in instructions"
-        sample = [
-            {"instruction_id": f"stand-in-{i}", "instruction": STAND_IN_INSTRUCTION}
-            for i in range(STAND_IN_SAMPLE)
-        ]
-    jobs = build_preference_set_requests(sample, seed_sets, taxonomy, config)
-    n_sets = n_instructions * config.sets_per_instruction
-    yield "preference_sets", [request for _, request in jobs], n_sets, exact, basis
-
-    # system_messages: one per preference set (all assumed valid)
-    messages_config = params.system_messages
-    examples = load_examples(root / messages_config.examples_path, taxonomy.keys)
-    sets_path = existing("preference_sets")
-    if sets_path:
-        rows, _ = read_preference_set_rows(sets_path)
-        yield (
-            "system_messages",
-            build_system_message_requests(rows, examples, messages_config),
-            len(rows),
-            True,
-            "preference_sets output",
-        )
-    else:
-        rows = [
-            {
-                **(sample[i % len(sample)] if sample else {}),
-                "instruction_id": f"stand-in-{i}",
-                "set_index": i % config.sets_per_instruction,
-                "preference_set": seed_sets[i % len(seed_sets)]["preference_set"],
-            }
-            for i in range(STAND_IN_SAMPLE)
-        ]
-        yield (
-            "system_messages",
-            build_system_message_requests(rows, examples, messages_config),
-            n_sets,
-            False,
-            "preference_sets not run: seed sets stand in, one message per set",
-        )
-
-    # gold_responses: one per system message
-    messages_path = existing("system_messages")
-    if messages_path:
-        rows = read_jsonl(messages_path)
-        yield (
-            "gold_responses",
-            build_gold_requests(rows, params.gold_responses),
-            len(rows),
-            True,
-            "system_messages output",
-        )
-    else:
-        rows = [
-            {
-                "instruction_id": f"stand-in-{i}",
-                "set_index": 0,
-                "instruction": (sample[i % len(sample)] if sample else {}).get(
-                    "instruction", STAND_IN_INSTRUCTION
-                ),
-                "system": examples[i % len(examples)]["system"],
-            }
-            for i in range(STAND_IN_SAMPLE)
-        ]
-        yield (
-            "gold_responses",
-            build_gold_requests(rows, params.gold_responses),
-            n_sets,
-            False,
-            "system_messages not run: hand-written system messages stand in",
-        )
+def forecast_step(
+    entry: Entry,
+    params: Params,
+    upstream: Upstream,
+    cache: CacheReader,
+    identity: dict[str, Any] | None,
+) -> StageForecast:
+    """One registered step: its requests for the rows it would read, rows x fan-out of them."""
+    plan = entry.plan(params, upstream)
+    step = entry.build(params, upstream)
+    config = getattr(params.llm, entry.role)
+    requests = step.requests(plan.rows)
+    count = plan.count * step.fan_out
+    return forecast_stage(
+        entry.name, entry.role, config, requests, count, plan.exact, plan.basis, cache, identity
+    )
 
 
-def _stand_in_bench_rows(params: Params, root: Path, count: int) -> list[dict[str, Any]]:
-    """Bench-shaped rows: hand-written system messages, stand-in instructions and answers."""
-    from janus.data.system_messages import load_examples
-    from janus.data.taxonomy import load_taxonomy
-
-    taxonomy = load_taxonomy(root / params.expand_seeds.taxonomy_path)
-    examples = load_examples(root / params.system_messages.examples_path, taxonomy.keys)
-    rubric = {
-        "criteria": "Does the response follow the stated preference?",
-        "score_descriptions": {
-            str(n): "A response that follows the preference to this degree." for n in range(1, 6)
-        },
-    }
-    return [
-        {
-            "id": f"stand-in-{i}",
-            "instruction_id": f"stand-in-{i}",
-            "set_index": 0,
-            "source": "stand-in",
-            "prompt": STAND_IN_INSTRUCTION,
-            "instruction": STAND_IN_INSTRUCTION,
-            "system": examples[i % len(examples)]["system"],
-            "preference_set": examples[i % len(examples)]["preference_set"],
-            "reference_answer": STAND_IN_RESPONSE,
-            "rubrics": [rubric] * len(taxonomy.keys),
-        }
-        for i in range(count)
-    ]
-
-
-def _bench_rows(params: Params) -> int:
-    config = params.bench
-    if config.published is not None:
-        return PUBLISHED_BENCH_ROWS
-    sources = sum(source.enabled for source in config.sources.values())
-    return sources * config.instructions_per_source * config.system_messages_per_instruction
-
-
-def bench_requests(params: Params, root: Path):
+def bench_requests(params: Params, upstream: Upstream):
     """(stage, requests sample, count, basis) of the bench: preference sets, system messages,
-    reference answers and rubrics for every (instruction, system message)."""
-    from janus.data.gold_responses import build_gold_requests
-    from janus.data.preference_sets import build_preference_set_requests
-    from janus.data.system_messages import build_system_message_requests, load_examples
-    from janus.data.taxonomy import load_taxonomy
+    reference answers and rubrics for every (instruction, system message), made by the data
+    steps under the bench's sections."""
+    from janus.data.gold_responses import GoldResponsesStep
+    from janus.data.preference_sets import PreferenceSetsStep
+    from janus.data.system_messages import SystemMessagesStep
     from janus.evaluate.bench import _generation_sections, build_rubric_request
 
-    config = params.bench
-    taxonomy = load_taxonomy(root / params.expand_seeds.taxonomy_path)
+    config, taxonomy = params.bench, upstream.taxonomy
     preference_config, system_config, gold_config = _generation_sections(config, params)
-    sample = _stand_in_bench_rows(params, root, STAND_IN_SAMPLE)
-    examples = load_examples(root / params.system_messages.examples_path, taxonomy.keys)
-    seed_sets = _stand_in_seed_sets(taxonomy, params.expand_seeds)
-    preference_jobs = build_preference_set_requests(sample, seed_sets, taxonomy, preference_config)
+    sample = upstream.stand_in_bench_rows()
+    seed_sets = stand_in_seed_sets(taxonomy, params.expand_seeds)
     requests = [
-        *(request for _, request in preference_jobs),
-        *build_system_message_requests(sample, examples, system_config),
-        *build_gold_requests(sample, gold_config),
+        *PreferenceSetsStep(seed_sets, taxonomy, preference_config).requests(sample),
+        *SystemMessagesStep(upstream.examples, system_config).requests(sample),
+        *GoldResponsesStep(gold_config).requests(sample),
         *(build_rubric_request(row, taxonomy.keys, config) for row in sample),
     ]
-    basis = (
-        f"{_bench_rows(params)} rows x 4 requests (preference set, system message, reference,"
-        " rubrics); stand-in texts"
-    )
-    return "bench", requests, 4 * _bench_rows(params), basis
+    rows = bench_size(params)
+    basis = f"{rows} rows x 4 requests (preference set, system message, reference, rubrics)"
+    return "bench", requests, 4 * rows, basis + "; stand-in texts"
 
 
-def judge_requests(params: Params, outputs: dict[str, str], root: Path):
+def judge_requests(params: Params, upstream: Upstream):
     """(stage, requests sample, count, basis) of the judge: every model's response in both
     conditions, per rubric and repeat, and the pairwise comparisons in both orders."""
     from janus.evaluate.judge import (
@@ -411,20 +251,11 @@ def judge_requests(params: Params, outputs: dict[str, str], root: Path):
         absolute_request,
         resolve_format,
     )
-    from janus.evaluate.rows import read_bench
 
     judge = params.judge
-    bench_path = root / outputs["bench"] if "bench" in outputs else None
-    if bench_path is not None and bench_path.exists():
-        rows, basis = len(read_bench(bench_path)[0]), "bench output"
-    elif params.bench.published is not None:
-        rows, basis = _bench_rows(params), f"bench not run: the published bench's {PUBLISHED_BENCH_ROWS} rows"
-    else:
-        rows, basis = _bench_rows(params), "bench not run: its params"
-    if params.infer.max_items is not None:
-        rows = min(rows, params.infer.max_items)
+    rows, basis = answered_rows(params, upstream)
     models = len(params.infer.model_names())
-    sample_rows = _stand_in_bench_rows(params, root, STAND_IN_SAMPLE)
+    sample_rows = upstream.stand_in_bench_rows()
     dimensions = len(sample_rows[0]["rubrics"])
     absolute = judge.repeats * models * len(CONDITIONS) * rows * dimensions
     # steerability: system-condition responses graded against another system message's rubrics
@@ -448,6 +279,32 @@ def judge_requests(params: Params, outputs: dict[str, str], root: Path):
         f" {judge.repeats} repeats + {len(judge.pairwise)} pair(s) x 2 orders; stand-in answers"
     )
     return "judge", requests, absolute + pairwise, basis
+
+
+def bench_size(params: Params) -> int:
+    """The bench's rows as its params imply them."""
+    config = params.bench
+    if config.published is not None:
+        return PUBLISHED_BENCH_ROWS
+    sources = sum(source.enabled for source in config.sources.values())
+    return sources * config.instructions_per_source * config.system_messages_per_instruction
+
+
+def answered_rows(params: Params, upstream: Upstream) -> tuple[int, str]:
+    """The bench rows each model answers (the bench's output, else its params), and whence."""
+    path = upstream.existing("bench")
+    if path is not None:
+        from janus.evaluate.rows import read_bench
+
+        rows, basis = len(read_bench(path)[0]), "bench output"
+    elif params.bench.published is not None:
+        rows = bench_size(params)
+        basis = f"bench not run: the published bench's {PUBLISHED_BENCH_ROWS} rows"
+    else:
+        rows, basis = bench_size(params), "bench not run: its params"
+    if params.infer.max_items is not None:
+        rows = min(rows, params.infer.max_items)
+    return rows, basis
 
 
 def _dotted(raw: dict[str, Any], key: str) -> Any:
@@ -488,6 +345,7 @@ def forecast(
     outputs = stage_outputs(dvc_yaml or root / "dvc.yaml")
     if raw_params is not None:
         outputs = outputs_made_with(outputs, root / "dvc.lock", raw_params)
+    upstream = Upstream(params, root, outputs)
     results = []
     for role in ("teacher", "judge"):
         config = getattr(params.llm, role)
@@ -499,14 +357,10 @@ def forecast(
         try:
             if role == "teacher":
                 if params.generate.enabled:
-                    for stage, requests, count, exact, basis in data_stage_requests(
-                        params, outputs, root
-                    ):
-                        results.append(
-                            forecast_stage(
-                                stage, role, config, requests, count, exact, basis, cache, identity
-                            )
-                        )
+                    results += [
+                        forecast_step(entry, params, upstream, cache, identity)
+                        for entry in entries("generate")
+                    ]
                 else:
                     results.append(_nothing("expand_seeds .. gold_responses", role, config,
                                             "generate.enabled: false (the published collection)"))
@@ -514,16 +368,16 @@ def forecast(
                     results.append(_nothing("bench", role, config,
                                             f"published bench {params.bench.published}: no teacher call"))
                     continue
-                stage, requests, count, basis = bench_requests(params, root)
+                stage, requests, count, basis = bench_requests(params, upstream)
             else:
-                stage, requests, count, basis = judge_requests(params, outputs, root)
+                stage, requests, count, basis = judge_requests(params, upstream)
             # bench and judge are scaled from stand-ins: their inputs are model outputs
             results.append(
                 forecast_stage(stage, role, config, requests, count, False, basis, cache, None)
             )
         finally:
             cache.close()
-    results.extend(endpoint_forecasts(params, outputs, root))
+    results.extend(endpoint_forecasts(params, upstream))
     return results
 
 
@@ -533,21 +387,13 @@ def _nothing(stage: str, role: str, config: LLMConfig, basis: str) -> StageForec
     return StageForecast(stage, role, config.model, 0, 0, 0, 0, None, True, basis, "-", costs)
 
 
-def endpoint_forecasts(params: Params, outputs: dict[str, str], root: Path) -> list[StageForecast]:
+def endpoint_forecasts(params: Params, upstream: Upstream) -> list[StageForecast]:
     """The API baseline rows (infer.endpoints) answering the bench in both conditions (stage
     infer_api@<name>) and the helpfulness prompts (helpfulness@<benchmark>), always online."""
     from janus.evaluate.judge import CONDITIONS
 
-    bench_path = root / outputs["bench"] if "bench" in outputs else None
-    if bench_path is not None and bench_path.exists():
-        from janus.evaluate.rows import read_bench
-
-        rows = len(read_bench(bench_path)[0])
-    else:
-        rows = _bench_rows(params)
-    if params.infer.max_items is not None:
-        rows = min(rows, params.infer.max_items)
-    sample = _stand_in_bench_rows(params, root, STAND_IN_SAMPLE)
+    rows, _ = answered_rows(params, upstream)
+    sample = upstream.stand_in_bench_rows()
     results = []
     for name, config in params.infer.endpoints.items():
         requests = [
@@ -571,105 +417,3 @@ def endpoint_forecasts(params: Params, outputs: dict[str, str], root: Path) -> l
             item.costs[f"batch_{bound}"] = item.costs[f"online_{bound}"]
         results.append(item)
     return results
-
-
-# -- printing ----------------------------------------------------------------------------------
-
-
-def _usd(value: float) -> str:
-    return f"${value:,.2f}"
-
-
-def render_table(forecasts: list[StageForecast], params: Params) -> str:
-    header = (
-        "stage", "role", "model", "requests", "cached", "prompt tok", "output tok",
-        "online", "batch", "basis",
-    )  # fmt: skip
-    rows = []
-    for item in forecasts:
-        output = (
-            f"<={item.completion_tokens_max:,}"
-            if item.completion_tokens_expected is None
-            else f"~{item.completion_tokens_expected:,}"
-        )
-        rows.append(
-            (
-                item.stage,
-                item.role,
-                item.model,
-                f"{item.requests:,}",
-                f"{item.covered:,}" if item.exact else "-",
-                f"{item.prompt_tokens:,}" + ("" if item.exact else "*"),
-                output,
-                _usd(item.costs["online_expected"]),
-                _usd(item.costs["batch_expected"]),
-                item.basis,
-            )
-        )
-    totals = {
-        name: sum(item.costs[name] for item in forecasts)
-        for name in ("online_expected", "batch_expected", "online_max", "batch_max")
-    }
-    rows.append(
-        (
-            "total", "", "", f"{sum(i.requests for i in forecasts):,}",
-            f"{sum(i.covered for i in forecasts):,}",
-            f"{sum(i.prompt_tokens for i in forecasts):,}",
-            f"{sum(i.completion_tokens for i in forecasts):,}",
-            _usd(totals["online_expected"]), _usd(totals["batch_expected"]), "",
-        )
-    )  # fmt: skip
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
-             for row in [header, *rows]]  # fmt: skip
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    estimators = sorted({item.estimator for item in forecasts if item.requests})
-    lines += [
-        "",
-        "Costs are for the requests not yet in the cache. Output tokens: <= the max_tokens bound"
-        " (no answers of the stage cached yet), ~ the mean of this model's cached answers to the"
-        " stage's own requests.",
-        f"Worst case (every answer at max_tokens): online {_usd(totals['online_max'])},"
-        f" batch {_usd(totals['batch_max'])}.",
-        "* scaled from stand-in requests (an upstream stage has not run); counts assume every"
-        " earlier answer is valid.",
-        f"Prompt tokens estimated with: {', '.join(estimators)}"
-        + (
-            " (4 characters a token plus 3 per message: for exact counts, "
-            + TIKTOKEN_HINT
-            + ")"
-            if any(name.startswith("chars/") for name in estimators)
-            else ""
-        ),
-    ]
-    lines += _budget_lines(params)
-    return "\n".join(lines)
-
-
-def _budget_lines(params: Params) -> list[str]:
-    teacher, judge = params.llm.teacher, params.llm.judge
-    caps = [
-        f"teacher {_cap(teacher.max_usd)}",
-        f"judge {_cap(judge.max_usd)}",
-        f"run {_cap(params.llm.run_max_usd)}",
-    ]
-    lines = [f"Budget caps: {', '.join(caps)}; mode: teacher {teacher.mode}, judge {judge.mode}."]
-    ledger_dir = resolve_cache_dir(teacher.cache_dir)
-    if (ledger_dir / "spend.sqlite").exists():
-        ledger = SpendLedger(ledger_dir)
-        run = current_run_id()
-        lines.append(
-            f"Spent so far in run {run[:12]}: {_usd(ledger.total(run))}"
-            f" (teacher {_usd(ledger.total(run, 'teacher'))}, judge"
-            f" {_usd(ledger.total(run, 'judge'))})."
-        )
-        ledger.close()
-    return lines
-
-
-def _cap(value: float | None) -> str:
-    return "none" if value is None else _usd(value)
-
-
-def as_json(forecasts: list[StageForecast]) -> list[dict[str, Any]]:
-    return [{**item.__dict__, "completion_tokens": item.completion_tokens} for item in forecasts]

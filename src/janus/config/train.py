@@ -58,6 +58,13 @@ class TrainCommon(Section):
     full_determinism: bool
     seed: int  # data order, dropout and a new reward head's initialisation
 
+    @field_validator("save_strategy", mode="before")
+    @classmethod
+    def _no_read_as_false(cls, value):
+        # `dvc exp run -S` writes params.yaml back as YAML 1.2, with `no` unquoted; PyYAML reads
+        # that as YAML 1.1's false
+        return "no" if value is False else value
+
     @model_validator(mode="after")
     def _processes_add_up(self) -> TrainCommon:
         if isinstance(self.processes_per_node, int) and self.processes_per_node < 1:

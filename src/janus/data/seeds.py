@@ -3,8 +3,8 @@ descriptions (one teacher call per keyword), and seed preference sets are assemb
 random preference per dimension. The seed sets are the examples `preference_sets` shows the
 teacher.
 
-Unlike the later data stages it does not stream: it asks one request per taxonomy keyword (a few
-hundred by construction), so holding them all, and their results, costs nothing.
+Unlike the later data stages it keeps its outputs in memory (`collect_step`): one request per
+taxonomy keyword (a few hundred by construction), and the seed sets are drawn from all of them.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from janus.config.expand_seeds import ExpandSeedsSection
 from janus.config.llm import LLMConfig
 from janus.data.common import item_rng
 from janus.data.taxonomy import Taxonomy
-from janus.logging_utils import get_logger
 from janus.prompts import render_messages
-
-log = get_logger(__name__)
-
+from janus.steps.base import Rejection, Step, Tally
+from janus.steps.runner import collect_step
 
 _LABEL = re.compile(r"^\s*(?:description|preference|answer)\s*:\s*", re.IGNORECASE)
 # Fewer words than this is no description ("Prefers.", "Prefers: formal"): dropped and counted.
@@ -109,60 +107,72 @@ def assemble_seed_sets(
     return seed_sets
 
 
-def expand_seed_requests(selected: list[dict[str, Any]], config: ExpandSeedsSection) -> list[Any]:
-    """One request per selected keyword: what the stage sends and what the forecast counts."""
+def expand_seed_request(item: dict[str, Any], config: ExpandSeedsSection) -> Any:
+    """The request for one selected keyword."""
     from janus.llm import ChatRequest
 
-    return [
-        ChatRequest(
-            messages=render_messages(
-                "expand_seed",
-                dimension=item["dimension_name"],
-                subdimension=item["subdimension"],
-                keyword=item["preference"],
-            ),
-            temperature=config.generation.temperature,
-            top_p=config.generation.top_p,
-            max_tokens=config.generation.max_tokens,
-            tag=f"{item['dimension']}/{item['subdimension']}/{item['preference']}",
-        )
-        for item in selected
-    ]
+    return ChatRequest(
+        messages=render_messages(
+            "expand_seed",
+            dimension=item["dimension_name"],
+            subdimension=item["subdimension"],
+            keyword=item["preference"],
+        ),
+        temperature=config.generation.temperature,
+        top_p=config.generation.top_p,
+        max_tokens=config.generation.max_tokens,
+        tag=f"{item['dimension']}/{item['subdimension']}/{item['preference']}",
+    )
+
+
+def expand_seed_requests(selected: list[dict[str, Any]], config: ExpandSeedsSection) -> list[Any]:
+    """One request per selected keyword: what the stage sends."""
+    return [expand_seed_request(item, config) for item in selected]
+
+
+class ExpandSeedsStep(Step):
+    """Selected keyword -> the keyword with its description (none usable: rejected as empty)."""
+
+    name = "expand_seeds"
+    desc = "seed descriptions"
+
+    def __init__(self, config: ExpandSeedsSection):
+        self.config = config
+        self.max_failed_fraction = config.max_failed_fraction
+
+    def format_input(self, row: dict[str, Any]) -> Any:
+        return expand_seed_request(row, self.config)
+
+    def _description(self, result: Any) -> tuple[str | None, bool]:
+        text = result.text if result.ok else None
+        return clean_description(text, self.config.description_max_chars)
+
+    def observe(self, row: dict[str, Any], result: Any, tally: Tally) -> None:
+        description, was_cut = self._description(result)
+        tally.counts["shortened"] += description is not None and was_cut
+
+    def format_output(self, row: dict[str, Any], result: Any) -> dict[str, Any] | Rejection:
+        description, _ = self._description(result)
+        if description is None:
+            return Rejection("empty", result.error or "empty answer")
+        return {**row, "description": description}
+
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        return {
+            "keywords_expanded": tally.rows,
+            "descriptions": tally.written,
+            "empty_descriptions": tally.rejected["empty"],
+            "shortened_descriptions": tally.counts["shortened"],
+        }
 
 
 def expand_seeds(
     taxonomy: Taxonomy, config: ExpandSeedsSection, teacher: LLMConfig
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Seed sets and the stage's metrics."""
-    from janus.llm import LLMClient
-
     selected = select_keywords(taxonomy, config)
-    requests = expand_seed_requests(selected, config)
-    with LLMClient(
-        teacher, stage="expand_seeds", max_failed_fraction=config.max_failed_fraction
-    ) as client:
-        results = client.generate(requests, desc="seed descriptions")
-    expanded, empty, shortened = [], 0, 0
-    for item, result in zip(selected, results, strict=True):
-        description, was_cut = clean_description(
-            result.text if result.ok else None, config.description_max_chars
-        )
-        if description is None:
-            empty += 1
-            log.warning(
-                "no description for %s: %s", result.request.tag, result.error or "empty answer"
-            )
-            continue
-        shortened += was_cut
-        expanded.append({**item, "description": description})
+    expanded, metrics = collect_step(
+        ExpandSeedsStep(config), selected, teacher, total=len(selected)
+    )
     seed_sets = assemble_seed_sets(expanded, taxonomy.keys, config.num_seed_sets, config.seed)
-    metrics = {
-        "taxonomy": taxonomy.counts(),
-        "keywords_expanded": len(selected),
-        "descriptions": len(expanded),
-        "empty_descriptions": empty,
-        "shortened_descriptions": shortened,
-        "seed_sets": len(seed_sets),
-        "llm": client.stats.as_metrics(),
-    }
-    return seed_sets, metrics
+    return seed_sets, {"taxonomy": taxonomy.counts(), **metrics, "seed_sets": len(seed_sets)}

@@ -10,20 +10,17 @@ system messages are specific to their task), and each example shows its own inst
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from janus.config.llm import LLMConfig
 from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import PreferenceSetError, item_rng, validate_preference_set
-from janus.io import read_jsonl, write_jsonl
-from janus.logging_utils import get_logger
+from janus.io import read_jsonl
 from janus.prompts import render
-
-log = get_logger(__name__)
-
+from janus.steps.base import Rejection, Step, Tally
+from janus.steps.runner import run_step
 
 _LABEL = re.compile(r"^\s*(?:\*\*)?system(?: message)?(?:\*\*)?\s*:\s*", re.IGNORECASE)
 
@@ -121,24 +118,39 @@ def build_system_message_requests(
     return [request(row) for row in rows]
 
 
-def _with_system_messages(
-    answered: Iterable[tuple[dict[str, Any], Any]], tally: Counter
-) -> Iterator[dict[str, Any]]:
-    """The rows with a `system` message each (empty ones dropped), counted."""
-    for row, result in answered:
-        tally["preference_sets"] += 1
+class SystemMessagesStep(Step):
+    """Preference-set row -> the row with its `system` message (an empty one is rejected)."""
+
+    name = "system_messages"
+    desc = "system messages"
+
+    def __init__(self, examples: list[dict[str, Any]], config: SystemMessagesSection):
+        self._request = system_message_requester(examples, config)
+        self.max_failed_fraction = config.max_failed_fraction
+
+    def format_input(self, row: dict[str, Any]) -> Any:
+        return self._request(row)
+
+    def format_output(self, row: dict[str, Any], result: Any) -> dict[str, Any] | Rejection:
         system = clean_system_message(result.text if result.ok else None)
         if system is None:
-            tally["empty"] += 1
-            log.warning(
-                "no system message for %s: %s", result.request.tag, result.error or "empty answer"
-            )
-            continue
-        tally["system_messages"] += 1
+            return Rejection("empty", result.error or "empty answer")
+        return {**row, "system": system}
+
+    def count(self, output: dict[str, Any], tally: Tally) -> None:
         # The paper's system messages address the model in the second person ("You are ...").
-        tally["second_person"] += system.lower().startswith("you")
-        tally["chars"] += len(system)
-        yield {**row, "system": system}
+        tally.counts["second_person"] += output["system"].lower().startswith("you")
+        tally.counts["chars"] += len(output["system"])
+
+    def metrics(self, tally: Tally) -> dict[str, Any]:
+        written = tally.written
+        return {
+            "preference_sets": tally.rows,
+            "system_messages": written,
+            "empty": tally.rejected["empty"],
+            "second_person_rate": tally.counts["second_person"] / written if written else None,
+            "mean_chars": tally.counts["chars"] / written if written else None,
+        }
 
 
 def generate_system_messages(
@@ -153,24 +165,5 @@ def generate_system_messages(
     """Write the rows with a `system` message each (empty ones dropped) to `out` as they come;
     returns the stage's metrics. `total`: how many rows `rows` holds (the progress bar's);
     `chunk_size`: the LLM client's (None: its default)."""
-    from janus.llm import LLMClient
-
-    request = system_message_requester(examples, config)
-    tally: Counter = Counter()
-    with LLMClient(
-        teacher,
-        stage="system_messages",
-        max_failed_fraction=config.max_failed_fraction,
-        chunk_size=chunk_size,
-    ) as client:
-        answered = client.stream_rows(rows, request, "system messages", total)
-        write_jsonl(out, _with_system_messages(answered, tally))
-    written = tally["system_messages"]
-    return {
-        "preference_sets": tally["preference_sets"],
-        "system_messages": written,
-        "empty": tally["empty"],
-        "second_person_rate": tally["second_person"] / written if written else None,
-        "mean_chars": tally["chars"] / written if written else None,
-        "llm": client.stats.as_metrics(),
-    }
+    step = SystemMessagesStep(examples, config)
+    return run_step(step, rows, teacher, out, total=total, chunk_size=chunk_size)
