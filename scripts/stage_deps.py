@@ -40,9 +40,13 @@ NOT_OUTPUT_SHAPING = {
     # Its params section (MLflow on/off, URI, experiment): read by the same logging only.
     "janus.config.tracking": "MLflow logging settings only",
     # Checks a stage runs before it starts (served model, key, GPUs): it stops a stage or lets
-    # it run, and writes nothing.
+    # it run, and writes nothing. A package here covers its modules.
     "janus.preflight": "checks before a stage starts",
 }
+
+
+def not_output_shaping(module: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in NOT_OUTPUT_SHAPING)
 CODE_ROOTS = ("src/", "stages/", "scripts/")  # deps under these are code deps (derived here)
 
 
@@ -168,7 +172,7 @@ def code_files(scripts: Iterable[Path], root: Path = REPO) -> set[Path]:
     seen: set[str] = set()
     while pending:
         module = pending.pop()
-        if module in seen or module in NOT_OUTPUT_SHAPING:
+        if module in seen or not_output_shaping(module):
             continue
         seen.add(module)
         path = module_path(module, src)

@@ -7,7 +7,7 @@ from janus.config.common import load_sections
 from janus.config.helpfulness import HelpfulnessSection
 from janus.config.llm import LLMSection
 from janus.evaluate.alpaca_eval_judge import run_alpaca_eval
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

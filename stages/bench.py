@@ -12,7 +12,7 @@ from janus.config.preference_sets import PreferenceSetsSection
 from janus.config.system_messages import SystemMessagesSection
 from janus.evaluate.bench.build import BenchInputs, build_bench
 from janus.io import write_json, write_jsonl
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from janus.data.common import write_not_generated
 from janus.data.seeds import expand_seeds
 from janus.data.taxonomy import load_taxonomy
 from janus.io import write_json, write_jsonl
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from janus.config.llm import LLMSection
 from janus.data.common import write_not_generated
 from janus.data.gold_responses import generate_gold_responses
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from janus.config.common import load_sections
 from janus.config.helpfulness import HelpfulnessSection
 from janus.config.infer import InferSection
 from janus.evaluate.helpfulness_bench import run_helpfulness
-from janus.preflight import answering_keys, before_stage
+from janus.preflight.stage import answering_keys, before_stage
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import argparse
 from janus.config.common import load_sections
 from janus.config.infer import InferSection
 from janus.infer.responses import run_infer
-from janus.preflight import answering_keys, before_stage
+from janus.preflight.stage import answering_keys, before_stage
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from janus.config.judge import JudgeSection
 from janus.config.llm import LLMSection
 from janus.evaluate.judge.run import run_judge
 from janus.io import write_json, write_jsonl
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from janus.data.common import read_preference_set_rows, write_not_generated
 from janus.data.preference_sets import generate_preference_sets
 from janus.data.taxonomy import load_taxonomy
 from janus.io import count_jsonl_rows, iter_jsonl, write_json
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

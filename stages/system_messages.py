@@ -9,7 +9,7 @@ from janus.config.system_messages import SystemMessagesSection
 from janus.data.common import iter_preference_set_rows, write_not_generated
 from janus.data.system_messages import generate_system_messages, load_examples
 from janus.io import count_jsonl_rows, write_json
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

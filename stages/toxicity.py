@@ -8,7 +8,7 @@ from janus.config.common import load_sections
 from janus.config.llm import LLMSection
 from janus.config.toxicity import ToxicitySection
 from janus.evaluate.toxicity.scoring import run_toxicity
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import argparse
 from janus.config.common import load_sections
 from janus.config.toxicity import ToxicitySection
 from janus.evaluate.toxicity.generation import run_toxicity_generation
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 
 
 def main() -> None:

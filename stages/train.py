@@ -15,7 +15,7 @@ from pathlib import Path
 from janus.config.common import load_sections
 from janus.config.tracking import TrackingSection
 from janus.config.train import TrainSection
-from janus.preflight import before_stage
+from janus.preflight.stage import before_stage
 from janus.train.common import KINDS, StageSpec
 from janus.train.data import TrainingInputError
 from janus.train.launch import run_stage

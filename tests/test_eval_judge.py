@@ -523,7 +523,7 @@ def test_judge_names_a_missing_model_clearly(tmp_path, monkeypatch):
 
 
 def test_report_judge_sections_show_cis_and_health_and_mark_what_is_missing():
-    from janus.evaluate.report import judge_sections
+    from janus.evaluate.report_judge import judge_sections
 
     judge = {
         "include_system_message": False,

@@ -9,7 +9,8 @@ import yaml
 
 from janus.config.params import parse_params
 from janus.evaluate.diversity import response_diversity, rouge_l
-from janus.evaluate.report import ReportInputs, build_report, markdown_table, score_cell
+from janus.evaluate.markdown import markdown_table, score_cell
+from janus.evaluate.report import ReportInputs, build_report
 from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,9 @@ import pytest
 from janus.chat_format import save_format
 from janus.config.infer import InferSection
 from janus.infer.endpoint_responses import run_endpoint
-from janus.infer.engines import TransformersEngine, fit_prompt, resolve_backend
+from janus.infer.engines import TransformersEngine, resolve_backend
 from janus.infer.responses import response_metrics, run_checkpoint, run_infer
+from janus.infer.units import fit_prompt
 from janus.io import read_json, read_jsonl
 from tests.sections import tiny_section
 from tests.servers.fake_openai import FakeOpenAIServer
@@ -179,6 +180,17 @@ def test_prompts_longer_than_the_context_keep_their_end():
     assert fit_prompt([1, 2], context_length=6, max_tokens=3) == [1, 2]
     with pytest.raises(ValueError, match="no room"):
         fit_prompt([1], context_length=4, max_tokens=4)
+
+
+def test_batches_are_padded_by_the_tokenizer_on_the_side_asked(tiny_model_dir):
+    from janus.hf_loading import load_tokenizer, pad_ids
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    pad = tokenizer.pad_token_id
+    ids, mask = pad_ids(tokenizer, [[5, 6, 7], [8]], "left")
+    assert ids.tolist() == [[5, 6, 7], [pad, pad, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    ids, mask = pad_ids(tokenizer, [[5, 6, 7], [8]], "right")
+    assert ids.tolist() == [[5, 6, 7], [8, pad, pad]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
 def test_model_names_are_unique_across_groups():

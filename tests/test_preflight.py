@@ -14,9 +14,17 @@ import pytest
 import yaml
 from servers.fake_openai import FakeOpenAIServer
 
-from janus import preflight
 from janus.config.params import parse_params
-from janus.preflight import FAIL, OK, SKIP, WARN, PreflightFailed, before_stage
+from janus.preflight import disk
+from janus.preflight.common import FAIL, OK, SKIP, WARN, PreflightFailed
+from janus.preflight.disk import disk_checks
+from janus.preflight.endpoints import key_checks, served_checks
+from janus.preflight.gpus import gpu_checks
+from janus.preflight.hub import hub_checks
+from janus.preflight.inputs import input_checks
+from janus.preflight.run import render
+from janus.preflight.stage import before_stage
+from janus.train.memory import count_parameters
 
 REPO = Path(__file__).parents[1]
 ENDPOINT = {
@@ -87,7 +95,7 @@ def test_listed_model_and_enough_gpus_pass(server, tmp_path):
 def test_an_endpoint_without_a_model_list_gets_one_token_request(server):
     server.served_models = None  # like a server that has no /v1/models
     params = parse_params(_with_judge(_tiny_raw(), server, "any-model"))
-    rows = preflight.served_checks([("llm.judge", params.llm.judge)])
+    rows = served_checks([("llm.judge", params.llm.judge)])
     assert [row.status for row in rows] == [OK]
     assert server.http_requests == 1 and server.bodies[0]["max_tokens"] == 1
     # a stage's own check never sends a chat request
@@ -101,7 +109,7 @@ def test_each_member_of_a_fleet_is_asked_for_its_list(server):
         server.served_models = ["another-model"]
         raw = _with_judge(_tiny_raw(), server, "served-model")
         raw["llm"]["judge"]["base_url"] = [server.base_url, other.base_url]
-        rows = preflight.served_checks([("llm.judge", parse_params(raw).llm.judge)])
+        rows = served_checks([("llm.judge", parse_params(raw).llm.judge)])
     status = {row.what: row.status for row in rows}
     assert status == {
         f"llm.judge.model @ {server.base_url}": FAIL,
@@ -121,8 +129,8 @@ def test_a_stage_stops_before_it_starts(server, monkeypatch):
     with pytest.raises(PreflightFailed, match=r"llm\.judge\.api_key_env.*JANUS_TEST_KEY"):
         before_stage(parse_params(raw), "llm.judge")
     monkeypatch.setenv("JANUS_TEST_KEY", "sk-secret-value")
-    rows = preflight.key_checks([("llm.judge", parse_params(raw).llm.judge)])
-    assert rows[0].status == OK and "sk-secret-value" not in preflight.render(rows)
+    rows = key_checks([("llm.judge", parse_params(raw).llm.judge)])
+    assert rows[0].status == OK and "sk-secret-value" not in render(rows)
 
 
 def test_the_judge_stage_checks_its_judge_before_it_reads_anything(server, tmp_path):
@@ -148,7 +156,7 @@ def test_gpu_rows_follow_the_launch_config_and_engines(monkeypatch):
     raw["infer"]["engine"].update(backend="vllm", tensor_parallel_size=2)
     params = parse_params(raw)
     monkeypatch.setenv("JANUS_FAKE_CUDA_DEVICES", "2")
-    rows = {row.what: row for row in preflight.gpu_checks(params, REPO)}
+    rows = {row.what: row for row in gpu_checks(params, REPO)}
     assert rows["train.common.accelerate_config"].status == FAIL  # 4 asked, 2 present
     assert rows["infer.engine.tensor_parallel_size"].status == OK
     with pytest.raises(PreflightFailed, match="asks for 4 GPU"):
@@ -181,14 +189,14 @@ def _dvc_project(root: Path) -> None:
 
 def test_missing_inputs_are_named_and_made_ones_are_not(tmp_path):
     _dvc_project(tmp_path)
-    assert [row.status for row in preflight.input_checks(tmp_path, tmp_path / "params.yaml")] == [
+    assert [row.status for row in input_checks(tmp_path, tmp_path / "params.yaml")] == [
         OK
     ]
     # another params file: dvc.yaml's ${input} resolved from it, as with that profile in place
     other = tmp_path / "other.yaml"
     other.write_text("input: absent.txt\n")
     (tmp_path / "seed.txt").unlink()
-    rows = preflight.input_checks(tmp_path, other)
+    rows = input_checks(tmp_path, other)
     assert {row.what: row.status for row in rows} == {"absent.txt": FAIL, "seed.txt": FAIL}
     assert all("read by" in row.detail for row in rows)
 
@@ -224,7 +232,7 @@ def test_hub_references_resolve_offline_in_the_local_cache(tmp_path, monkeypatch
         # an LLM role's hub model (the open judge), pinned by model_revision
         "llm": {"open_judge": {"model": "hub:owner/model", "model_revision": commit}},
     }
-    rows = {row.what: row for row in preflight.hub_checks(raw, offline=True)}
+    rows = {row.what: row for row in hub_checks(raw, offline=True)}
     assert set(rows) == {
         "filter.sources.cached.path (owner/cached)",
         "filter.sources.gone.path (owner/absent)",
@@ -255,14 +263,14 @@ def test_disk_estimate_from_the_base_config(tmp_path, monkeypatch):
     # embeddings and head 2 x 1000 x 64; per layer 4 x 64 x 64 attention, 3 x 64 x 128 MLP and
     # two norms of 64; one final norm
     count = 2 * 1000 * 64 + 2 * (4 * 64 * 64 + 3 * 64 * 128 + 2 * 64) + 64
-    assert preflight.parameter_count(AutoConfig.from_pretrained(base)) == count
+    assert count_parameters(AutoConfig.from_pretrained(base), "sft") == count
     params = parse_params(_tiny_raw())
-    [row] = preflight.disk_checks(params, tmp_path, base, gpus=False)
+    [row] = disk_checks(params, tmp_path, base, gpus=False)
     assert row.status == OK and "6 checkpoints" in row.detail and "at 4 bytes" in row.detail
-    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda _: type("U", (), {"free": 10})())
-    [row] = preflight.disk_checks(params, tmp_path, base, gpus=False)
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda _: type("U", (), {"free": 10})())
+    [row] = disk_checks(params, tmp_path, base, gpus=False)
     assert row.status == FAIL
-    [row] = preflight.disk_checks(params, tmp_path, tmp_path / "not-built", gpus=False)
+    [row] = disk_checks(params, tmp_path, tmp_path / "not-built", gpus=False)
     assert row.status == SKIP
 
 

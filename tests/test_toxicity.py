@@ -395,7 +395,7 @@ def test_two_scorers_on_the_same_generations_are_reported_with_agreement(
 
 
 def test_report_table_4_lists_every_model_and_compares_scorers():
-    from janus.evaluate.report import toxicity_sections
+    from janus.evaluate.report_toxicity import toxicity_sections
 
     toxicity = {
         "sft": {

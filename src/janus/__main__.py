@@ -19,7 +19,8 @@ def _forecast(args: argparse.Namespace) -> int:
     from janus.config.params import load_params
     from janus.forecast import forecast
     from janus.forecast_table import as_json, render_table
-    from janus.preflight import FAIL, llm_configs, served_checks
+    from janus.preflight.common import FAIL, llm_configs
+    from janus.preflight.endpoints import served_checks
 
     params = load_params(args.params)
     raw = yaml.safe_load(Path(args.params).read_text())
@@ -40,7 +41,8 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _preflight(args: argparse.Namespace) -> int:
-    from janus.preflight import failed, render, run_preflight
+    from janus.preflight.common import failed
+    from janus.preflight.run import render, run_preflight
 
     rows = run_preflight(args.params, args.root)
     print(f"Preflight for {args.params} (nothing paid)\n")

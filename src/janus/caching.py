@@ -8,10 +8,11 @@ generates with a local engine does not depend on the HTTP client's code.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
+
+from janus.hashing import tree_digest
 
 CACHE_DIR_ENV = "JANUS_CACHE_DIR"
 
@@ -51,13 +52,7 @@ def checkpoint_fingerprint(checkpoint_dir: str | Path) -> str:
     with _fingerprint_lock:
         if (str(root), listing) in _fingerprints:
             return _fingerprints[(str(root), listing)]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-    fingerprint = digest.hexdigest()
+    fingerprint = tree_digest(root, files)
     with _fingerprint_lock:
         _fingerprints[(str(root), listing)] = fingerprint
     return fingerprint

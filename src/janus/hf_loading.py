@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,6 +102,22 @@ def load_tokenizer(
             raise ValueError(f"tokenizer of {str(path)!r} has neither a pad nor an EOS token")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def pad_ids(tokenizer: Any, sequences: Sequence[Sequence[int]], side: Literal["left", "right"]):
+    """Token-id lists padded to the longest by `tokenizer.pad` on `side`: (input_ids,
+    attention_mask) as torch tensors (the one padding of the repo's own batches)."""
+    from transformers.data.data_collator import pad_without_fast_tokenizer_warning
+
+    batch = pad_without_fast_tokenizer_warning(
+        tokenizer,
+        {"input_ids": [list(ids) for ids in sequences]},
+        padding=True,
+        padding_side=side,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
+    return batch["input_ids"], batch["attention_mask"]
 
 
 def load_model(

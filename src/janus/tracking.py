@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from janus.config.tracking import TrackingSection
+from janus.hashing import file_digest, tree_digest
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)
@@ -93,33 +94,19 @@ def registered_model_name(stage: str) -> str:
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file, or of a directory's files (names and contents, in sorted order)."""
     path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    if not path.is_dir():
+        return file_digest(path)
+    return tree_digest(path, sorted(p for p in path.rglob("*") if p.is_file()))
 
 
 def dvc_md5(path: str | Path) -> str:
     """The md5 DVC 3 gives an output: a file's md5, or for a directory the md5 of its sorted
     (relpath, md5) listing with a `.dir` suffix, as `dvc.lock` records it."""
     path = Path(path)
-
-    def md5(file: Path) -> str:
-        digest = hashlib.md5()
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
-
     if not path.is_dir():
-        return md5(path)
+        return file_digest(path, "md5")
     entries = [
-        {"md5": md5(file), "relpath": file.relative_to(path).as_posix()}
+        {"md5": file_digest(file, "md5"), "relpath": file.relative_to(path).as_posix()}
         for file in sorted(p for p in path.rglob("*") if p.is_file())
     ]
     entries.sort(key=lambda entry: entry["relpath"])

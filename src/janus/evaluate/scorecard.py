@@ -20,11 +20,15 @@ alpaca_eval_judge stage's metrics, by model), `mt_bench/score`, `arena_hard/scor
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+
+from janus.evaluate.markdown import MISSING, ci_cell, markdown_table
+from janus.io import read_json
 
 NOT_RUN = "not run"
 TABLES = ("Table 2", "Table 3", "Table 4", "Table 8", "Table 11")
@@ -64,35 +68,34 @@ class Cell:
     note: str
 
 
+PAPER_COLUMNS = ["table", "row", "paper_label", "column", "value", "measure", "note"]
+CELL_KEY = ["table", "row", "column"]
+
+
 def read_paper_numbers(path: str | Path) -> list[PaperCell]:
     """The data file, checked: known tables, a number in every value, no cell twice."""
-    cells, seen = [], set()
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        for number, row in enumerate(csv.DictReader(handle), start=2):
-            if row["table"] not in TABLES:
-                raise ValueError(f"{path}:{number}: unknown table {row['table']!r}")
-            try:
-                value = float(row["value"])
-            except ValueError:
-                raise ValueError(
-                    f"{path}:{number}: value {row['value']!r} is not a number"
-                ) from None
-            key = (row["table"], row["row"], row["column"])
-            if key in seen:
-                raise ValueError(f"{path}:{number}: {key} appears twice")
-            seen.add(key)
-            cells.append(
-                PaperCell(
-                    row["table"],
-                    row["row"],
-                    row["paper_label"],
-                    row["column"],
-                    value,
-                    row["measure"],
-                    row.get("note") or "",
-                )
-            )
-    return cells
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "note" not in frame:
+        frame["note"] = ""
+    line = frame.index + 2  # the header is line 1
+    unknown = ~frame["table"].isin(TABLES)
+    if unknown.any():
+        first = unknown.idxmax()
+        raise ValueError(f"{path}:{line[first]}: unknown table {frame['table'][first]!r}")
+    # Python's float (not pandas' parser) so that every value is the double the text names
+    values = []
+    for number, text in zip(line, frame["value"], strict=True):
+        try:
+            values.append(float(text))
+        except ValueError:
+            raise ValueError(f"{path}:{number}: value {text!r} is not a number") from None
+    frame["value"] = values
+    twice = frame.duplicated(CELL_KEY)
+    if twice.any():
+        first = twice.idxmax()
+        key = tuple(frame.loc[first, CELL_KEY])
+        raise ValueError(f"{path}:{line[first]}: {key} appears twice")
+    return [PaperCell(**record) for record in frame[PAPER_COLUMNS].to_dict("records")]
 
 
 @dataclass
@@ -128,41 +131,56 @@ def lookup(measure: str, model: str, results: RunResults) -> tuple[Any, Any, str
     raise ValueError(f"unknown measure {measure!r}")
 
 
+def our_values(pairs: pd.DataFrame, results: RunResults) -> pd.DataFrame:
+    """One row per (measure, model): our value, its CI and why there is none (`lookup`)."""
+    found = [lookup(measure, model, results) for measure, model in pairs.itertuples(index=False)]
+    return pairs.assign(
+        ours=[value for value, _, _ in found],
+        ci95=[ci for _, ci, _ in found],
+        reason=[reason for _, _, reason in found],
+    )
+
+
 def build_cells(
     paper: list[PaperCell],
     rows: dict[str, str],
     results: RunResults,
     paper_only: dict[str, str] | None = None,
 ) -> list[Cell]:
-    """`paper_only`: paper rows no model of this run can stand for, with why (e.g. a retired
-    API snapshot); their cells keep the paper's number and say why there is none of ours."""
+    """The paper's cells joined with our values on (measure, model), the model of a paper row
+    from `rows`. `paper_only`: paper rows no model of this run can stand for, with why (e.g. a
+    retired API snapshot); their cells keep the paper's number and say why there is none of ours."""
+    frame = pd.DataFrame([asdict(item) for item in paper], columns=PAPER_COLUMNS, dtype=object)
+    frame["model"] = [rows.get(row) for row in frame["row"]]
+    mapped = frame[frame["model"].notna()][["measure", "model"]].drop_duplicates()
+    joined = frame.merge(our_values(mapped, results), on=["measure", "model"], how="left")
+    joined = joined.astype(object).where(joined.notna(), None)
     cells = []
-    for item in paper:
-        model = rows.get(item.row)
-        if model is None:
-            reason = (paper_only or {}).get(item.row, "no model for this paper row in scorecard.rows")
-            value, ci = None, None
-        else:
-            value, ci, reason = lookup(item.measure, model, results)
+    for cell in joined.itertuples(index=False):
+        reason, value, ci = cell.reason, cell.ours, cell.ci95
+        if cell.model is None:
+            reason = (paper_only or {}).get(
+                cell.row, "no model for this paper row in scorecard.rows"
+            )
         ran = value is not None
         inside = None
         if ran and ci and len(ci) == 2 and None not in ci:
-            inside = bool(ci[0] <= item.value <= ci[1])
+            inside = bool(ci[0] <= cell.value <= ci[1])
         cells.append(
             Cell(
-                table=item.table,
-                row=item.row,
-                paper_label=item.paper_label,
-                column=item.column,
-                paper=item.value,
-                model=model,
+                table=cell.table,
+                row=cell.row,
+                paper_label=cell.paper_label,
+                column=cell.column,
+                paper=cell.value,
+                model=cell.model,
                 ours=float(value) if ran else None,
-                delta=float(value) - item.value if ran else None,
+                delta=float(value) - cell.value if ran else None,
                 ci95=list(ci) if ran and ci else None,
                 paper_in_ci=inside,
                 status="ok" if ran else NOT_RUN,
                 reason=reason,
-                note=item.note,
+                note=cell.note,
             )
         )
     return cells
@@ -200,6 +218,27 @@ def _num(value: float | None, digits: int = 3) -> str:
     return NOT_RUN if value is None else f"{value:.{digits}f}"
 
 
+SCORECARD_HEADER = [
+    "Paper row",
+    "Column",
+    "Paper",
+    "Ours",
+    "Δ (ours − paper)",
+    "95% CI",
+    "Paper in CI",
+    "Model",
+]
+
+
+def _scorecard_row(c: Cell) -> list[str]:
+    ci = ci_cell(c.ci95, 3)
+    inside = MISSING if c.paper_in_ci is None else ("yes" if c.paper_in_ci else "no")
+    ours = _num(c.ours) if c.status == "ok" else f"{NOT_RUN} ({c.reason})"
+    delta = MISSING if c.delta is None else f"{c.delta:+.3f}"
+    label = c.paper_label + (f" ({c.note})" if c.note else "")
+    return [label, c.column, f"{c.paper:g}", ours, delta, ci, inside, c.model or MISSING]
+
+
 def scorecard_markdown(cells: list[Cell], paper_numbers: str) -> str:
     metrics = scorecard_metrics(cells)["summary"]
     lines = [
@@ -214,23 +253,8 @@ def scorecard_markdown(cells: list[Cell], paper_numbers: str) -> str:
         table_cells = [c for c in cells if c.table == table]
         if not table_cells:
             continue
-        lines += [
-            "",
-            f"## {table}",
-            "",
-            "| Paper row | Column | Paper | Ours | Δ (ours − paper) | 95% CI | Paper in CI | Model |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for c in table_cells:
-            ci = MISSING if not c.ci95 else f"[{c.ci95[0]:.3f}, {c.ci95[1]:.3f}]"
-            inside = MISSING if c.paper_in_ci is None else ("yes" if c.paper_in_ci else "no")
-            ours = _num(c.ours) if c.status == "ok" else f"{NOT_RUN} ({c.reason})"
-            delta = MISSING if c.delta is None else f"{c.delta:+.3f}"
-            label = c.paper_label + (f" ({c.note})" if c.note else "")
-            lines.append(
-                f"| {label} | {c.column} | {c.paper:g} | {ours} | {delta} | {ci} | {inside} | "
-                f"{c.model or MISSING} |"
-            )
+        rows = [_scorecard_row(c) for c in table_cells]
+        lines += ["", f"## {table}", "", markdown_table(SCORECARD_HEADER, rows)]
     lines += ["", "## What the scorecard cannot cover", ""]
     lines += [f"- `{measure}`: {why}." for measure, why in OUTSIDE.items()]
     lines += [
@@ -242,12 +266,7 @@ def scorecard_markdown(cells: list[Cell], paper_numbers: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-MISSING = "–"
-
-
 def load_results(judge_path: Path, toxicity_path: Path, alpaca_eval_dir: Path | None) -> RunResults:
-    from janus.io import read_json
-
     alpaca: dict[str, dict[str, Any]] = {}
     if alpaca_eval_dir is not None and alpaca_eval_dir.is_dir():
         for path in sorted(alpaca_eval_dir.glob("*.json")):

@@ -1,6 +1,6 @@
 """The local engines' answer cache: one SQLite file (WAL) beside the LLM cache, one row per unit.
 
-A unit is what one seed draws (`janus.infer.engines.Unit`): a transformers batch, or one vLLM
+A unit is what one seed draws (`janus.infer.units.Unit`): a transformers batch, or one vLLM
 request with n samples. Its row is committed the moment the engine returns it, by whichever
 replica process made it, so a killed inference stage keeps everything generated so far and a
 rerun generates only the units still missing; an unchanged rerun loads no model at all. The key
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from janus.caching import resolve_cache_dir
-from janus.infer.engines import Completion
+from janus.infer.units import Completion
 
 CACHE_FILE = "completions.sqlite"
 # Bumped whenever the meaning of a cached row changes (decoding, seeding); old rows are then

@@ -1,17 +1,10 @@
 """Text generation from a local checkpoint: vLLM offline on CUDA, batched transformers otherwise.
 
-Both engines take prompts as token ids, encoded once by `encode_prompts` with the checkpoint's own
-tokenizer, so the two see exactly the same input (the text comes from `janus.chat_format`). Both
-return, per prompt, `num_samples` `Completion`s with the raw decoded text (special tokens removed),
-the number of generated tokens (without the closing EOS) and why generation stopped.
-
-Work is cut into `Unit`s, each drawn under its own seed, so a unit's answers do not depend on
-which process or call made the others (data-parallel replicas and a resumed run give the same
-answers as one uninterrupted process; `janus.infer.generation` caches them per unit):
-- transformers: a unit is one batch of `batch_size` (prompt, sample) sequences, longest prompts
-  first; batch k is seeded with `seed + k` (torch's generator, once per batch).
-- vLLM: a unit is one prompt's request with n = `num_samples` (best-of-N's N in one request),
-  seeded with a hash of (seed, the prompt's token ids).
+Both engines take prompts as token ids, encoded once by `encode_prompts` with the checkpoint's
+own tokenizer so the two see exactly the same input (the text from `janus.chat_format`), and
+return, per prompt, `num_samples` `Completion`s with the raw decoded text (special tokens
+removed), the number of generated tokens (without the closing EOS) and why generation stopped. Both run seeded `Unit`s (janus.infer.units): a transformers unit is one
+batch, a vLLM unit one prompt's request of n samples.
 
 `load_engine` builds the engine `resolve_backend` chose; nothing falls back silently: on a CUDA
 machine vLLM is required unless `engine.backend` is `transformers`.
@@ -19,69 +12,33 @@ machine vLLM is required unless `engine.backend` is `transformers`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from janus.accelerators import GPU_SETUP_COMMAND, cuda_device_count
 from janus.config.engine import EngineParams, SamplingParams
-from janus.hf_loading import resolve_device, resolve_dtype  # noqa: F401 - re-exported
+from janus.hf_loading import pad_ids, resolve_device, resolve_dtype
+from janus.infer.units import (
+    Completion,
+    EngineStats,
+    Unit,
+    UnitCallback,
+    fit_prompts,
+    gather,
+    plan_units,
+)
 from janus.logging_utils import get_logger, progress
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    num_tokens: int  # generated tokens, the closing EOS excluded
-    finish_reason: str  # stop (EOS) | length (max_tokens reached)
-
-
-@dataclass
-class EngineStats:
-    """What the metrics files report about one engine's work."""
-
-    sequences: int = 0
-    generated_tokens: int = 0
-    seconds: float = 0.0  # generation only, model loading excluded
-    load_seconds: float = 0.0
-    truncated_prompts: int = 0  # prompts cut from the left to fit the context window
-
-    def as_metrics(self) -> dict[str, Any]:
-        return {
-            "sequences": self.sequences,
-            "generated_tokens": self.generated_tokens,
-            "truncated_prompts": self.truncated_prompts,
-        }
-
-    def as_runtime(self) -> dict[str, Any]:
-        """Timings: for runtime/<stage>.json (janus.io.write_runtime), never the DVC metrics."""
-        return {
-            "generation_seconds": round(self.seconds, 3),
-            "load_seconds": round(self.load_seconds, 3),
-            "tokens_per_second": (
-                round(self.generated_tokens / self.seconds, 3) if self.seconds > 0 else None
-            ),
-        }
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What one seed draws and one cache row holds: (prompt index, sample index) jobs."""
-
-    jobs: tuple[tuple[int, int], ...]
-    seed: int
-
-
-UnitCallback = Callable[[int, list[Completion]], None]
-
-
 class Engine(Protocol):
+    """What the stages generate with: an engine of this module, or the cached, data-parallel
+    `janus.infer.generation.Generator` over them."""
+
     name: str
     tokenizer: Any
     stats: EngineStats
@@ -90,71 +47,7 @@ class Engine(Protocol):
         self, prompts: list[list[int]], sampling: SamplingParams, num_samples: int, seed: int
     ) -> list[list[Completion]]: ...
 
-    def generate_units(
-        self,
-        prompts: Any,
-        units: Sequence[Unit],
-        sampling: SamplingParams,
-        desc: str = "generating",
-        on_unit: UnitCallback | None = None,
-    ) -> list[list[Completion]]: ...
-
     def close(self) -> None: ...
-
-
-def transformers_units(
-    prompts: Sequence[Sequence[int]], num_samples: int, seed: int, batch_size: int
-) -> list[Unit]:
-    """Every (prompt, sample) is one sequence; longest prompts first so padding stays small;
-    `batch_size` sequences per unit, unit k seeded with `seed + k`."""
-    jobs = [(index, sample) for index in range(len(prompts)) for sample in range(num_samples)]
-    jobs.sort(key=lambda job: -len(prompts[job[0]]))
-    return [
-        Unit(tuple(jobs[start : start + batch_size]), seed + number)
-        for number, start in enumerate(range(0, len(jobs), batch_size))
-    ]
-
-
-def prompt_seed(seed: int, prompt: Sequence[int]) -> int:
-    """vLLM's per-request seed: a prompt's samples depend on the seed and the prompt alone."""
-    digest = hashlib.sha256(f"{seed}:{list(prompt)}".encode()).hexdigest()
-    return int(digest[:8], 16)
-
-
-def vllm_units(prompts: Sequence[Sequence[int]], num_samples: int, seed: int) -> list[Unit]:
-    """One unit per prompt: one request with n = `num_samples`."""
-    return [
-        Unit(tuple((index, sample) for sample in range(num_samples)), prompt_seed(seed, ids))
-        for index, ids in enumerate(prompts)
-    ]
-
-
-def plan_units(
-    backend: str,
-    prompts: Sequence[Sequence[int]],
-    num_samples: int,
-    seed: int,
-    batch_size: int,
-) -> list[Unit]:
-    if backend == "vllm":
-        return vllm_units(prompts, num_samples, seed)
-    return transformers_units(prompts, num_samples, seed, batch_size)
-
-
-def gather(
-    num_prompts: int, num_samples: int, units: Sequence[Unit], answers: Sequence[list[Completion]]
-) -> list[list[Completion]]:
-    """Per prompt, its samples in sample order, from each unit's answers (in the unit's job order)."""
-    results: list[list[Completion | None]] = [[None] * num_samples for _ in range(num_prompts)]
-    for unit, completions in zip(units, answers, strict=True):
-        if len(completions) != len(unit.jobs):
-            raise ValueError(f"a unit of {len(unit.jobs)} jobs came back with {len(completions)}")
-        for (index, sample), completion in zip(unit.jobs, completions, strict=True):
-            results[index][sample] = completion
-    missing = sum(completion is None for row in results for completion in row)
-    if missing:
-        raise ValueError(f"{missing} (prompt, sample) jobs are in no unit")
-    return [[completion for completion in row if completion is not None] for row in results]
 
 
 def encode_prompts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
@@ -166,18 +59,6 @@ def encode_prompts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
         add_special = not (bos and text.startswith(bos))
         ids.append(tokenizer(text, add_special_tokens=add_special)["input_ids"])
     return ids
-
-
-def fit_prompt(ids: list[int], context_length: int | None, max_tokens: int) -> list[int]:
-    """Keep the end of a prompt that leaves no room for `max_tokens` new tokens."""
-    if context_length is None:
-        return ids
-    room = context_length - max_tokens
-    if room < 1:
-        raise ValueError(
-            f"max_tokens {max_tokens} leaves no room for a prompt in a context of {context_length}"
-        )
-    return ids[-room:] if len(ids) > room else ids
 
 
 def vllm_install_hint() -> str:
@@ -250,19 +131,9 @@ def _saved_generation_config(model_path: str | Path, revision: str | None = None
         return None
 
 
-def fit_prompts(
-    prompts: list[list[int]], context_length: int | None, max_tokens: int, stats: EngineStats
-) -> list[list[int]]:
-    """Every prompt cut to leave `max_tokens` of the context free; the cut ones are counted."""
-    fitted = [fit_prompt(ids, context_length, max_tokens) for ids in prompts]
-    stats.truncated_prompts += sum(
-        len(kept) < len(ids) for kept, ids in zip(fitted, prompts, strict=True)
-    )
-    return fitted
-
-
-class _UnitEngine:
-    """What both engines share: fit the prompts, plan the units, run them, restore the order."""
+class UnitEngine:
+    """What both engines share: fit the prompts, plan the units, run them, restore the order.
+    An engine says only how it answers a run of units (`answer_units`)."""
 
     name: str
     params: EngineParams
@@ -287,16 +158,31 @@ class _UnitEngine:
 
     def generate_units(
         self,
-        prompts: list[list[int]],
+        prompts: Any,
         units: Sequence[Unit],
         sampling: SamplingParams,
         desc: str = "generating",
         on_unit: UnitCallback | None = None,
     ) -> list[list[Completion]]:
+        """Each unit's completions in its job order (`prompts`, by index, already fit the
+        context); `on_unit(position, completions)` as each unit's answers come."""
+        answers = []
+        for position, completions in enumerate(self.answer_units(prompts, units, sampling, desc)):
+            answers.append(completions)
+            if on_unit is not None:
+                on_unit(position, completions)
+        return answers
+
+    def answer_units(
+        self, prompts: Any, units: Sequence[Unit], sampling: SamplingParams, desc: str
+    ) -> Iterator[list[Completion]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
         raise NotImplementedError
 
 
-class TransformersEngine(_UnitEngine):
+class TransformersEngine(UnitEngine):
     """Batched `model.generate` with left padding; prompts sorted by length to waste less."""
 
     name = "transformers"
@@ -339,42 +225,26 @@ class TransformersEngine(_UnitEngine):
             **common,
         )
 
-    def generate_units(
-        self,
-        prompts: list[list[int]],
-        units: Sequence[Unit],
-        sampling: SamplingParams,
-        desc: str = "generating",
-        on_unit: UnitCallback | None = None,
-    ) -> list[list[Completion]]:
-        """Each unit's completions in its job order (`prompts` already fit the context);
-        `on_unit(position, completions)` as each unit finishes."""
+    def answer_units(
+        self, prompts: Any, units: Sequence[Unit], sampling: SamplingParams, desc: str
+    ) -> Iterator[list[Completion]]:
+        """One batch a unit, in order, under a progress bar of sequences."""
         bar = progress(sum(len(unit.jobs) for unit in units), desc, unit="seq")
         try:
-            answers = []
-            for position, unit in enumerate(units):
-                answers.append(self._generate_batch(prompts, unit, sampling))
-                if on_unit is not None:
-                    on_unit(position, answers[-1])
+            for unit in units:
+                yield self._generate_batch(prompts, unit, sampling)
                 bar.update(len(unit.jobs))
         finally:
             bar.close()
-        return answers
 
     def _generate_batch(
         self, prompts: list[list[int]], unit: Unit, sampling: SamplingParams
     ) -> list[Completion]:
         torch = self._torch
         started = time.perf_counter()
-        pad = self.tokenizer.pad_token_id
         stop = set(self.stop_ids)
-        width = max(len(prompts[index]) for index, _ in unit.jobs)
-        input_ids = torch.full((len(unit.jobs), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(unit.jobs), width), dtype=torch.long)
-        for row, (index, _) in enumerate(unit.jobs):
-            ids = prompts[index]
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids) :] = 1
+        input_ids, attention = pad_ids(self.tokenizer, [prompts[i] for i, _ in unit.jobs], "left")
+        width = input_ids.shape[1]
         torch.manual_seed(unit.seed)
         with torch.inference_mode():
             output = self.model.generate(
@@ -405,7 +275,7 @@ class TransformersEngine(_UnitEngine):
             self._torch.cuda.empty_cache()
 
 
-class VLLMEngine(_UnitEngine):
+class VLLMEngine(UnitEngine):
     """vLLM offline inference (the paper's D.1 setup), tensor parallel over `tensor_parallel_size`
     GPUs. Imported only here, so machines without vLLM never import it."""
 
@@ -438,17 +308,12 @@ class VLLMEngine(_UnitEngine):
         self._torch = torch
         self.stats = EngineStats(load_seconds=time.perf_counter() - started)
 
-    def generate_units(
-        self,
-        prompts: list[list[int]],
-        units: Sequence[Unit],
-        sampling: SamplingParams,
-        desc: str = "generating",
-        on_unit: UnitCallback | None = None,
-    ) -> list[list[Completion]]:
+    def answer_units(
+        self, prompts: Any, units: Sequence[Unit], sampling: SamplingParams, desc: str
+    ) -> Iterator[list[Completion]]:
         """One `LLM.generate` call for all `units`, each one request of n samples (the unit's
-        jobs are one prompt's samples 0..n-1) with the unit's seed; `on_unit(position,
-        completions)` for each when the call returns."""
+        jobs are one prompt's samples 0..n-1) with the unit's seed; every unit's answers come
+        when the call returns."""
         from vllm import SamplingParams as VLLMSamplingParams
 
         requests, per_request = [], []
@@ -473,7 +338,6 @@ class VLLMEngine(_UnitEngine):
         outputs = self.llm.generate(requests, per_request, use_tqdm=True)
         self.stats.seconds += time.perf_counter() - started
         stop = set(self.stop_ids)
-        answers = []
         for output in outputs:
             # vLLM may finish a request's samples in any order; `index` is the sample's number.
             row = []
@@ -490,10 +354,7 @@ class VLLMEngine(_UnitEngine):
                 )
                 self.stats.generated_tokens += len(token_ids)
             self.stats.sequences += len(row)
-            answers.append(row)
-            if on_unit is not None:
-                on_unit(len(answers) - 1, row)
-        return answers
+            yield row
 
     def close(self) -> None:
         # vLLM holds GPU memory until its engine is gone; free it before the next model loads.

@@ -2,7 +2,7 @@
 infer_hub@, toxicity_generate@, helpfulness@).
 
 `Generator` has an engine's interface (`tokenizer`, `generate`, `stats`, `close`) but loads no
-model until it must: it cuts the work into seeded units (`janus.infer.engines.plan_units`),
+model until it must: it cuts the work into seeded units (`janus.infer.units.plan_units`),
 answers every unit it can from the completion cache, and hands the rest to the replicas:
 - replicas = `engine.data_parallel_size`, or the GPUs visible / `tensor_parallel_size` (vLLM) or
   one per GPU (transformers); 1 without CUDA.
@@ -31,17 +31,8 @@ from janus.config.engine import EngineParams, SamplingParams
 from janus.hf_loading import load_tokenizer, resolve_device
 from janus.infer import replica
 from janus.infer.completion_cache import CompletionCache, unit_key
-from janus.infer.engines import (
-    Completion,
-    Engine,
-    EngineStats,
-    Unit,
-    fit_prompts,
-    gather,
-    load_engine,
-    plan_units,
-    resolve_backend,
-)
+from janus.infer.engines import Engine, load_engine, resolve_backend
+from janus.infer.units import Completion, EngineStats, Unit, fit_prompts, gather, plan_units
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)

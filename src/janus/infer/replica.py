@@ -12,7 +12,8 @@ from pathlib import Path
 
 from janus.config.engine import EngineParams, SamplingParams
 from janus.infer.completion_cache import CompletionCache
-from janus.infer.engines import Unit, load_engine
+from janus.infer.engines import load_engine
+from janus.infer.units import Unit
 from janus.logging_utils import get_logger
 
 log = get_logger(__name__)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from janus.config.train import TrainCommon, TrainStage
+from janus.hashing import file_digest
 from janus.train.device import DeviceSettings
 
 CODE_FILES = ("chat_format.py", "hf_loading.py", "train/batch.py", "train/common.py", "train/configs.py", "train/data.py",
@@ -35,14 +36,6 @@ def _model_fingerprint(name_or_path: str) -> str:
     return digest.hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_fingerprint(
     stage_name: str,
     stage: TrainStage,
@@ -64,8 +57,8 @@ def run_fingerprint(
         "common": {k: getattr(common, k) for k in COMMON_FINGERPRINT_FIELDS},
         "bf16": device.bf16,
         "init": _model_fingerprint(init_model),
-        "inputs": {f"{p.parent.name}/{p.name}": _file_digest(p) for p in sorted(inputs)},
-        "code": {name: _file_digest(package / name) for name in CODE_FILES if (package / name).exists()},
+        "inputs": {f"{p.parent.name}/{p.name}": file_digest(p) for p in sorted(inputs)},
+        "code": {name: file_digest(package / name) for name in CODE_FILES if (package / name).exists()},
         "versions": [torch.__version__, transformers.__version__, trl.__version__],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
