@@ -246,8 +246,12 @@ def stage_of(entry: Entry) -> str:
     return BILLED_ON.get(dvc_stage(entry), dvc_stage(entry))
 
 
+# the row of a group of stages switched off together
+OFF_ROWS = {"generate": "expand_seeds .. gold_responses"}
+
+
 def _switched_off(params: Params) -> dict[str, str]:
-    """Stages these params keep from calling the model (shown at no cost), and why."""
+    """Stages (or groups) these params keep from calling the model (shown at $0), and why."""
     off = {}
     if not params.generate.enabled:
         off["generate"] = "generate.enabled: false (the published collection)"
@@ -276,18 +280,19 @@ def forecast(
     stages: dict[str, list[Entry]] = {}
     for entry in REGISTRY.values():
         stages.setdefault(stage_of(entry), []).append(entry)
-    results = []
+    results, shown = [], set()
     for stage, group in stages.items():
         role = group[0].role
         if role == "endpoint":
             results += _endpoint_forecasts(stage, group, params, upstream)
             continue
         config = getattr(params.llm, role)
-        if group[0].group in off or stage in off:
-            if group[0].group == "generate" and stage != "expand_seeds":
-                continue  # one row for the whole switched-off group
-            label = "expand_seeds .. gold_responses" if group[0].group == "generate" else stage
-            results.append(_nothing(label, role, config, off.get(group[0].group) or off[stage]))
+        why = off.get(group[0].group) or off.get(stage)
+        if why:  # one row for a switched-off group
+            label = OFF_ROWS.get(group[0].group, stage)
+            if label not in shown:
+                shown.add(label)
+                results.append(_nothing(label, role, config, why))
             continue
         cache = CacheReader(resolve_cache_dir(config.cache_dir))
         try:
