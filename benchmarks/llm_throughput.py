@@ -85,7 +85,7 @@ def pick_model(work: Path, requested: str | None) -> Path:
 
 
 def serve_supports_continuous_batching() -> bool:
-    from janus.llm.serving import _serve_command
+    from janus.serving import _serve_command
 
     help_text = subprocess.run(
         [*_serve_command(), "--help"], capture_output=True, text=True, timeout=120
@@ -131,7 +131,7 @@ def main() -> None:
 
         if args.skip_openai:
             return
-        from janus.llm.serving import transformers_serve
+        from janus.serving import transformers_serve
 
         continuous = serve_supports_continuous_batching()
         print(f"openai backend (transformers serve, continuous batching: {continuous}):")

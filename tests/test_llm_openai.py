@@ -237,7 +237,7 @@ def test_a_rejected_key_stops_the_run(server):
 
 @pytest.fixture(scope="module")
 def served_tiny_model(tiny_model_dir, tmp_path_factory):
-    from janus.llm.serving import transformers_serve
+    from janus.serving import transformers_serve
 
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     with transformers_serve(tiny_model_dir, log_path=log_path) as base_url:

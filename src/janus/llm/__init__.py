@@ -29,7 +29,7 @@ Backends (`LLMConfig.backend`):
   fewest in flight; one that stops answering is taken out, its items go to the others), with
   `max_in_flight` workers per endpoint pulling requests as they go, and requests/tokens per
   minute limits. The key comes only from the environment variable named by `api_key_env`.
-  `janus.llm.serving.transformers_serve` serves a local checkpoint that way (tests, benchmark).
+  `janus.serving.transformers_serve` serves a local checkpoint that way (tests, benchmark).
 
 Cache: SQLite (WAL) in `$JANUS_CACHE_DIR`, else `LLMConfig.cache_dir` (absolute or ~, outside DVC
 outputs so `dvc exp run --temp` copies share it). Each answer is committed the moment it arrives;
