@@ -15,13 +15,15 @@ from servers.fake_openai import FakeOpenAIServer
 
 from janus.config.llm import LLMConfig, LLMSection
 from janus.config.params import parse_params
-from janus.forecast import CacheReader, backend_identity, forecast, forecast_stage
+from janus.forecast import CacheReader, _stage, backend_identity, forecast, forecast_step
 from janus.llm import ChatRequest, LLMClient
 from janus.llm.budget import BudgetExceeded, CostGuard
 from janus.llm.cache import ResponseCache, cache_key, resolve_cache_dir
 from janus.llm.ledger import SpendLedger
 from janus.llm.pricing import Rates, TokenEstimator, token_estimator
 from janus.llm.types import Generation, UsageStats, request_fields
+from janus.steps.base import Step
+from janus.steps.registry import Entry, RowPlan
 
 REPO = Path(__file__).parents[1]
 # $1 per completion token, prompts free: worst case of a max_tokens=4 request is $4, an answer of
@@ -184,7 +186,18 @@ def test_client_metrics_hold_forecast_and_actual(server):
     assert metrics["completion_tokens"] == 6 and metrics["cost_usd"] == 6.0  # the actual
 
 
-def test_forecast_stage_scales_samples_and_skips_cached(server):
+class _Echo(Step):
+    """A step whose rows are its requests."""
+
+    def format_input(self, row):
+        return row["request"]
+
+
+def _entry(rows, count: int, exact: bool) -> Entry:
+    return Entry("unit", "teacher", lambda p, u: _Echo(), lambda p, u: RowPlan(rows, count, exact, ""))
+
+
+def test_forecast_step_scales_samples_and_skips_cached(server):
     config = _config(server)
     identity = backend_identity(config)
     requests = _requests(4)
@@ -192,8 +205,11 @@ def test_forecast_stage_scales_samples_and_skips_cached(server):
     cache.put(cache_key(identity, request_fields(requests[0]), 0), Generation("a", 3, 2), "unit")
     cache.close()
     reader = CacheReader(resolve_cache_dir(config.cache_dir))
-    exact = forecast_stage("unit", "teacher", config, requests, 4, True, "", reader, identity)
-    sampled = forecast_stage("unit", "teacher", config, requests[:2], 10, False, "", reader, None)
+    rows = [{"request": r} for r in requests]
+    exact_part = forecast_step(_entry(rows, 4, True), None, None, config, reader, identity)
+    exact = _stage("unit", "teacher", config, [exact_part])
+    sampled_part = forecast_step(_entry(rows[:2], 10, False), None, None, config, reader, None)
+    sampled = _stage("unit", "teacher", config, [sampled_part])
     reader.close()
     assert exact.covered == 1 and exact.completion_tokens_max == 3 * 4
     assert exact.costs["online_max"] == pytest.approx(12.0)
@@ -332,7 +348,7 @@ def test_forecast_command_runs_without_a_key(tmp_path):
             continue
         assert set(stages) >= generated
         assert all(item["requests"] > 0 and item["prompt_tokens"] > 0 for item in stages.values()
-                   if item["stage"] != "bench" or profile == "params.yaml")  # fmt: skip
+                   if item["estimator"] != "-")  # "-": a stage its params switch off
 
 
 def test_forecast_sees_what_a_stage_already_cached(tiny_model_dir):
@@ -434,3 +450,23 @@ def test_forecast_trusts_only_outputs_made_with_the_forecast_params(tmp_path):
     assert outputs_made_with(outputs, lock, laptop) == outputs
     assert outputs_made_with(outputs, lock, paper) == {"expand_seeds": "data/seeds.jsonl"}
     assert outputs_made_with(outputs, tmp_path / "missing.lock", laptop) == {}
+
+
+def test_every_registered_step_has_a_plan_and_the_forecast_covers_every_llm_stage(tmp_path):
+    """The forecast's rows are the stages of dvc.yaml that call an LLM (those whose code deps
+    hold the client), each priced from its registered steps' plans."""
+    from janus.forecast import BILLED_ON, dvc_stage
+    from janus.steps.registry import REGISTRY
+
+    assert all(entry.plan is not None for entry in REGISTRY.values())
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    calling = {
+        name
+        for name, stage in stages.items()
+        if "src/janus/llm/client.py" in (stage.get("do", stage).get("deps") or [])
+    }
+    assert {dvc_stage(entry) for entry in REGISTRY.values()} == calling
+    # paper_regenerate: the data steps on, the bench published, one API endpoint
+    params = parse_params(yaml.safe_load((REPO / "profiles/paper_regenerate.yaml").read_text()))
+    rows = forecast(params, root=REPO, dvc_yaml=REPO / "dvc.yaml", raw_params={})
+    assert {row.stage.split("@")[0] for row in rows} | set(BILLED_ON) == calling

@@ -24,7 +24,8 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from test_train_reproducible import _env, _project, _run
+from servers.tiny_pipeline import make_project, project_env
+from servers.tiny_pipeline import run as run_command
 from test_train_stages import make_repo, spec, training_commands
 
 from janus.config.tracking import TrackingSection
@@ -72,12 +73,13 @@ def assert_same_training(one: Path, two: Path, stage: str) -> None:
 
 @pytest.mark.slow
 def test_two_processes_under_dvc_repro_train_like_one_with_twice_the_accumulation(tmp_path, tiny_model_dir):
-    env = _env(tmp_path)
+    env = project_env(tmp_path)
     work = tmp_path / "two"
-    _project(work, env, tiny_model_dir)
+    make_repo(work, tiny_model_dir)  # models/base and data/pairs, without the upstream stages
+    make_project(work, env)
     (work / "params.yaml").write_text(yaml.safe_dump(two_process_params()))
     with_start_checkpoint(work)
-    output = _run([sys.executable, "-m", "dvc", "repro", "-s", *(f"train@{s}" for s in STAGES)], work, env)
+    output = run_command([sys.executable, "-m", "dvc", "repro", "-s", *(f"train@{s}" for s in STAGES)], work, env)
 
     for stage in STAGES:
         # both ranks trained, with accumulation 2; rank 0 alone wrote the outputs
@@ -114,7 +116,7 @@ def test_two_processes_under_dvc_repro_train_like_one_with_twice_the_accumulatio
 
 
 def fake_slurm_env(tmp_path: Path) -> dict[str, str]:
-    env = _env(tmp_path)
+    env = project_env(tmp_path)
     env["PATH"] = f"{FAKE_SLURM}{os.pathsep}{env['PATH']}"
     env["JANUS_MAIN_PROCESS_PORT"] = str(free_port())
     env["JANUS_SBATCH_ARGS"] = "--partition gpu --time 10:00"

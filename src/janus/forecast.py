@@ -4,8 +4,8 @@ No key, no network, nothing written. It walks the registry of LLM steps (`janus.
 for each it builds the requests the stage would send (the step's own `format_input`) from the rows
 it would read: the upstream outputs when they exist; where an upstream stage has not run yet,
 stand-ins (`janus.steps.upstream`) whose mean size is scaled to the count the params imply, times
-the step's fan-out. The bench, the judge and the API baselines (not registered steps yet) are
-scaled from stand-in bench rows. Each request's prompt tokens come from
+the step's fan-out (the evaluation steps' inputs are model outputs: always stand-ins), summed
+per stage of dvc.yaml. Each request's prompt tokens come from
 `janus.llm.pricing.token_estimator`; completion tokens are bounded by `max_tokens` and, where the
 cache already holds answers of the stage, expected at their mean. Requests the cache already
 answers (same key) cost nothing and are counted as covered. `janus.forecast_table` prints it.
@@ -26,15 +26,12 @@ from janus.config.llm import LLMConfig
 from janus.config.params import Params
 from janus.llm.cache import CACHE_FILE, cache_key, resolve_cache_dir
 from janus.llm.pricing import Rates, token_estimator
-from janus.llm.types import ChatRequest, UsageStats, request_fields
-from janus.steps.registry import Entry, entries
-from janus.steps.upstream import STAND_IN_RESPONSE, Upstream, stand_in_seed_sets
+from janus.llm.types import UsageStats, request_fields
+from janus.steps.registry import REGISTRY, Entry
+from janus.steps.upstream import Upstream
 
 # expected completion tokens are taken from the cache once it holds this many of the stage's answers
 MIN_OBSERVED = 20
-# rows of the published Multifaceted-Bench (kaist-ai/Multifaceted-Bench; C.1's 945 after the
-# human filtering), counted where bench.published is set and the bench stage has not run
-PUBLISHED_BENCH_ROWS = 921
 
 
 @dataclass
@@ -122,26 +119,41 @@ class CacheReader:
             self._db.close()
 
 
-def forecast_stage(
-    stage: str,
-    role: str,
+@dataclass
+class _Part:
+    """One registered step's share of a stage: requests, tokens, cached answers."""
+
+    requests: int
+    covered: int
+    prompt: int
+    completion_max: int
+    expected: int | None  # None: too few of its answers cached, use the max
+    exact: bool
+    basis: str
+
+
+def forecast_step(
+    entry: Entry,
+    params: Params,
+    upstream: Upstream,
     config: LLMConfig,
-    requests: list[ChatRequest],
-    count: int,
-    exact: bool,
-    basis: str,
     cache: CacheReader,
     identity: dict[str, Any] | None,
-) -> StageForecast:
-    """Arithmetic for one stage: `requests` are all of them (exact) or a sample of `count`."""
+    **build: Any,
+) -> _Part:
+    """One registered step: its own requests for the rows it would read (`entry.plan`), all of
+    them (exact) or a sample scaled to rows x fan-out; requests the cache answers cost nothing.
+    `build`: the factory's keywords (an endpoint's `key`)."""
+    plan = entry.plan(params, upstream)  # type: ignore[misc]  # every entry has one
+    step = entry.build(params, upstream, **build)
+    requests = step.requests(plan.rows)
+    count = plan.count * step.fan_out
     estimator = token_estimator(config)
-    covered = 0
-    to_send = requests
-    # Expected output tokens come only from this model's answers to this stage's own requests
-    # (exact stages): the cache holds other models' answers too (the laptop judge's, say), and
+    to_send, answered = requests, []
+    # Expected output tokens come only from this model's answers to this step's own requests
+    # (exact plans): the cache holds other models' answers too (the laptop judge's, say), and
     # their lengths say nothing about this one's.
-    answered: list[int] = []
-    if exact and identity is not None:
+    if plan.exact and identity is not None:
         to_send = []
         for request in requests:
             tokens = cache.completion_tokens(cache_key(identity, request_fields(request), 0))
@@ -149,37 +161,39 @@ def forecast_stage(
                 to_send.append(request)
             else:
                 answered.append(tokens)
-        covered = len(answered)
-    if exact:
+    if plan.exact:
         prompt = sum(estimator.prompt_tokens(r.message_list()) for r in to_send)
         completion_max = sum(r.max_tokens for r in to_send)
-        remaining = len(to_send)
     else:
-        sample = requests or []
-        remaining = count
-        mean_prompt = (
-            sum(estimator.prompt_tokens(r.message_list()) for r in sample) / len(sample)
-            if sample
-            else 0.0
-        )
-        mean_max = sum(r.max_tokens for r in sample) / len(sample) if sample else 0.0
-        prompt = round(mean_prompt * count)
-        completion_max = round(mean_max * count)
+        sample = len(requests) or 1
+        prompt = round(sum(estimator.prompt_tokens(r.message_list()) for r in requests) / sample * count)
+        completion_max = round(sum(r.max_tokens for r in requests) / sample * count)
     expected = None
     if len(answered) >= MIN_OBSERVED:
-        expected = min(round(sum(answered) / len(answered) * remaining), completion_max)
+        mean = sum(answered) / len(answered)
+        expected = min(round(mean * len(to_send)), completion_max)
+    return _Part(count, len(answered), prompt, completion_max, expected, plan.exact, plan.basis)
+
+
+def _stage(stage: str, role: str, config: LLMConfig, parts: list[_Part]) -> StageForecast:
+    """A stage of dvc.yaml: the sum of its steps' parts, priced at `config`'s rates."""
+    prompt = sum(part.prompt for part in parts)
+    completion_max = sum(part.completion_max for part in parts)
+    expected = None
+    if any(part.expected is not None for part in parts):  # the others at their max
+        expected = sum(p.completion_max if p.expected is None else p.expected for p in parts)
     result = StageForecast(
         stage=stage,
         role=role,
         model=config.model,
-        requests=count,
-        covered=covered,
+        requests=sum(part.requests for part in parts),
+        covered=sum(part.covered for part in parts),
         prompt_tokens=prompt,
         completion_tokens_max=completion_max,
         completion_tokens_expected=expected,
-        exact=exact,
-        basis=basis,
-        estimator=estimator.name,
+        exact=all(part.exact for part in parts),
+        basis="; ".join(part.basis for part in parts),
+        estimator=token_estimator(config).name,
     )
     rates = Rates.of(config)
     for name, completion in (("max", completion_max), ("expected", result.completion_tokens)):
@@ -188,112 +202,6 @@ def forecast_stage(
         result.costs[f"online_{name}"] = online
         result.costs[f"batch_{name}"] = batch
     return result
-
-
-# -- the registered steps ----------------------------------------------------------------------
-
-
-def forecast_step(
-    entry: Entry,
-    params: Params,
-    upstream: Upstream,
-    cache: CacheReader,
-    identity: dict[str, Any] | None,
-) -> StageForecast:
-    """One registered step: its requests for the rows it would read, rows x fan-out of them."""
-    plan = entry.plan(params, upstream)
-    step = entry.build(params, upstream)
-    config = getattr(params.llm, entry.role)
-    requests = step.requests(plan.rows)
-    count = plan.count * step.fan_out
-    return forecast_stage(
-        entry.name, entry.role, config, requests, count, plan.exact, plan.basis, cache, identity
-    )
-
-
-def bench_requests(params: Params, upstream: Upstream):
-    """(stage, requests sample, count, basis) of the bench: preference sets, system messages,
-    reference answers and rubrics for every (instruction, system message), made by the data
-    steps under the bench's sections."""
-    from janus.data.gold_responses import GoldResponsesStep
-    from janus.data.preference_sets import PreferenceSetsStep
-    from janus.data.system_messages import SystemMessagesStep
-    from janus.evaluate.bench.generation import _generation_sections, build_rubric_request
-
-    config, taxonomy = params.bench, upstream.taxonomy
-    preference_config, system_config, gold_config = _generation_sections(config, params)
-    sample = upstream.stand_in_bench_rows()
-    seed_sets = stand_in_seed_sets(taxonomy, params.expand_seeds)
-    requests = [
-        *PreferenceSetsStep(seed_sets, taxonomy, preference_config).requests(sample),
-        *SystemMessagesStep(upstream.examples, system_config).requests(sample),
-        *GoldResponsesStep(gold_config).requests(sample),
-        *(build_rubric_request(row, taxonomy.keys, config) for row in sample),
-    ]
-    rows = bench_size(params)
-    basis = f"{rows} rows x 4 requests (preference set, system message, reference, rubrics)"
-    return "bench", requests, 4 * rows, basis + "; stand-in texts"
-
-
-def judge_requests(params: Params, upstream: Upstream):
-    """(stage, requests sample, count, basis) of the judge: every model's response in both
-    conditions, per rubric and repeat, and the pairwise comparisons in both orders."""
-    from janus.evaluate.judge.grading import AbsoluteTask, absolute_request, resolve_format
-    from janus.evaluate.judge.responses import CONDITIONS, Response
-
-    judge = params.judge
-    rows, basis = answered_rows(params, upstream)
-    models = len(params.infer.model_names())
-    sample_rows = upstream.stand_in_bench_rows()
-    dimensions = len(sample_rows[0]["rubrics"])
-    absolute = judge.repeats * models * len(CONDITIONS) * rows * dimensions
-    # steerability: system-condition responses graded against another system message's rubrics
-    absolute += judge.steerability_repeats * models * rows * dimensions
-    pairwise = len(judge.pairwise) * rows * judge.repeats * 2
-    fmt = resolve_format(judge, params.llm.judge)
-    requests = [
-        absolute_request(
-            AbsoluteTask(
-                Response("stand-in", "system", row["id"], STAND_IN_RESPONSE), row["id"], 0, 0, "own"
-            ),
-            row["prompt"],
-            row,
-            judge,
-            fmt,
-        )
-        for row in sample_rows
-    ]
-    basis += (
-        f"; {models} model(s) x {len(CONDITIONS)} conditions x {dimensions} rubrics x"
-        f" {judge.repeats} repeats + {len(judge.pairwise)} pair(s) x 2 orders; stand-in answers"
-    )
-    return "judge", requests, absolute + pairwise, basis
-
-
-def bench_size(params: Params) -> int:
-    """The bench's rows as its params imply them."""
-    config = params.bench
-    if config.published is not None:
-        return PUBLISHED_BENCH_ROWS
-    sources = sum(source.enabled for source in config.sources.values())
-    return sources * config.instructions_per_source * config.system_messages_per_instruction
-
-
-def answered_rows(params: Params, upstream: Upstream) -> tuple[int, str]:
-    """The bench rows each model answers (the bench's output, else its params), and whence."""
-    path = upstream.existing("bench")
-    if path is not None:
-        from janus.evaluate.rows import read_bench
-
-        rows, basis = len(read_bench(path)[0]), "bench output"
-    elif params.bench.published is not None:
-        rows = bench_size(params)
-        basis = f"bench not run: the published bench's {PUBLISHED_BENCH_ROWS} rows"
-    else:
-        rows, basis = bench_size(params), "bench not run: its params"
-    if params.infer.max_items is not None:
-        rows = min(rows, params.infer.max_items)
-    return rows, basis
 
 
 def _dotted(raw: dict[str, Any], key: str) -> Any:
@@ -323,50 +231,79 @@ def outputs_made_with(
     return kept
 
 
+# stages of dvc.yaml billed on another's row: an endpoint's helpfulness answers on its
+# infer_api@<name> row
+BILLED_ON = {"helpfulness": "infer_api"}
+
+
+def dvc_stage(entry: Entry) -> str:
+    """The stage of dvc.yaml a registered step runs in ("judge.pairwise" -> "judge")."""
+    return entry.name.split(".")[0]
+
+
+def stage_of(entry: Entry) -> str:
+    """The forecast row a registered step is billed on."""
+    return BILLED_ON.get(dvc_stage(entry), dvc_stage(entry))
+
+
+# the row of a group of stages switched off together
+OFF_ROWS = {"generate": "expand_seeds .. gold_responses"}
+
+
+def _switched_off(params: Params) -> dict[str, str]:
+    """Stages (or groups) these params keep from calling the model (shown at $0), and why."""
+    off = {}
+    if not params.generate.enabled:
+        off["generate"] = "generate.enabled: false (the published collection)"
+    if params.bench.published is not None:
+        off["bench"] = f"published bench {params.bench.published}: no teacher call"
+    toxicity = params.toxicity
+    if "llm" not in (toxicity.scorer, *toxicity.extra_scorers):
+        off["toxicity"] = f"toxicity.scorer: {toxicity.scorer} (no LLM scorer)"
+    return off
+
+
 def forecast(
     params: Params,
     root: Path = Path("."),
     dvc_yaml: Path | None = None,
     raw_params: dict[str, Any] | None = None,
 ) -> list[StageForecast]:
-    """`raw_params` (the params file as read): upstream outputs count only where dvc.lock
+    """Every registered step priced by `forecast_step`, summed per stage of dvc.yaml.
+    `raw_params` (the params file as read): upstream outputs count only where dvc.lock
     recorded the same values for their stage; None trusts every output in the workspace."""
     outputs = stage_outputs(dvc_yaml or root / "dvc.yaml")
     if raw_params is not None:
         outputs = outputs_made_with(outputs, root / "dvc.lock", raw_params)
     upstream = Upstream(params, root, outputs)
-    results = []
-    for role in ("teacher", "judge"):
+    off = _switched_off(params)
+    stages: dict[str, list[Entry]] = {}
+    for entry in REGISTRY.values():
+        stages.setdefault(stage_of(entry), []).append(entry)
+    results, shown = [], set()
+    for stage, group in stages.items():
+        role = group[0].role
+        if role == "endpoint":
+            results += _endpoint_forecasts(stage, group, params, upstream)
+            continue
         config = getattr(params.llm, role)
+        why = off.get(group[0].group) or off.get(stage)
+        if why:  # one row for a switched-off group
+            label = OFF_ROWS.get(group[0].group, stage)
+            if label not in shown:
+                shown.add(label)
+                results.append(_nothing(label, role, config, why))
+            continue
         cache = CacheReader(resolve_cache_dir(config.cache_dir))
         try:
             identity = backend_identity(config)
         except Exception:  # noqa: BLE001 - e.g. the local checkpoint is not built yet
             identity = None
         try:
-            if role == "teacher":
-                if params.generate.enabled:
-                    results += [
-                        forecast_step(entry, params, upstream, cache, identity)
-                        for entry in entries("generate")
-                    ]
-                else:
-                    results.append(_nothing("expand_seeds .. gold_responses", role, config,
-                                            "generate.enabled: false (the published collection)"))
-                if params.bench.published is not None:
-                    results.append(_nothing("bench", role, config,
-                                            f"published bench {params.bench.published}: no teacher call"))
-                    continue
-                stage, requests, count, basis = bench_requests(params, upstream)
-            else:
-                stage, requests, count, basis = judge_requests(params, upstream)
-            # bench and judge are scaled from stand-ins: their inputs are model outputs
-            results.append(
-                forecast_stage(stage, role, config, requests, count, False, basis, cache, None)
-            )
+            parts = [forecast_step(e, params, upstream, config, cache, identity) for e in group]
         finally:
             cache.close()
-    results.extend(endpoint_forecasts(params, upstream))
+        results.append(_stage(stage, role, config, parts))
     return results
 
 
@@ -376,32 +313,26 @@ def _nothing(stage: str, role: str, config: LLMConfig, basis: str) -> StageForec
     return StageForecast(stage, role, config.model, 0, 0, 0, 0, None, True, basis, "-", costs)
 
 
-def endpoint_forecasts(params: Params, upstream: Upstream) -> list[StageForecast]:
-    """The API baseline rows (infer.endpoints) answering the bench in both conditions (stage
-    infer_api@<name>) and the helpfulness prompts (helpfulness@<benchmark>), always online."""
-    from janus.evaluate.judge.responses import CONDITIONS
-
-    rows, _ = answered_rows(params, upstream)
-    sample = upstream.stand_in_bench_rows()
+def _endpoint_forecasts(
+    stage: str, group: list[Entry], params: Params, upstream: Upstream
+) -> list[StageForecast]:
+    """The API baseline rows (infer.endpoints): each endpoint's steps (`key`: the endpoint),
+    its helpfulness answers only where helpfulness.models names it; always online."""
     results = []
+    nowhere = CacheReader(Path("/nonexistent"))
     for name, config in params.infer.endpoints.items():
-        requests = [
-            ChatRequest(
-                messages=[{"role": "system", "content": row["system"]},
-                          {"role": "user", "content": row["prompt"]}],
-                max_tokens=params.infer.sampling.max_tokens,
-            )
-            for row in sample
-        ]
-        count = rows * len(CONDITIONS)
-        basis = f"{rows} bench rows x {len(CONDITIONS)} conditions; stand-in prompts"
-        if name in params.helpfulness.models:
-            prompts = sum(b.max_prompts or 0 for b in params.helpfulness.benchmarks.values())
-            count += prompts  # MT-Bench's second turns are not counted
-            basis += f"; + {prompts} helpfulness prompts"
         online = config.model_copy(update={"mode": "online"})
-        item = forecast_stage(f"infer_api@{name}", "baseline", online, requests, count, False,
-                              basis + "; online (no batch mode)", CacheReader(Path("/nonexistent")), None)
+        parts = []
+        for entry in group:
+            if entry.name == "helpfulness.endpoint":
+                if name in params.helpfulness.models:
+                    parts.append(forecast_step(entry, params, upstream, online, nowhere, None))
+            else:
+                parts.append(
+                    forecast_step(entry, params, upstream, online, nowhere, None, key=name)
+                )
+        item = _stage(f"{stage}@{name}", "baseline", online, parts)
+        item.basis += "; online (no batch mode)"
         for bound in ("max", "expected"):  # sent online: the batch column pays the online price
             item.costs[f"batch_{bound}"] = item.costs[f"online_{bound}"]
         results.append(item)

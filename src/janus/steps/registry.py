@@ -120,7 +120,7 @@ def _gold_responses(params: Params, upstream: Any) -> Step:
 
 
 # -- the evaluation steps (C.1, F.2, 5.2, 5.3) ---------------------------------------------------
-# No plans yet: the forecast renders their requests from its bench and response stand-ins. Rows:
+# Their plans are stand-ins (janus.steps.upstream) scaled to the count the params imply. Rows:
 #   bench.preference_sets      instruction rows {instruction_id, source, instruction};
 #                              fan-out bench.system_messages_per_instruction
 #   bench.system_messages      those rows with their `preference_set`
@@ -137,7 +137,10 @@ def _bench_sections(params: Params):
     return _generation_sections(params.bench, params)
 
 
-@register("bench.preference_sets", group="evaluate")
+@register(
+    "bench.preference_sets", plan=lambda params, upstream: upstream.bench_instructions(),
+    group="evaluate",
+)
 def _bench_preference_sets(params: Params, upstream: Any) -> Step:
     from janus.data.common import Limits
     from janus.evaluate.bench.generation import BenchPreferenceSets
@@ -148,14 +151,19 @@ def _bench_preference_sets(params: Params, upstream: Any) -> Step:
     return BenchPreferenceSets(upstream.seed_sets, upstream.taxonomy, preference_config, limits)
 
 
-@register("bench.system_messages", group="evaluate")
+@register(
+    "bench.system_messages", plan=lambda params, upstream: upstream.bench_rows(), group="evaluate"
+)
 def _bench_system_messages(params: Params, upstream: Any) -> Step:
     from janus.evaluate.bench.generation import BenchSystemMessages
 
     return BenchSystemMessages(upstream.examples, _bench_sections(params)[1])
 
 
-@register("bench.references_rubrics", group="evaluate")
+@register(
+    "bench.references_rubrics", plan=lambda params, upstream: upstream.bench_rows(),
+    group="evaluate",
+)
 def _bench_references_rubrics(params: Params, upstream: Any) -> Step:
     from janus.evaluate.bench.generation import BenchReferencesAndRubrics
 
@@ -169,28 +177,40 @@ def _judge_format(params: Params):
     return resolve_format(params.judge, getattr(params.llm, params.judge.judges[0]))
 
 
-@register("judge", role="judge", group="evaluate")
+@register(
+    "judge", role="judge", plan=lambda params, upstream: upstream.grading_rows(),
+    group="evaluate",
+)
 def _judge(params: Params, upstream: Any) -> Step:
     from janus.evaluate.judge.grading import AbsoluteGrading
 
     return AbsoluteGrading(params.judge, _judge_format(params), params.judge.judges[0])
 
 
-@register("judge.pairwise", role="judge", group="evaluate")
+@register(
+    "judge.pairwise", role="judge", plan=lambda params, upstream: upstream.pairwise_rows(),
+    group="evaluate",
+)
 def _judge_pairwise(params: Params, upstream: Any) -> Step:
     from janus.evaluate.judge.pairwise import PairwiseGrading
 
     return PairwiseGrading(params.judge, _judge_format(params))
 
 
-@register("toxicity.llm", role="judge", group="evaluate")
+@register(
+    "toxicity.llm", role="judge", plan=lambda params, upstream: upstream.toxicity_texts(),
+    group="evaluate",
+)
 def _toxicity_llm(params: Params, upstream: Any) -> Step:
     from janus.evaluate.toxicity.scorers import ToxicityRating
 
     return ToxicityRating(params.toxicity)
 
 
-@register("infer_api", role="endpoint", group="evaluate")
+@register(
+    "infer_api", role="endpoint", plan=lambda params, upstream: upstream.endpoint_prompts(),
+    group="evaluate",
+)
 def _infer_api(params: Params, upstream: Any, key: str | None = None) -> Step:
     """`key`: the endpoint (infer.endpoints), default the first."""
     from janus.infer.endpoint_responses import EndpointAnswers
@@ -198,7 +218,12 @@ def _infer_api(params: Params, upstream: Any, key: str | None = None) -> Step:
     return EndpointAnswers(params.infer, key or next(iter(params.infer.endpoints)))
 
 
-@register("helpfulness.endpoint", role="endpoint", group="evaluate")
+@register(
+    "helpfulness.endpoint",
+    role="endpoint",
+    plan=lambda params, upstream: upstream.helpfulness_questions(),
+    group="evaluate",
+)
 def _helpfulness_endpoint(params: Params, upstream: Any, turn: int = 0) -> Step:
     from janus.evaluate.helpfulness_answering import EndpointTurn
 

@@ -24,6 +24,9 @@ STAND_IN_INSTRUCTION = (
 STAND_IN_SAMPLE = 50  # stand-in requests rendered to estimate a mean request size
 # what a judged model's answer is taken to be where no responses exist yet (about 300 tokens)
 STAND_IN_RESPONSE = " ".join(["A clear, well organised answer that follows the request."] * 25)
+# rows of the published Multifaceted-Bench (kaist-ai/Multifaceted-Bench; C.1's 945 after the
+# human filtering), counted where bench.published is set and the bench stage has not run
+PUBLISHED_BENCH_ROWS = 921
 
 
 def stand_in_seed_sets(taxonomy, config) -> list[dict[str, Any]]:
@@ -184,3 +187,132 @@ class Upstream:
             }
             for i in range(count)
         ]
+
+    # -- the evaluation steps' rows ------------------------------------------------------------
+    # Their inputs are model outputs (bench, responses, generations): always stand-ins (a sample
+    # of STAND_IN_SAMPLE rows) scaled to the count the params imply, or to the bench's output.
+
+    def bench_size(self) -> int:
+        """The bench's rows as its params imply them."""
+        config = self.params.bench
+        if config.published is not None:
+            return PUBLISHED_BENCH_ROWS
+        sources = sum(source.enabled for source in config.sources.values())
+        return sources * config.instructions_per_source * config.system_messages_per_instruction
+
+    def _bench_plan(self, count: int, what: str) -> RowPlan:
+        basis = f"{count} {what}; stand-in texts"
+        return RowPlan(self.stand_in_bench_rows(), count, False, basis)
+
+    def bench_instructions(self) -> RowPlan:
+        """bench.preference_sets: one row per instruction (its fan-out: the system messages)."""
+        per = self.params.bench.system_messages_per_instruction
+        return self._bench_plan(self.bench_size() // per, "bench instructions")
+
+    def bench_rows(self) -> RowPlan:
+        return self._bench_plan(self.bench_size(), "bench rows")
+
+    @cached_property
+    def answered(self) -> tuple[int, str]:
+        """The bench rows each model answers (the bench's output, else its params), and whence."""
+        path = self.existing("bench")
+        if path is not None:
+            from janus.evaluate.rows import read_bench
+
+            rows, basis = len(read_bench(path)[0]), "bench output"
+        elif self.params.bench.published is not None:
+            rows = self.bench_size()
+            basis = f"bench not run: the published bench's {PUBLISHED_BENCH_ROWS} rows"
+        else:
+            rows, basis = self.bench_size(), "bench not run: its params"
+        if self.params.infer.max_items is not None:
+            rows = min(rows, self.params.infer.max_items)
+        return rows, basis
+
+    def _stand_in_responses(self, rows: list[dict[str, Any]], models: list[str]):
+        from janus.evaluate.judge.responses import CONDITIONS, Response
+
+        return [
+            Response(model, condition, row["id"], STAND_IN_RESPONSE)
+            for model in models
+            for condition in CONDITIONS
+            for row in rows
+        ]
+
+    def grading_rows(self) -> RowPlan:
+        """judge: every model's stand-in response in both conditions, per rubric and repeat
+        (`absolute_tasks`), and the steerability tasks against another row's rubrics."""
+        from janus.evaluate.judge.grading import absolute_tasks
+
+        judge, models = self.params.judge, self.params.infer.model_names()
+        rows, basis = self.answered
+
+        def tasks(bench_rows: list[dict[str, Any]], names: list[str]):
+            bench = {row["id"]: row for row in bench_rows}
+            ids = list(bench)
+            partners = {ids[i]: ids[(i + 1) % len(ids)] for i in range(len(ids))}
+            return absolute_tasks(self._stand_in_responses(bench_rows, names), bench, judge,
+                                  partners), bench  # fmt: skip
+
+        counted, _ = tasks(self.stand_in_bench_rows(rows), list(models))
+        sample, bench = tasks(self.stand_in_bench_rows(), ["stand-in"])
+        grading = [(t, bench[t.response.id], bench[t.rubric_of]) for t in sample]
+        basis += (
+            f"; {len(models)} model(s) x 2 conditions x rubrics x {judge.repeats} repeats"
+            f" (+ steerability x {judge.steerability_repeats}); stand-in answers"
+        )
+        return RowPlan(grading, len(counted), False, basis)
+
+    def pairwise_rows(self) -> RowPlan:
+        """judge.pairwise: each configured pair on every row, per repeat, in both orders."""
+        from janus.evaluate.judge.pairwise import Comparison
+        from janus.evaluate.judge.responses import Response
+
+        judge, (rows, _) = self.params.judge, self.answered
+        sample = [
+            (Comparison("stand-in", "opponent", row["id"], 0,
+                        Response("stand-in", "system", row["id"], STAND_IN_RESPONSE),
+                        Response("opponent", "system", row["id"], STAND_IN_RESPONSE)),
+             x_first, row)
+            for row in self.stand_in_bench_rows()
+            for x_first in (True, False)
+        ]  # fmt: skip
+        count = len(judge.pairwise) * rows * judge.repeats * 2
+        basis = f"{len(judge.pairwise)} pair(s) x {rows} rows x {judge.repeats} repeats x 2 orders"
+        return RowPlan(sample, count, False, basis)
+
+    def toxicity_texts(self) -> RowPlan:
+        """toxicity.llm: every generation of every model (distinct ones are fewer)."""
+        config = self.params.toxicity
+        models = len(config.models) + len(config.hub_models)
+        count = models * config.max_prompts * config.generations_per_prompt
+        text = " ".join(STAND_IN_RESPONSE.split()[: config.sampling.max_tokens])
+        basis = (
+            f"{models} model(s) x {config.max_prompts} prompts x {config.generations_per_prompt}"
+            " generations; stand-in texts"
+        )
+        return RowPlan([(i, text) for i in range(STAND_IN_SAMPLE)], count, False, basis)
+
+    def endpoint_prompts(self) -> RowPlan:
+        """infer_api: every bench row in both conditions (stand-in prompts)."""
+        from janus.evaluate.judge.responses import CONDITIONS
+        from janus.infer.responses import bench_prompts
+
+        rows, _ = self.answered
+        sample = bench_prompts(self.stand_in_bench_rows(), list(CONDITIONS))
+        basis = f"{rows} bench rows x {len(CONDITIONS)} conditions; stand-in prompts"
+        return RowPlan(sample, rows * len(CONDITIONS), False, basis)
+
+    def helpfulness_questions(self) -> RowPlan:
+        """helpfulness.endpoint: the first turn of every benchmark's prompts (MT-Bench's
+        second turns are not counted)."""
+        from janus.evaluate.helpfulness_answering import Answer
+        from janus.evaluate.helpfulness_questions import Question
+
+        config = self.params.helpfulness
+        count = sum(b.max_prompts or 0 for b in config.benchmarks.values())
+        sample = [
+            (Question(f"stand-in-{i}", [STAND_IN_INSTRUCTION], None), Answer())  # type: ignore[arg-type]
+            for i in range(STAND_IN_SAMPLE)
+        ]
+        return RowPlan(sample, count, False, f"{count} helpfulness prompts; stand-in questions")
