@@ -6,13 +6,16 @@ client's re-asks, CIs, position flips, steerability) and against the local backe
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from servers.scripted_chat import ScriptedChatServer, user_message
 
 from janus.config.params import parse_params
+from janus.evaluate.judge.analysis import GRADING_RECORD
 from janus.evaluate.judge.grading import resolve_format, sample_index
 from janus.evaluate.judge.parser import (
     JudgeParseError,
@@ -22,7 +25,8 @@ from janus.evaluate.judge.parser import (
     parse_pairwise_text,
 )
 from janus.evaluate.judge.run import run_judge
-from janus.io import RUNTIME_DIR, read_json, write_jsonl
+from janus.evaluate.judge.scores import score_judge_outputs
+from janus.io import RUNTIME_DIR, read_json, write_json, write_jsonl
 from tests.sections import tiny_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,8 +220,6 @@ JUDGE_BASE = {
     "format": "auto",
     "include_system_message": False,
     "steerability_repeats": 0,
-    "bootstrap_resamples": 200,
-    "bootstrap_seed": 7,
     "feedback_max_chars": 1000,
     "generation": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 1024},
     "pairwise": [],
@@ -237,7 +239,28 @@ def _params(models: list[str], judge: dict, llm_judge: dict, llm_open_judge: dic
     raw["helpfulness"]["models"] = [m for m in raw["helpfulness"]["models"] if m in models]
     generation = {**JUDGE_BASE["generation"], **judge.get("generation", {})}
     raw["judge"] = {**JUDGE_BASE, **judge, "generation": generation}
+    raw["judge_scores"] = {"bootstrap_resamples": 200, "bootstrap_seed": 7}
     return parse_params(raw)
+
+
+@dataclass
+class Judged:
+    absolute: list[dict[str, Any]]
+    item_scores: list[dict[str, Any]]
+    pairwise: list[dict[str, Any]]
+    metrics: dict[str, Any]
+
+
+def _judged(params, bench_path: Path, responses_dir: Path) -> Judged:
+    """The judge stage's grading, written as the stage writes it, then the judge_scores stage's
+    metrics read back from those files."""
+    outputs = run_judge(params, bench_path, responses_dir)
+    out = bench_path.parent / "judge"
+    write_jsonl(out / "absolute.jsonl", outputs.absolute)
+    write_jsonl(out / "pairwise.jsonl", outputs.pairwise)
+    write_json(out / GRADING_RECORD, outputs.record)
+    metrics = score_judge_outputs(out, bench_path, responses_dir, params.judge_scores)
+    return Judged(outputs.absolute, outputs.item_scores, outputs.pairwise, metrics)
 
 
 def _openai_judge(server: ScriptedChatServer, monkeypatch, **extra) -> dict:
@@ -283,7 +306,7 @@ def test_text_judging_reasks_strictly_and_never_averages_what_it_cannot_read(tmp
             },
             _openai_judge(server, monkeypatch),
         )
-        outputs = run_judge(params, bench_path, responses_dir)
+        outputs = _judged(params, bench_path, responses_dir)
         # the client's re-asks (llm.judge.max_invalid_retries: 2), not a loop of the judge's own
         never_asked = [user for user in server.seen if "NEVER" in user]
         assert never_asked and all(server.seen[user] == 3 for user in never_asked)  # 1 + 2 re-asks
@@ -357,7 +380,7 @@ def test_pairwise_counts_a_win_only_when_both_orders_agree(tmp_path, monkeypatch
             # an endpoint without any structured-output mode: auto picks the paper's text format
             _openai_judge(server, monkeypatch, structured_output="prompt"),
         )
-        outputs = run_judge(params, bench_path, responses_dir)
+        outputs = _judged(params, bench_path, responses_dir)
     pairwise = outputs.metrics["pairwise"]["janus_vs_mistral"]
     assert outputs.metrics["format"] == "text"
     assert (pairwise["win"], pairwise["tie"], pairwise["loss"]) == (2, 2, 0)  # x 2 repeats
@@ -398,7 +421,7 @@ def test_structured_judging_over_the_wire(tmp_path, monkeypatch):
             _openai_judge(server, monkeypatch, max_invalid_retries=1),
         )
         assert resolve_format(params.judge, params.llm.judge) == "structured"
-        outputs = run_judge(params, bench_path, responses_dir)
+        outputs = _judged(params, bench_path, responses_dir)
         assert server.response_formats["json_schema"] > 0
     metrics = outputs.metrics
     assert metrics["scores"]["alpha"]["system"]["overall"]["mean"] == pytest.approx(5.0)
@@ -420,7 +443,7 @@ def test_local_structured_judge_scores_every_rubric_and_reruns_from_cache(tmp_pa
         "generation": {"max_tokens": 48},
     }
     params = _params(["alpha"], judge, llm)
-    first = run_judge(params, bench_path, responses_dir)
+    first = _judged(params, bench_path, responses_dir)
     assert first.metrics["format"] == "structured"
     assert first.metrics["parse"]["unparsed"] == 0
     scores = [row["score"] for row in first.absolute]
@@ -428,7 +451,7 @@ def test_local_structured_judge_scores_every_rubric_and_reruns_from_cache(tmp_pa
     assert all(isinstance(score, int) and 1 <= score <= 5 for score in scores)
     overall = first.metrics["scores"]["alpha"]["system"]["overall"]
     assert 1 <= overall["mean"] <= 5 and overall["repeats"] == 2 and overall["std"] is not None
-    second = run_judge(params, bench_path, responses_dir)
+    second = _judged(params, bench_path, responses_dir)
     assert read_json(RUNTIME_DIR / "judge.llm.json")["requests"] == 0  # this run's record
     assert second.metrics["scores"] == first.metrics["scores"]
 
@@ -483,7 +506,7 @@ def test_steerability_is_matched_minus_mismatched_rubrics(tmp_path, monkeypatch)
             },
             _openai_judge(server, monkeypatch),
         )
-        outputs = run_judge(params, bench_path, responses_dir)
+        outputs = _judged(params, bench_path, responses_dir)
         assert any("You are a relaxed friend." in user for user in server.seen)
     steer = outputs.metrics["steerability"]
     # steered: 5 on its own rubrics, 2 on the other system message's, for both items
@@ -587,7 +610,7 @@ def test_a_second_judge_grades_the_same_responses_and_draws_its_own_samples(tmp_
             config,
             config,
         )
-        outputs = run_judge(params, bench_path, responses_dir)
+        outputs = _judged(params, bench_path, responses_dir)
     # every prompt graded by both judges was asked for two samples, not one served twice
     assert seeds and all(len(asked) == 2 for asked in seeds.values())
 

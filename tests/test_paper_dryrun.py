@@ -147,7 +147,9 @@ def test_paper_profile_dry_run(tmp_path):
     assert sorted(stages_run(result.first)) == sorted(result.stages)
     for stage, entry in lock.items():
         metrics = [out["path"] for out in entry.get("outs", []) if out["path"].startswith("metrics/")]
-        assert metrics or stage == "models", f"{stage} declares no metrics"
+        # judge: its grading record is outputs/judge/grading.json, made into metrics/judge.json
+        # by judge_scores
+        assert metrics or stage in ("models", "judge"), f"{stage} declares no metrics"
         for path in metrics:
             assert json.loads((work / path).read_text()), f"{stage}: {path} is empty"
     assert stages_run(result.second) == [], "a second `dvc repro` reran stages"

@@ -1,8 +1,9 @@
 """End to end: the whole pipeline under real DVC with the tiny profile (the session's shared run,
 tests/servers/tiny_pipeline.py), up to `report` and `scorecard`, with two judges (their
-agreement, the same-judge scorecard); in a copy of it, a changed analysis param (an agreement CI seed, the same-judge margin) reruns only `report` and
-`scorecard`, never the grading; then a changed judge param reruns exactly `judge` and `report`,
-and `dvc metrics diff` shows changes in judge-derived keys only.
+agreement, the same-judge scorecard); in a copy of it, changed analysis params (the judge's CI
+seed, an agreement CI seed, the same-judge margin) rerun only `judge_scores`, `report` and
+`scorecard`, never the grading; then a changed judge param reruns exactly `judge`, `judge_scores`
+and `report`, and `dvc metrics diff` shows changes in judge-derived keys only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from servers.tiny_pipeline import run as _run
 from servers.tiny_pipeline import stages_run as _stages_run
 
 REPO = Path(__file__).resolve().parents[1]
-EVAL_STAGES = ("bench", "judge", "report", "scorecard")
+EVAL_STAGES = ("bench", "judge", "judge_scores", "report", "scorecard")
 # What the evaluation needs from the other stages: data, checkpoints, responses, toxicity.
 UPSTREAM_STAGES = (
     "models",
@@ -114,18 +115,19 @@ def test_eval_stages_under_dvc(tiny_pipeline, tmp_path):
         assert pair["paper"] == 4.17 and pair["paper_row"] == "Janus 7B"
     assert "## Same judge" in (work / "reports/reproduction.md").read_text()
 
-    # analysis params: no judge is asked again
+    # analysis params (the judge's CIs among them): no judge is asked again
+    params["judge_scores"]["bootstrap_seed"] += 1
     params["report"]["agreement"]["bootstrap_seed"] += 1
     params["scorecard"]["same_judge"]["margin"] *= 2
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     analysis = _run([*dvc, "repro", "report", "scorecard"], work, env)
-    assert sorted(_stages_run(analysis)) == ["report", "scorecard"]
+    assert sorted(_stages_run(analysis)) == ["judge_scores", "report", "scorecard"]
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-q", "-m", "analysis params"], work, env)
     params["judge"]["seed"] += 1
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = _run([*dvc, "repro", "report"], work, env)
-    assert _stages_run(second) == ["judge", "report"]
+    assert _stages_run(second) == ["judge", "judge_scores", "report"]
 
     # stdout only: DVC notes on stderr what it could not compare
     done = subprocess.run(

@@ -111,11 +111,22 @@ def test_a_judge_param_reruns_judge_and_its_readers_never_training_or_inference(
     assert direct == ["judge"]
     assert rerun_table.stages_for_param(pipeline, "judge.repeats") == ["judge"]
     downstream = rerun_table.downstream_of(pipeline, direct)
-    assert downstream == ["report", "scorecard"]  # they read outputs/judge, metrics/judge.json
+    # they read outputs/judge, metrics/judge.json
+    assert downstream == ["judge_scores", "report", "scorecard"]
     for stage in [*direct, *downstream]:
         assert _group(stage) not in NEVER_FOR_A_JUDGE_PARAM, stage
     # the judge's own schema module: judge only
     assert rerun_table.stages_for_file(pipeline, "src/janus/config/judge.py") == ["judge"]
+
+
+def test_a_ci_param_recomputes_the_judge_metrics_and_never_grades_again(rerun_table, pipeline):
+    for key in ("judge_scores", "judge_scores.bootstrap_resamples", "judge_scores.bootstrap_seed"):
+        assert rerun_table.stages_for_param(pipeline, key) == ["judge_scores"], key
+    assert rerun_table.downstream_of(pipeline, ["judge_scores"]) == ["report", "scorecard"]
+    # the scores' code is not the grading's, and none of it calls an LLM
+    scores = "src/janus/evaluate/judge/scores.py"
+    assert rerun_table.stages_for_file(pipeline, scores) == ["judge_scores"]
+    assert not any(dep.startswith("src/janus/llm") for dep in pipeline.deps["judge_scores"])
 
 
 def test_readers_of_a_bench_file_do_not_rerun_for_bench_generation(rerun_table, pipeline):

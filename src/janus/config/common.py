@@ -40,6 +40,7 @@ PARAMS_KEYS = (
     "bench",
     "infer",
     "judge",
+    "judge_scores",
     "toxicity",
     "report",
     "helpfulness",

@@ -29,8 +29,6 @@ class JudgeSection(Section):
     # Steerability (beyond the paper): repeats of grading each system-condition response against
     # the rubrics of another system message of the same instruction; 0 turns it off.
     steerability_repeats: int = Field(ge=0)
-    bootstrap_resamples: int = Field(ge=1)  # 95% CIs: resamples of bench items
-    bootstrap_seed: int
     # judgements still failed or unparsed after every re-ask that may be left out before the
     # stage fails (non-zero exit, nothing written; a rerun pays only for those, all cached).
     max_failed_fraction: float = Field(ge=0, le=1)

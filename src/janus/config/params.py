@@ -33,6 +33,7 @@ from janus.config.gold_responses import GoldResponsesSection
 from janus.config.helpfulness import HelpfulnessSection
 from janus.config.infer import InferSection
 from janus.config.judge import JudgeSection
+from janus.config.judge_scores import JudgeScoresSection
 from janus.config.llm import LLMSection
 from janus.config.models import ModelsSection
 from janus.config.preference_sets import PreferenceSetsSection
@@ -62,6 +63,7 @@ class Params(Section):
     bench: BenchSection
     infer: InferSection
     judge: JudgeSection
+    judge_scores: JudgeScoresSection
     toxicity: ToxicitySection
     report: ReportSection
     helpfulness: HelpfulnessSection

@@ -109,7 +109,7 @@ def judge_sections(judge: dict[str, Any], models: Sequence[str]) -> list[str]:
     """The report's judge-confidence sections (owned with the judge, apart from other tables)."""
     sections = [
         "## How much to trust the judge scores",
-        "Bootstrap 95% confidence intervals resample bench items (seeded, `judge.bootstrap_*`).",
+        "Bootstrap 95% confidence intervals resample bench items (seeded, `judge_scores.bootstrap_*`).",
         table_confidence(judge, models),
         "### System-message gap (Table 8) and steerability",
         "Steerability grades each response against the rubrics of another system message of the "

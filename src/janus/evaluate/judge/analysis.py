@@ -1,6 +1,7 @@
 """What the judgements say, without an LLM call: item scores, per-column means with their std
 over repeats and bootstrap CIs, judge health (repeat agreement, position flips, length
-correlation, the Table 8 gap), steerability, and the parse record."""
+correlation, the Table 8 gap), steerability, pairwise win rates, and the parse record. The CIs
+resample bench items (`resamples` draws from `seed`: params judge_scores)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from janus.config.judge import JudgeSection
 from janus.evaluate.judge.responses import Response
 from janus.evaluate.stats import (
     bootstrap_mean_ci,
+    bootstrap_rate_ci,
     flip_rate,
     paired_difference,
     pearson,
     repeat_agreement,
 )
-from janus.evaluate.winrate import order_outcomes
+from janus.evaluate.winrate import OUTCOMES, order_outcomes, pair_key, tally
 
 OVERALL = "overall"
+# The judge stage's record of its grading run (who graded, counts, parse tallies, LLM usage), a
+# file beside its judgement rows in outputs/judge; the judge_scores stage reads it.
+GRADING_RECORD = "grading.json"
 
 
 def item_scores_of(
@@ -102,7 +106,8 @@ def judge_health(
     pairwise_rows: list[dict[str, Any]],
     responses: list[Response],
     item_means: dict[tuple[str, str], dict[str, float]],
-    judge: JudgeSection,
+    resamples: int,
+    seed: int,
 ) -> dict[str, Any]:
     """How far the judge can be trusted: agreement between repeats, position flips in pairwise
     comparisons, correlation of score with response length, and the Table 8 gap with its CI."""
@@ -131,9 +136,7 @@ def judge_health(
         with_system = item_means.get((model, "system"), {})
         without = item_means.get((model, "no_system"), {})
         if with_system and without:
-            gaps[model] = paired_difference(
-                with_system, without, judge.bootstrap_resamples, judge.bootstrap_seed
-            )
+            gaps[model] = paired_difference(with_system, without, resamples, seed)
     return {
         "repeat_agreement": repeat_agreement(list(repeats.values())),
         "position_flip": flip_rate(order_pairs),
@@ -150,12 +153,12 @@ def steerability(
     absolute_rows: list[dict[str, Any]],
     item_means: dict[tuple[str, str], dict[str, float]],
     partners: dict[str, str],
-    judge: JudgeSection,
+    resamples: int,
+    seed: int,
 ) -> dict[str, Any]:
     """Per model: the system-condition score against its own rubrics (matched) minus against
-    another system message's of the same instruction (mismatched), paired over items."""
-    if judge.steerability_repeats == 0:
-        return {}
+    another system message's of the same instruction (mismatched), paired over items; empty
+    when nothing was graded against another's rubrics (judge.steerability_repeats: 0)."""
     mismatched = per_item_means(item_scores_of(absolute_rows, "mismatched"))
     result = {}
     for (model, condition), items in sorted(mismatched.items()):
@@ -164,12 +167,52 @@ def steerability(
             for item_id, score in item_means.get((model, condition), {}).items()
             if item_id in partners
         }
-        entry = paired_difference(matched, items, judge.bootstrap_resamples, judge.bootstrap_seed)
+        entry = paired_difference(matched, items, resamples, seed)
         common = set(matched) & set(items)
         entry["matched_mean"] = _mean([matched[i] for i in sorted(common)])
         entry["mismatched_mean"] = _mean([items[i] for i in sorted(common)])
         result[model] = entry
     return result
+
+
+def steerability_partners(bench: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each bench row -> another row of the same instruction (the next one by id, cyclically);
+    rows whose instruction has a single system message have no partner."""
+    by_instruction: dict[str, list[str]] = defaultdict(list)
+    for item_id, row in bench.items():
+        by_instruction[row["instruction_id"]].append(item_id)
+    partners = {}
+    for ids in by_instruction.values():
+        ids = sorted(ids)
+        if len(ids) >= 2:
+            for index, item_id in enumerate(ids):
+                partners[item_id] = ids[(index + 1) % len(ids)]
+    return partners
+
+
+def pairwise_summary(
+    rows: list[dict[str, Any]], pairs: list[tuple[str, str]], resamples: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Per (model, opponent) pair, in `pairs`' order: win/tie/loss of the comparison rows
+    (`pairwise.compare_pairs`) with bootstrap 95% CIs of the rates (bench items resampled)."""
+    outcomes: dict[str, list[str]] = defaultdict(list)
+    per_item: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for row in rows:
+        key = pair_key(row["model"], row["opponent"])
+        outcomes[key].append(row["outcome"])
+        per_item[key][row["id"]][row["outcome"]] += 1
+    rates = {f"{o}_rate": (o,) for o in OUTCOMES} | {"win_or_tie_rate": ("win", "tie")}
+    summary = {}
+    for model, opponent in pairs:
+        key = pair_key(model, opponent)
+        entry = tally(outcomes.get(key, []))
+        counts = [per_item[key][item_id] for item_id in sorted(per_item[key])]
+        entry["ci95"] = {
+            name: bootstrap_rate_ci(counts, wanted, OUTCOMES, resamples, seed)
+            for name, wanted in rates.items()
+        }
+        summary[key] = entry
+    return summary
 
 
 def parse_summary(

@@ -5,7 +5,6 @@ client re-ask a rejected answer, run by `janus.steps.runner` (which holds the un
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -143,21 +142,6 @@ def absolute_request(
             f"r{task.rubric_index}/k{task.repeat}"
         ),
     )
-
-
-def steerability_partners(bench: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Each bench row -> another row of the same instruction (the next one by id, cyclically);
-    rows whose instruction has a single system message have no partner."""
-    by_instruction: dict[str, list[str]] = defaultdict(list)
-    for item_id, row in bench.items():
-        by_instruction[row["instruction_id"]].append(item_id)
-    partners = {}
-    for ids in by_instruction.values():
-        ids = sorted(ids)
-        if len(ids) >= 2:
-            for index, item_id in enumerate(ids):
-                partners[item_id] = ids[(index + 1) % len(ids)]
-    return partners
 
 
 def absolute_tasks(

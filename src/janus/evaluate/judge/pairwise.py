@@ -1,10 +1,9 @@
 """Pairwise comparison (`judge.pairwise`): each pair graded in both orders (the judge sees the
-system message, as the paper's human raters did in F.1), combined per comparison, and per pair
-win/tie/loss with bootstrap 95% CIs of the rates."""
+system message, as the paper's human raters did in F.1), combined per comparison into one row
+(`analysis.pairwise_summary` makes the win rates and their CIs from the rows)."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +11,7 @@ from janus.config.judge import JudgeSection
 from janus.evaluate.judge.grading import Format, Verdict, parse_function, sample_index, verdict_of
 from janus.evaluate.judge.parser import pairwise_schema
 from janus.evaluate.judge.responses import Response
-from janus.evaluate.stats import bootstrap_rate_ci
-from janus.evaluate.winrate import OUTCOMES, combine_orders, pair_key, tally
+from janus.evaluate.winrate import combine_orders, pair_key
 from janus.prompts import render_messages
 from janus.steps.base import Step, Tally
 from janus.steps.runner import collect_step
@@ -104,9 +102,9 @@ def compare_pairs(
     judge: JudgeSection,
     fmt: Format,
     role: str = "judge",
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Comparison rows (one per pair, item and repeat, both orders inside) and, per pair,
-    win/tie/loss with bootstrap 95% CIs of the rates (bench items resampled); `client` is open."""
+) -> list[dict[str, Any]]:
+    """Comparison rows (one per pair, item and repeat, both orders inside), in `judge.pairwise`'s
+    order; `client` is open."""
     by_key = {(r.model, r.condition, r.id): r for r in responses}
     condition = judge.pairwise_condition
     comparisons = []
@@ -131,8 +129,6 @@ def compare_pairs(
     )
     verdicts = dict(zip(orders, answers, strict=True))
     rows = []
-    outcomes: dict[str, list[str]] = defaultdict(list)
-    per_item: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for index, c in enumerate(comparisons):
         x_as_a, x_as_b = verdicts.get((index, True)), verdicts.get((index, False))
         asked = [v for v in (x_as_a, x_as_b) if v is not None]
@@ -142,9 +138,6 @@ def compare_pairs(
             outcome = "unparsed"
         else:
             outcome = combine_orders(x_as_a.judgement.verdict, x_as_b.judgement.verdict)
-        key = pair_key(c.model, c.opponent)
-        outcomes[key].append(outcome)
-        per_item[key][c.item_id][outcome] += 1
         rows.append(
             {
                 "judge": role,
@@ -162,17 +155,4 @@ def compare_pairs(
                 "unparsed_reasons": [v.reason for v in asked if not v.ok],
             }
         )
-    summary = {}
-    for model, opponent in judge.pairwise:
-        key = pair_key(model, opponent)
-        entry = tally(outcomes.get(key, []))
-        counts = [per_item[key][item_id] for item_id in sorted(per_item[key])]
-        rates = {f"{o}_rate": (o,) for o in OUTCOMES} | {"win_or_tie_rate": ("win", "tie")}
-        entry["ci95"] = {
-            name: bootstrap_rate_ci(
-                counts, wanted, OUTCOMES, judge.bootstrap_resamples, judge.bootstrap_seed
-            )
-            for name, wanted in rates.items()
-        }
-        summary[key] = entry
-    return rows, summary
+    return rows

@@ -1,5 +1,7 @@
 """The judge stage: the primary judge grades (absolute, steerability, pairwise), every other judge
-gives a second opinion on its own rubrics, and the analysis makes the metrics."""
+gives a second opinion on its own rubrics. It writes the judgement rows and the grading record
+(`analysis.GRADING_RECORD`: who graded, counts, parse tallies, LLM usage); the judge_scores stage
+(`janus.evaluate.judge.scores`) makes metrics/judge.json from them, CIs included, without an LLM."""
 
 from __future__ import annotations
 
@@ -13,18 +15,10 @@ from janus.config.llm import LLMSection
 from janus.evaluate.judge.analysis import (
     item_score_rows,
     item_scores_of,
-    judge_health,
     parse_summary,
-    per_item_means,
-    steerability,
-    summarize_scores,
-)
-from janus.evaluate.judge.grading import (
-    grade_absolute,
-    judge_label,
-    resolve_format,
     steerability_partners,
 )
+from janus.evaluate.judge.grading import grade_absolute, judge_label, resolve_format
 from janus.evaluate.judge.pairwise import compare_pairs
 from janus.evaluate.judge.responses import CONDITIONS, Response, load_responses
 from janus.evaluate.rows import read_bench
@@ -38,7 +32,7 @@ class JudgeOutputs:
     absolute: list[dict[str, Any]]
     item_scores: list[dict[str, Any]]
     pairwise: list[dict[str, Any]]
-    metrics: dict[str, Any]
+    record: dict[str, Any]  # what the scores need from this run (analysis.GRADING_RECORD)
 
 
 class JudgeParams(Protocol):
@@ -57,7 +51,7 @@ def second_opinion(
     bench: dict[str, dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A judge other than the primary: its absolute judgements of every response on its own
-    rubrics, and its metrics entry (scores, parse record, LLM usage)."""
+    rubrics, and its record (format, parse record, LLM usage; judge_scores adds its scores)."""
     from janus.llm import LLMClient
 
     judge, config = params.judge, getattr(params.llm, role)
@@ -65,17 +59,8 @@ def second_opinion(
     log.info("%s (%s format, %s): second opinion", role, fmt, judge_label(config))
     with LLMClient(config, stage=f"judge.{role}") as client:
         rows = grade_absolute(client, responses, bench, judge, fmt, {}, role, position)
-    parse = parse_summary(rows, [])
-    column_of = {item_id: row["benchmark"] for item_id, row in bench.items()}
-    scores = summarize_scores(
-        item_scores_of(rows),
-        column_of,
-        judge.repeats,
-        judge.bootstrap_resamples,
-        judge.bootstrap_seed,
-    )
-    metrics = {"format": fmt, "scores": scores, "parse": parse, "llm": client.stats.as_metrics()}
-    return rows, metrics
+    record = {"format": fmt, "parse": parse_summary(rows, []), "llm": client.stats.as_metrics()}
+    return rows, record
 
 
 def run_judge(
@@ -111,19 +96,14 @@ def run_judge(
 
     with LLMClient(primary_config, stage="judge") as client:
         absolute_rows = grade_absolute(client, responses, bench, judge, fmt, partners, primary, 0)
-        pairwise_rows, pairwise = compare_pairs(client, responses, bench, judge, fmt, primary)
+        pairwise_rows = compare_pairs(client, responses, bench, judge, fmt, primary)
     parse = parse_summary(absolute_rows, pairwise_rows)
-    second_rows, second_metrics = [], {}
+    second_rows, second_records = [], {}
     for position, role in enumerate(others, start=1):
-        rows, second_metrics[role] = second_opinion(params, role, position, responses, bench)
+        rows, second_records[role] = second_opinion(params, role, position, responses, bench)
         second_rows += rows
 
-    column_of = {item_id: row["benchmark"] for item_id, row in bench.items()}
     item_scores = item_scores_of(absolute_rows)
-    item_means = per_item_means(item_scores)
-    scores = summarize_scores(
-        item_scores, column_of, judge.repeats, judge.bootstrap_resamples, judge.bootstrap_seed
-    )
     counts: dict[str, dict[str, dict[str, Any]]] = {}
     for model in models:
         for condition in CONDITIONS:
@@ -149,11 +129,11 @@ def run_judge(
     for role in others:
         own = [row for row in second_rows if row["judge"] == role]
         item_rows += item_score_rows(role, item_scores_of(own), bench)
-    metrics = {
+    record = {
         "format": fmt,
         "repeats": judge.repeats,
         "include_system_message": judge.include_system_message,
-        # who graded: the primary's numbers are the ones below; `second_opinions` the others'
+        # who graded: the primary's numbers are the metrics' own; `second_opinions` the others'
         "judges": [
             {
                 "role": role,
@@ -165,14 +145,15 @@ def run_judge(
             }
             for role in judge.judges
         ],
-        "scores": scores,
         "counts": counts,
-        "pairwise": pairwise,
         "parse": parse,
-        "health": judge_health(absolute_rows, pairwise_rows, responses, item_means, judge),
-        "steerability": steerability(absolute_rows, item_means, partners, judge),
         "bench": {"rows": len(bench_rows), "dropped": dict(sorted(bench_dropped.items()))},
         "llm": client.stats.as_metrics(),
-        "second_opinions": second_metrics,
+        "second_opinions": second_records,
+        # what judge_scores reads the rows with: the graded models, the compared pairs in
+        # order, and whether responses were graded against other system messages' rubrics
+        "models": models,
+        "pairs": [list(pair) for pair in judge.pairwise],
+        "steerability": bool(judge.steerability_repeats),
     }
-    return JudgeOutputs(absolute_rows + second_rows, item_rows, pairwise_rows, metrics)
+    return JudgeOutputs(absolute_rows + second_rows, item_rows, pairwise_rows, record)

@@ -48,25 +48,23 @@ class PerplexityModel:
     ) -> list[float | None]:
         """Per pair: exp(mean NLL of the continuation's tokens given the context); None when
         the continuation has no tokens."""
+        from janus.hf_loading import pad_ids
+
         torch = self._torch
         sequences = [self._sequence(c, x) for c, x in zip(contexts, continuations, strict=True)]
         todo = [i for i, item in enumerate(sequences) if item is not None]
         todo.sort(key=lambda i: -len(sequences[i][0]))
         results: list[float | None] = [None] * len(sequences)
-        pad = self.tokenizer.pad_token_id
-        pad = pad if pad is not None else 0
         bar = progress(len(todo), "perplexity")
         try:
             for start in range(0, len(todo), self.batch_size):
                 batch = todo[start : start + self.batch_size]
-                width = max(len(sequences[i][0]) for i in batch)
-                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(batch), width), dtype=torch.long)
-                scored = torch.zeros((len(batch), width), dtype=torch.bool)
+                input_ids, attention = pad_ids(
+                    self.tokenizer, [sequences[i][0] for i in batch], "right"
+                )
+                scored = torch.zeros(input_ids.shape, dtype=torch.bool)
                 for row, index in enumerate(batch):
                     ids, begin = sequences[index]
-                    input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                    attention[row, : len(ids)] = 1
                     scored[row, begin : len(ids)] = True
                 with torch.inference_mode():
                     logits = self.model(
