@@ -140,7 +140,7 @@ def test_the_judge_stage_checks_its_judge_before_it_reads_anything(server, tmp_p
     environ = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     done = subprocess.run(
         [sys.executable, str(REPO / "stages" / "judge.py"), "--bench", "absent.jsonl",
-         "--responses", "absent", "--out", "out", "--metrics", "metrics.json"],
+         "--responses", "absent", "--out", "out"],
         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode != 0
