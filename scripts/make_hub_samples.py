@@ -1,5 +1,5 @@
 """Writes data/hub_samples/: tiny random stand-ins, in the hub's checkpoint layout, for every hub
-model the paper profile reads (profiles/paper_dryrun.overlay.yaml points the hub ids here).
+model the paper profile reads (profiles/overlays/paper_dryrun.yaml points the hub ids here).
 
 Each is a few hundred kilobytes: a byte-level tokenizer (256 byte tokens and 4 specials, no
 merges: it encodes any text) and a randomly initialised model of the hub model's architecture and

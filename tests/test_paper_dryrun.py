@@ -1,7 +1,7 @@
 """The paper profile's dry run (issue 15, item 7).
 
 profiles/paper_dryrun.yaml is profiles/paper.yaml with exactly the overlay's keys replaced
-(scripts/make_paper_dryrun.py, profiles/paper_dryrun.overlay.yaml), and committed fresh. The slow
+(scripts/make_paper_dryrun.py, profiles/overlays/paper_dryrun.yaml), and committed fresh. The slow
 test runs every stage of it under real `dvc repro` against the loopback OpenAI fake
 (servers.paper_dryrun): every stage ran and wrote its metrics, a second `dvc repro` runs nothing,
 and the fake saw every role and request type the paper profile sends.
